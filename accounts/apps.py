@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+
+    def ready(self) -> None:
+        # Connecting a signal touches no database; the handler runs after `migrate`.
+        from accounts.support import grant_support_view_permissions
+
+        post_migrate.connect(grant_support_view_permissions, dispatch_uid="support_group_perms")

@@ -1,0 +1,148 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F
+
+from accounts.fields import EncryptedJSONField, EncryptedTextField
+from accounts.ids import new_account_id, new_profile_id
+
+
+class AccountQuerySet(models.QuerySet):
+    def for_user(self, user) -> "AccountQuerySet":
+        return self.filter(user=user)
+
+
+class Account(models.Model):
+    """An end-user whose calendars we keep in sync (Cronofy's account, `acc_…`)."""
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_account_id, editable=False)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account"
+    )
+    email = models.EmailField(blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    default_tzid = models.CharField(max_length=64, default="Etc/UTC")
+    # Allocator of the per-account change-log sequence (calendars.ChangeLogEntry.sequence).
+    # Bumped with a conditional UPDATE inside the writing transaction, so the row lock orders
+    # concurrent writers and sequence order equals commit order for one account.
+    last_change_seq = models.BigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AccountQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # Support staff search by e-mail in the admin.
+            models.Index(fields=["email"], name="account_email_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} <{self.email}>"
+
+    def allocate_change_sequences(self, count: int) -> range:
+        """Reserve `count` consecutive change-log sequence numbers; call inside a transaction."""
+        Account.objects.filter(pk=self.pk).update(last_change_seq=F("last_change_seq") + count)
+        last = Account.objects.filter(pk=self.pk).values_list("last_change_seq", flat=True).get()
+        self.last_change_seq = last
+        return range(last - count + 1, last + 1)
+
+
+class ProfileQuerySet(models.QuerySet):
+    def for_account(self, account: Account) -> "ProfileQuerySet":
+        return self.filter(account=account)
+
+    def connected(self) -> "ProfileQuerySet":
+        return self.filter(status=Profile.Status.CONNECTED)
+
+
+class Profile(models.Model):
+    """One connected provider account of an end-user (`pro_…`)."""
+
+    class Provider(models.TextChoices):
+        GOOGLE = "google", "Google"
+        MICROSOFT = "microsoft", "Microsoft 365 / Outlook"
+        CALDAV = "caldav", "CalDAV (iCloud, Fastmail, Nextcloud…)"
+        ICS = "ics", "ICS feed"
+
+    class Status(models.TextChoices):
+        CONNECTED = "connected", "Connected"
+        DISCONNECTED = "disconnected", "Disconnected"
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_profile_id, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="profiles")
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    # Finer service name shown to integrators: google, gsuite, office365, outlook_com, icloud…
+    provider_service = models.CharField(max_length=32, blank=True)
+    # The provider's stable identity of the connected account (Google/Microsoft user id, CalDAV
+    # principal URL, ICS feed URL); used to relink instead of duplicating a profile.
+    provider_account_id = models.CharField(max_length=512)
+    profile_name = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CONNECTED)
+    disconnected_reason = models.CharField(max_length=255, blank=True)
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+    # Provider tokens / CalDAV password / feed URL secrets: encrypted at rest, never displayed.
+    credentials = EncryptedJSONField(null=True, blank=True)
+    is_initial_sync_required = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProfileQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "provider", "provider_account_id"],
+                name="profile_unique_provider_identity",
+            )
+        ]
+        indexes = [
+            # Admin filters and the poller skip disconnected profiles.
+            models.Index(fields=["provider", "status"], name="profile_provider_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.provider}:{self.profile_name}"
+
+    @property
+    def is_connected(self) -> bool:
+        return self.status == self.Status.CONNECTED
+
+    @property
+    def cronofy_provider_name(self) -> str:
+        """Cronofy's `provider_name` for this profile."""
+        if self.provider == self.Provider.MICROSOFT:
+            return "live_connect" if self.provider_service == "outlook_com" else "office365"
+        if self.provider == self.Provider.CALDAV and self.provider_service == "icloud":
+            return "apple"
+        return self.provider
+
+
+class ApplicationSecret(models.Model):
+    """One client secret of an integrator application (oauth2_provider.Application).
+
+    Several can be active at once so that an integrator can rotate without downtime. Each is
+    kept hashed (to authenticate) and encrypted (Cronofy signs push notifications with it).
+    """
+
+    application = models.ForeignKey(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+        on_delete=models.CASCADE,
+        related_name="client_secrets",
+    )
+    secret_hash = models.CharField(max_length=255)
+    # SHA-256 hex of the secret: an exact, indexable lookup for API-key authentication.
+    secret_checksum = models.CharField(max_length=64, unique=True)
+    secret = EncryptedTextField()
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # Signing and authentication read the active secrets of one application.
+            models.Index(fields=["application", "is_active"], name="appsecret_app_active_idx"),
+        ]
+
+    def __str__(self) -> str:
+        state = "active" if self.is_active else "retired"
+        return f"secret #{self.pk} of {self.application_id} ({state})"

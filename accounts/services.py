@@ -1,0 +1,68 @@
+"""Account-level writes: re-encryption of secrets at rest."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.apps import apps
+from django.db import connection, transaction
+
+from accounts import crypto
+from accounts.fields import encrypted_fields
+
+
+@dataclass
+class ReencryptionReport:
+    model: str
+    scanned: int = 0
+    reencrypted: int = 0
+
+
+def reencrypt_secrets(
+    *, batch_size: int = 500, on_batch: Callable[[ReencryptionReport], None] | None = None
+) -> list[ReencryptionReport]:
+    """Re-encrypt every encrypted column of every model under the primary key.
+
+    Works on the raw ciphertext (the plaintext never leaves the crypto module), one batch per
+    transaction, and skips values already under the primary key: an interrupted run is
+    resumed by running it again. Raises crypto.DecryptionError if a value fits no key.
+    """
+    reports = []
+    for model in apps.get_models():
+        fields = encrypted_fields(model)
+        if fields:
+            reports.append(_reencrypt_model(model, fields, batch_size, on_batch))
+    return reports
+
+
+def _reencrypt_model(model, fields, batch_size, on_batch) -> ReencryptionReport:
+    report = ReencryptionReport(model=model._meta.label)
+    quote = connection.ops.quote_name
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    columns = [quote(f.column) for f in fields]
+    select = (
+        f"SELECT {pk}, {', '.join(columns)} FROM {table} WHERE {pk} > %s ORDER BY {pk} LIMIT %s"  # noqa: S608 (quoted identifiers from model metadata)
+    )
+    last_pk = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(select, [last_pk, batch_size])
+            rows = cursor.fetchall()
+            for row_pk, *values in rows:
+                updates = {
+                    column: crypto.reencrypt(value)
+                    for column, value in zip(columns, values, strict=True)
+                    if value and not crypto.is_encrypted_under_primary_key(value)
+                }
+                if updates:
+                    assignments = ", ".join(f"{column} = %s" for column in updates)
+                    cursor.execute(
+                        f"UPDATE {table} SET {assignments} WHERE {pk} = %s",  # noqa: S608
+                        [*updates.values(), row_pk],
+                    )
+                    report.reencrypted += 1
+            report.scanned += len(rows)
+        if not rows:
+            return report
+        last_pk = rows[-1][0]
+        if on_batch:
+            on_batch(report)

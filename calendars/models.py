@@ -1,0 +1,243 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from accounts.ids import new_calendar_id, new_external_event_uid
+from accounts.models import Account, Profile
+
+
+class CalendarQuerySet(models.QuerySet):
+    def for_account(self, account: Account) -> "CalendarQuerySet":
+        return self.filter(profile__account=account)
+
+    def live(self) -> "CalendarQuerySet":
+        return self.filter(is_deleted=False)
+
+
+class Calendar(models.Model):
+    """A calendar of a connected profile (`cal_…`)."""
+
+    class PermissionLevel(models.TextChoices):
+        UNRESTRICTED = "unrestricted"
+        SANDBOX = "sandbox"
+
+    public_id = models.CharField(
+        max_length=64, unique=True, default=new_calendar_id, editable=False
+    )
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="calendars")
+    # The provider's id (Google calendar id, Graph id, CalDAV collection URL, ICS feed URL).
+    provider_calendar_id = models.CharField(max_length=1024)
+    name = models.CharField(max_length=255)
+    is_readonly = models.BooleanField(default=False)
+    is_deleted = models.BooleanField(default=False)
+    is_primary = models.BooleanField(default=False)
+    color = models.CharField(max_length=16, blank=True)
+    permission_level = models.CharField(
+        max_length=16, choices=PermissionLevel.choices, default=PermissionLevel.UNRESTRICTED
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CalendarQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["profile", "provider_calendar_id"], name="calendar_unique_provider_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.name}"
+
+
+class EventQuerySet(models.QuerySet):
+    def for_account(self, account: Account) -> "EventQuerySet":
+        return self.filter(account=account)
+
+    def overlapping(self, start, end) -> "EventQuerySet":
+        """Events that end after `start` and begin before `end` (half-open window)."""
+        return self.filter(end__gt=start, start__lt=end)
+
+    def live(self) -> "EventQuerySet":
+        return self.filter(is_deleted=False)
+
+
+class Event(models.Model):
+    """One cached event, or one instance of a recurring series, inside the sync window.
+
+    Timed events: `start`/`end` are aware UTC instants and `tzid` the provider's zone.
+    All-day events: `start_date`/`end_date` (end exclusive) are the truth; `start`/`end` hold
+    those dates at 00:00 UTC so that window queries can use one index, and readers refine the
+    boundaries in the caller's zone.
+    """
+
+    class Status(models.TextChoices):
+        CONFIRMED = "confirmed"
+        TENTATIVE = "tentative"
+        CANCELLED = "cancelled"
+        UNKNOWN = "unknown"
+
+    class Transparency(models.TextChoices):
+        OPAQUE = "opaque"
+        TRANSPARENT = "transparent"
+        UNKNOWN = "unknown"
+
+    class ParticipationStatus(models.TextChoices):
+        NEEDS_ACTION = "needs_action"
+        ACCEPTED = "accepted"
+        DECLINED = "declined"
+        TENTATIVE = "tentative"
+        UNKNOWN = "unknown"
+
+    event_uid = models.CharField(
+        max_length=64, unique=True, default=new_external_event_uid, editable=False
+    )
+    # Denormalized from calendar.profile.account: the read API filters every query by it.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="events")
+    calendar = models.ForeignKey(Calendar, on_delete=models.CASCADE, related_name="events")
+
+    # Provider identity. `provider_key` names the event or series at the provider (Google/Graph
+    # event id of the series, iCalendar UID for CalDAV/ICS); `original_start` is set for an
+    # instance of a recurring series (its RECURRENCE-ID / originalStartTime).
+    provider_key = models.CharField(max_length=1024)
+    original_start = models.DateTimeField(null=True, blank=True)
+    ical_uid = models.CharField(max_length=1024, blank=True)
+    # Where the provider stores it (CalDAV resource href, Graph/Google id) and its version.
+    provider_resource = models.CharField(max_length=1024, blank=True)
+    provider_etag = models.CharField(max_length=255, blank=True)
+
+    summary = models.TextField(blank=True)
+    description = models.TextField(blank=True)
+    location_description = models.TextField(blank=True)
+    location_lat = models.CharField(max_length=32, blank=True)
+    location_long = models.CharField(max_length=32, blank=True)
+    url = models.URLField(max_length=2048, blank=True)
+    meeting_url = models.URLField(max_length=2048, blank=True)
+
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    is_all_day = models.BooleanField(default=False)
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    tzid = models.CharField(max_length=64, default="Etc/UTC")
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CONFIRMED)
+    transparency = models.CharField(
+        max_length=16, choices=Transparency.choices, default=Transparency.OPAQUE
+    )
+    participation_status = models.CharField(
+        max_length=16, choices=ParticipationStatus.choices, default=ParticipationStatus.UNKNOWN
+    )
+    attendees = models.JSONField(default=list, blank=True)  # [{email, display_name, status}]
+    organizer = models.JSONField(default=dict, blank=True)  # {email, display_name}
+    categories = models.JSONField(default=list, blank=True)
+    is_recurring = models.BooleanField(default=False)
+    is_private = models.BooleanField(default=False)
+
+    provider_created_at = models.DateTimeField(null=True, blank=True)
+    provider_updated_at = models.DateTimeField(null=True, blank=True)
+    is_deleted = models.BooleanField(default=False)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    # Managed events: the integrator application that owns it and its own event_id.
+    application = models.ForeignKey(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="managed_events",
+    )
+    event_id = models.CharField(max_length=255, null=True, blank=True)
+
+    # Hash of the normalized content: an unchanged event is detected without comparing fields.
+    fingerprint = models.CharField(max_length=64, blank=True)
+    raw = models.TextField(blank=True)  # the provider's payload (iCalendar text, JSON)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # One row per provider identity: a single event or series master...
+            models.UniqueConstraint(
+                fields=["calendar", "provider_key"],
+                condition=Q(original_start__isnull=True),
+                name="event_unique_provider_identity",
+            ),
+            # ...and one per instance of a series (partial indexes keep NULL out of the key).
+            models.UniqueConstraint(
+                fields=["calendar", "provider_key", "original_start"],
+                condition=Q(original_start__isnull=False),
+                name="event_unique_provider_instance",
+            ),
+            models.UniqueConstraint(
+                fields=["application", "calendar", "event_id"],
+                condition=Q(event_id__isnull=False),
+                name="event_unique_managed_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(end__gte=models.F("start")), name="event_end_after_start"
+            ),
+        ]
+        indexes = [
+            # GET /v1/events and /v1/free_busy: an account's events overlapping a window, ordered
+            # by start (keyset paging on start, id).
+            models.Index(fields=["account", "start", "id"], name="event_account_start_idx"),
+            # Same with calendar_ids[] filters, and the sync engine's per-calendar windows.
+            models.Index(fields=["calendar", "start"], name="event_calendar_start_idx"),
+            # last_modified reads: events of an account changed since a time.
+            models.Index(fields=["account", "updated_at"], name="event_account_updated_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_uid} {self.summary[:40]}"
+
+
+class ChangeLogEntry(models.Model):
+    """One change to an account's cached data, in commit order (monotonic `sequence`).
+
+    Written in the same transaction as the change it records: `last_modified` reads and
+    `change` notifications derive from it, so a committed change cannot be missed.
+    """
+
+    class Kind(models.TextChoices):
+        EVENT_CREATED = "event_created"
+        EVENT_UPDATED = "event_updated"
+        EVENT_DELETED = "event_deleted"
+        CALENDAR_CREATED = "calendar_created"
+        CALENDAR_UPDATED = "calendar_updated"
+        CALENDAR_DELETED = "calendar_deleted"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="changes")
+    sequence = models.BigIntegerField()
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    calendar = models.ForeignKey(
+        Calendar, on_delete=models.CASCADE, null=True, blank=True, related_name="changes"
+    )
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, null=True, blank=True, related_name="changes"
+    )
+    # The integrator application whose API write caused the change (None: the provider).
+    application = models.ForeignKey(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "sequence"], name="changelog_unique_seq")
+        ]
+        # The unique (account, sequence) index also serves the relay: entries after a cursor.
+        indexes = [
+            # last_modified reads and changes_since: an account's changes after a time.
+            models.Index(fields=["account", "changed_at"], name="changelog_account_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}#{self.sequence} {self.kind}"

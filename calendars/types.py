@@ -1,0 +1,78 @@
+"""Dataclasses other apps hand to calendars.services (they never build Event rows themselves)."""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+
+
+@dataclass(frozen=True)
+class EventIdentity:
+    """Where an event lives at the provider: series/event key plus instance start, if any."""
+
+    provider_key: str
+    original_start: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EventData:
+    """The normalized content of one event (or one instance of a series) from a provider."""
+
+    provider_key: str
+    start: datetime
+    end: datetime
+    original_start: datetime | None = None
+    summary: str = ""
+    description: str = ""
+    location_description: str = ""
+    location_lat: str = ""
+    location_long: str = ""
+    url: str = ""
+    meeting_url: str = ""
+    is_all_day: bool = False
+    start_date: date | None = None
+    end_date: date | None = None
+    tzid: str = "Etc/UTC"
+    status: str = "confirmed"
+    transparency: str = "opaque"
+    participation_status: str = "unknown"
+    attendees: list = field(default_factory=list)
+    organizer: dict = field(default_factory=dict)
+    categories: list = field(default_factory=list)
+    is_recurring: bool = False
+    is_private: bool = False
+    ical_uid: str = ""
+    provider_created_at: datetime | None = None
+    provider_updated_at: datetime | None = None
+    # Storage details: kept current, but a change in them alone is not a change of the event.
+    provider_resource: str = ""
+    provider_etag: str = ""
+    raw: str = ""
+
+    STORAGE_FIELDS = ("provider_resource", "provider_etag", "raw")
+
+    @property
+    def identity(self) -> EventIdentity:
+        return EventIdentity(self.provider_key, self.original_start)
+
+    def content(self) -> dict:
+        data = asdict(self)
+        for name in self.STORAGE_FIELDS:
+            data.pop(name)
+        return data
+
+    def fingerprint(self) -> str:
+        encoded = json.dumps(self.content(), sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+@dataclass
+class ApplyResult:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.created + self.updated + self.deleted

@@ -1,0 +1,267 @@
+"""Settings: one file, every value from the environment, with safe development defaults.
+
+With DEBUG off, a value that production must set explicitly raises ImproperlyConfigured naming it.
+"""
+
+import base64
+import hashlib
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def required_in_production(name: str, development_default: str) -> str:
+    """The environment value, or the development default; missing with DEBUG off is an error."""
+    value = os.environ.get(name, "")
+    if value:
+        return value
+    if not DEBUG:
+        raise ImproperlyConfigured(f"{name} must be set when DEBUG is off.")
+    return development_default
+
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = required_in_production("SECRET_KEY", "dev-only-insecure-secret-key-change-me")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver" if DEBUG else "")
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is off.")
+
+# Externally visible base URL (scheme://host[:port]) for absolute links such as next_page and
+# relink URLs. Empty: use the request's own scheme and host.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
+
+
+def _development_encryption_key() -> str:
+    digest = hashlib.sha256(("encryption:" + SECRET_KEY).encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+# Fernet keys for secrets at rest. The first encrypts, all decrypt (MultiFernet): to rotate,
+# prepend a new key, run `manage.py rotate_encryption_keys`, then drop the old key.
+ENCRYPTION_KEYS = env_list("ENCRYPTION_KEYS") or ([_development_encryption_key()] if DEBUG else [])
+if not ENCRYPTION_KEYS:
+    raise ImproperlyConfigured("ENCRYPTION_KEYS must be set when DEBUG is off.")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "oauth2_provider",
+    "social_django",
+    "django_q",
+    "accounts",
+    "calendars",
+    "notifications",
+    "sync",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "social_django.context_processors.backends",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    # The web server and the worker share the file: wait for each other's write locks.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+LOGIN_URL = "/admin/login/"
+
+# Security: the secure-cookie and HSTS values default on in production. TLS redirection is
+# usually done by the proxy in front of us, so it is opt-in.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO", False) else None
+)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# Task queue (django-q2): the ORM broker by default, Redis when REDIS_URL is set.
+REDIS_URL = env_str("REDIS_URL")
+Q_CLUSTER = {
+    "name": "calsync",
+    "workers": env_int("Q_WORKERS", 2),
+    "timeout": env_int("Q_TIMEOUT", 120),
+    "retry": env_int("Q_RETRY", 180),
+    "max_attempts": 1,  # retry state lives in our own rows, the queue is only the trigger
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "poll": 1,
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Calendar sync API (Cronofy v1 compatible)",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Per-application API rate limits (Cronofy's defaults).
+API_RATE_LIMIT_PER_SECOND = env_int("API_RATE_LIMIT_PER_SECOND", 50)
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 500)
+
+# OAuth 2.0 provider to integrators (django-oauth-toolkit). See reliability.md §1.3.
+OAUTH2_PROVIDER = {
+    "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": env_int("REFRESH_TOKEN_EXPIRE_SECONDS", 90 * 24 * 3600),
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    # Required for public clients; confidential clients may omit it (Cronofy's SDKs do).
+    "PKCE_REQUIRED": lambda client_id: import_string("accounts.oauth.pkce_required")(client_id),
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": env_list(
+        "OAUTH_REDIRECT_URI_SCHEMES", "http,https" if DEBUG else "https"
+    ),
+    "SCOPES": {
+        "read_account": "See your account's identity (name, e-mail, time zone)",
+        "list_calendars": "See the list of your calendars",
+        "read_events": "See the events in your calendars",
+        "read_free_busy": "See when you are free or busy",
+        "create_event": "Add events to your calendars",
+        "delete_event": "Delete the events it added to your calendars",
+        "create_calendar": "Create new calendars",
+        "change_participation_status": "Accept or decline invitations for you",
+        "read_only": "See your account, calendars and events",
+        "read_write": "See and change your account, calendars and events",
+        "write_only": "Add, change and delete the events it creates",
+    },
+}
+
+# End-user connections to Google and Microsoft (social-auth-app-django).
+AUTHENTICATION_BACKENDS = [
+    "social_core.backends.google.GoogleOAuth2",
+    "social_core.backends.microsoft.MicrosoftOAuth2",
+    "django.contrib.auth.backends.ModelBackend",
+]
+SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = env_str("GOOGLE_CLIENT_ID")
+SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = env_str("GOOGLE_CLIENT_SECRET")
+SOCIAL_AUTH_MICROSOFT_GRAPH_KEY = env_str("MICROSOFT_CLIENT_ID")
+SOCIAL_AUTH_MICROSOFT_GRAPH_SECRET = env_str("MICROSOFT_CLIENT_SECRET")
+SOCIAL_AUTH_JSONFIELD_ENABLED = True
+SOCIAL_AUTH_REDIRECT_IS_HTTPS = not DEBUG
+
+# Sync engine.
+SYNC_POLL_INTERVAL_SECONDS = env_int("SYNC_POLL_INTERVAL_SECONDS", 300)
+SYNC_WINDOW_PAST_DAYS = env_int("SYNC_WINDOW_PAST_DAYS", 42)
+SYNC_WINDOW_FUTURE_DAYS = env_int("SYNC_WINDOW_FUTURE_DAYS", 201)
+
+# Push notifications. Callback URLs may not reach internal addresses unless one of these
+# CIDRs allows it (tests allow 127.0.0.1/32 explicitly).
+PUSH_CALLBACK_ALLOWED_NETWORKS = env_list("PUSH_CALLBACK_ALLOWED_NETWORKS")
+PUSH_DELIVERY_TIMEOUT_SECONDS = env_int("PUSH_DELIVERY_TIMEOUT_SECONDS", 5)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# Kept at django-oauth-toolkit's default model; named here so apps can reference it.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+FORMS_URLFIELD_ASSUME_HTTPS = True
