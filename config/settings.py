@@ -186,6 +186,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "accounts.rest.cronofy_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Calendar sync API (Cronofy v1 compatible)",

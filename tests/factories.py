@@ -4,7 +4,9 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
-from oauth2_provider.models import Application
+from django.utils import timezone
+from oauth2_provider.models import AccessToken, Application, set_token_value
+from oauthlib.common import generate_token
 
 from accounts.models import Account, Profile
 from calendars.models import Calendar
@@ -63,3 +65,23 @@ def make_event_data(
         summary=fields.pop("summary", "Meeting"),
         **fields,
     )
+
+
+def make_access_token(
+    *,
+    account: Account,
+    application: Application | None = None,
+    scope: str = "read_write",
+    expires_in: int = 3600,
+) -> str:
+    """Issue an access token directly (as our OAuth provider would) and return its raw value."""
+    raw = generate_token()
+    token = AccessToken(
+        user=account.user,
+        application=application or make_application(),
+        scope=scope,
+        expires=timezone.now() + timedelta(seconds=expires_in),
+    )
+    set_token_value(token, raw)
+    token.save()
+    return raw

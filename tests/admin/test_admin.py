@@ -25,7 +25,9 @@ def product_models():
 def test_admin_changelists_and_change_pages_render_for_staff(admin_client, seeded):
     for model in product_models():
         opts = model._meta
-        changelist = admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        changelist = admin_client.get(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        )
         assert changelist.status_code == 200, opts.label
         obj = model.objects.first()
         if obj is not None:
