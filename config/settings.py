@@ -265,4 +265,3 @@ LOGGING = {
 
 # Kept at django-oauth-toolkit's default model; named here so apps can reference it.
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
-FORMS_URLFIELD_ASSUME_HTTPS = True

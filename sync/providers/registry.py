@@ -1,0 +1,15 @@
+"""Provider keys -> adapter classes."""
+
+from sync.providers.base import Provider
+from sync.providers.caldav import CalDAVProvider
+from sync.providers.ics import IcsProvider
+
+PROVIDERS: dict[str, type[Provider]] = {
+    CalDAVProvider.key: CalDAVProvider,
+    IcsProvider.key: IcsProvider,
+}
+
+
+def provider_class(key: str) -> type[Provider]:
+    """The adapter class for a provider key; KeyError for an unknown key."""
+    return PROVIDERS[key]
