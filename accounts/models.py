@@ -146,3 +146,35 @@ class ApplicationSecret(models.Model):
     def __str__(self) -> str:
         state = "active" if self.is_active else "retired"
         return f"secret #{self.pk} of {self.application_id} ({state})"
+
+
+class IssuedCode(models.Model):
+    """One authorization code we issued to an integrator, remembered past its redemption.
+
+    django-oauth-toolkit deletes its Grant row when a code is redeemed, so a replayed code would
+    just be "unknown". This row (keyed by the code's SHA-256, never the code) lets the token
+    endpoint recognise a replay and revoke the tokens issued from the code (RFC 6749 §4.1.2),
+    and carries the profile the end-user connected for the token response's linking_profile.
+    """
+
+    code_checksum = models.CharField(max_length=64, unique=True)
+    application = models.ForeignKey(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    linking_profile = models.ForeignKey(
+        Profile, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    issued_at = models.DateTimeField(auto_now_add=True)
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    # The refresh-token family minted from this code: revoked as a whole on replay.
+    token_family = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # Purging old records (issued before a cut-off).
+            models.Index(fields=["issued_at"], name="issuedcode_issued_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"code #{self.pk} for {self.application_id}"

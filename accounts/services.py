@@ -1,13 +1,16 @@
-"""Account-level writes: re-encryption of secrets at rest."""
+"""Account-level writes: end-user accounts, re-encryption of secrets at rest."""
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
 from accounts import crypto
 from accounts.fields import encrypted_fields
+from accounts.models import Account
 
 
 @dataclass
@@ -66,3 +69,11 @@ def _reencrypt_model(model, fields, batch_size, on_batch) -> ReencryptionReport:
         last_pk = rows[-1][0]
         if on_batch:
             on_batch(report)
+
+
+def create_account(*, email: str = "", name: str = "") -> Account:
+    """A new end-user: a Django user without a usable password (end-users sign in only by
+    connecting a calendar) and its Account."""
+    with transaction.atomic():
+        user = get_user_model().objects.create_user(username=f"u-{uuid.uuid4().hex}", email=email)
+        return Account.objects.create(user=user, email=email, name=name)

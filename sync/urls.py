@@ -1,3 +1,14 @@
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
-urlpatterns: list = []
+from sync import views
+
+urlpatterns: list = [
+    path("connect/", views.ChooserView.as_view(), name="sync-connect"),
+    path("connect/caldav/", views.CalDAVConnectView.as_view(), name="sync-connect-caldav"),
+    path("connect/icloud/", views.ICloudConnectView.as_view(), name="sync-connect-icloud"),
+    path("connect/ics/", views.IcsConnectView.as_view(), name="sync-connect-ics"),
+    path("connect/done/", views.ConnectedView.as_view(), name="sync-connected"),
+    path("connect/relink/<str:profile_id>/", views.RelinkView.as_view(), name="sync-relink"),
+    # Google / Microsoft: social-auth's begin (POST only) and complete endpoints.
+    path("connect/oauth/", include("social_django.urls", namespace="social")),
+]
