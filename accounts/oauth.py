@@ -64,6 +64,15 @@ class CronofyOAuth2Validator(OAuth2Validator):
             return False
         return verify_client_secret(application=request.client, secret=client_secret)
 
+    # --- redirect URIs -------------------------------------------------------------------------
+    def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs):
+        """Exact match. DOT also lets a loopback redirect URI change its port (RFC 8252 §7.3);
+        that exception is for native apps, i.e. public clients only (RFC 9700 §4.1.1)."""
+        client = request.client
+        if client.client_type == client.CLIENT_CONFIDENTIAL:
+            return redirect_uri in client.redirect_uris.split()
+        return super().validate_redirect_uri(client_id, redirect_uri, request, *args, **kwargs)
+
     # --- scopes ------------------------------------------------------------------------------
     def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
         if not scopes or not all(scopes):
@@ -161,6 +170,17 @@ class CronofyOAuth2Validator(OAuth2Validator):
 
     def get_authorization_code_nonce(self, client_id, code, redirect_uri, request):
         return None
+
+    # --- refresh tokens ------------------------------------------------------------------------
+    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
+        # Lock before DOT reads the row (the token view runs in a transaction). Without it two
+        # concurrent refreshes both pass validation, and the second is answered from DOT's
+        # "already rotated" path with the first's pair, whose values are blank under hashed
+        # storage. Locked, the second sees a superseded token: reuse, the family is revoked.
+        list(
+            RefreshToken.objects.select_for_update().filter(token_checksum=checksum(refresh_token))
+        )
+        return super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous):
         refresh_token = super()._create_refresh_token(
