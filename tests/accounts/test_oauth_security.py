@@ -44,7 +44,7 @@ def issue_tokens(client, integrator, **authorize_overrides) -> dict:
     return response.json()
 
 
-# --- O1 code single use + replay revokes -------------------------------------------------------
+# --- O1 code single use + replay revokes ---
 @pytest.mark.django_db
 def test_code_replay_is_refused_and_revokes_tokens_issued_from_it(client):
     integrator = make_integrator()
@@ -61,7 +61,7 @@ def test_code_replay_is_refused_and_revokes_tokens_issued_from_it(client):
     assert refresh(client, integrator, first["refresh_token"]).json()["error"] == "invalid_grant"
 
 
-# --- O2 code expiry ------------------------------------------------------------------------------
+# --- O2 code expiry ---
 @pytest.mark.django_db
 @pytest.mark.parametrize(("after", "status"), [(59, 200), (61, 400)])
 def test_code_expires_after_sixty_seconds(client, after, status):
@@ -77,7 +77,7 @@ def test_code_expires_after_sixty_seconds(client, after, status):
         assert response.json()["error"] == "invalid_grant"
 
 
-# --- O3 concurrent redemption ------------------------------------------------------------------------
+# --- O3 concurrent redemption ---
 @pytest.mark.postgres
 def test_code_concurrent_redemption_yields_one_token(transactional_db, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -109,7 +109,7 @@ def test_code_concurrent_redemption_yields_one_token(transactional_db, settings)
     assert RefreshToken.objects.filter(revoked__isnull=True).count() <= 1
 
 
-# --- O4 PKCE -----------------------------------------------------------------------------------------
+# --- O4 PKCE ---
 @pytest.mark.django_db
 def test_pkce_missing_challenge_for_public_client_is_refused_at_authorize(client):
     integrator = make_integrator(client_type="public")
@@ -176,7 +176,7 @@ def test_pkce_s256_public_client_gets_tokens(client):
     assert response.status_code == 200
 
 
-# --- O5 exact redirect matching --------------------------------------------------------------------
+# --- O5 exact redirect matching ---
 REGISTERED = "https://integrator.example.com/callback"
 
 
@@ -256,7 +256,7 @@ def test_redirect_token_endpoint_uri_must_equal_the_grants(client):
     assert response.json()["error"] == "invalid_grant"
 
 
-# --- O6 rotation + reuse detection -----------------------------------------------------------------
+# --- O6 rotation + reuse detection ---
 @pytest.mark.django_db
 def test_refresh_rotation_and_reuse_of_superseded_token_revokes_family(client):
     integrator = make_integrator()
@@ -275,7 +275,7 @@ def test_refresh_rotation_and_reuse_of_superseded_token_revokes_family(client):
     assert refresh(client, integrator, third["refresh_token"]).status_code == 400
 
 
-# --- O7 concurrent refresh -------------------------------------------------------------------------
+# --- O7 concurrent refresh ---
 @pytest.mark.postgres
 def test_refresh_concurrent_use_never_yields_two_live_families(transactional_db, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -305,7 +305,7 @@ def test_refresh_concurrent_use_never_yields_two_live_families(transactional_db,
     assert AccessToken.objects.count() <= 1
 
 
-# --- O8 scope rules ----------------------------------------------------------------------------------
+# --- O8 scope rules ---
 @pytest.mark.django_db
 def test_scope_refresh_may_narrow_through_shorthand_but_never_widen(client):
     integrator = make_integrator()
@@ -343,7 +343,7 @@ def test_scope_read_token_cannot_write(client):
     assert response.status_code == 403
 
 
-# --- O9 revocation -------------------------------------------------------------------------------------
+# --- O9 revocation ---
 @pytest.mark.django_db
 def test_revoke_refresh_token_kills_its_access_token(client):
     integrator = make_integrator()
@@ -408,7 +408,7 @@ def test_revoke_by_sub_and_by_refresh_token_field(client):
     assert api_status(client, third["access_token"]) == 401
 
 
-# --- O10 secrets at rest -----------------------------------------------------------------------------
+# --- O10 secrets at rest ---
 def _all_text_in_database() -> str:
     chunks = []
     with connection.cursor() as cursor:
@@ -445,7 +445,7 @@ def test_secrets_never_stored_in_plaintext(client):
         assert secret not in stored
 
 
-# --- O11 configuration gate ----------------------------------------------------------------------------
+# --- O11 configuration gate ---
 def test_config_deploy_checks_have_no_oauth2_provider_findings():
     # Production settings (as .ci/run): https-only redirect URIs, no debug.
     env = {
@@ -530,7 +530,7 @@ def test_config_refresh_token_expires_when_idle(client, settings):
     assert expired.json()["error"] == "invalid_grant"
 
 
-# --- O12 entropy --------------------------------------------------------------------------------------
+# --- O12 entropy ---
 def _bits(samples: list[str], alphabet: str) -> float:
     assert set("".join(samples)) <= set(alphabet)
     return min(len(s) for s in samples) * math.log2(len(alphabet))
