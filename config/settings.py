@@ -265,3 +265,20 @@ LOGGING = {
 
 # Kept at django-oauth-toolkit's default model; named here so apps can reference it.
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+
+# Connecting Google / Microsoft calendars (sync.pipeline): calendar scopes with offline access;
+# no UserSocialAuth rows (their extra_data would keep provider tokens in plaintext).
+SOCIAL_AUTH_PIPELINE = (
+    "social_core.pipeline.social_auth.social_details",
+    "social_core.pipeline.social_auth.social_uid",
+    "social_core.pipeline.social_auth.auth_allowed",
+    "sync.pipeline.connect_calendar_account",
+)
+SOCIAL_AUTH_GOOGLE_OAUTH2_SCOPE = ["https://www.googleapis.com/auth/calendar"]
+SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS = {"access_type": "offline", "prompt": "consent"}
+SOCIAL_AUTH_GOOGLE_OAUTH2_USE_UNIQUE_USER_ID = True
+SOCIAL_AUTH_MICROSOFT_GRAPH_SCOPE = ["offline_access", "Calendars.ReadWrite"]
+SOCIAL_AUTH_LOGIN_REDIRECT_URL = "/connect/done/"
+SOCIAL_AUTH_NEW_USER_REDIRECT_URL = "/connect/done/"
+SOCIAL_AUTH_NEW_ASSOCIATION_REDIRECT_URL = "/connect/done/"
+SOCIAL_AUTH_LOGIN_ERROR_URL = "/connect/"

@@ -165,3 +165,43 @@ def connect_with_credentials(
             provider_account=found.provider_account,
             calendars=found.calendars,
         )
+
+
+def connect_oauth_profile(
+    *,
+    account: Account | None,
+    provider_key: str,
+    credentials: dict,
+    provider_account: ProviderAccount,
+) -> Profile:
+    """Google / Microsoft after their OAuth dance (sync.pipeline): the provider already proved
+    who the user is, so with nobody signed in the account owning this identity signs in (else a
+    new account). A re-consent without a refresh token keeps the stored one.
+
+    Calendars are left to the first sync (the Google/Graph adapters need an authorized HTTP
+    session, which the sync engine builds); no network call happens here.
+    """
+    identity = provider_account.provider_account_id
+    with transaction.atomic():
+        existing = (
+            Profile.objects.filter(provider=provider_key, provider_account_id=identity)
+            .select_related("account")
+            .order_by("-updated_at")
+        )
+        if account is None:
+            owner = existing.first()
+            account = owner.account if owner else None
+        if account is None:
+            email = provider_account.profile_name
+            account = create_account(email=email if "@" in email else "")
+        previous = existing.filter(account=account).first()
+        if previous and not credentials.get("refresh_token") and previous.credentials:
+            kept = previous.credentials.get("refresh_token", "")
+            credentials = {**credentials, "refresh_token": kept}
+        return connect_profile(
+            account=account,
+            provider_key=provider_key,
+            credentials=credentials,
+            provider_account=provider_account,
+            calendars=[],
+        )
