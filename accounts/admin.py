@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from oauth2_provider.admin import ApplicationAdmin as ToolkitApplicationAdmin
+from oauth2_provider.models import get_application_model
 
 from accounts.models import Account, ApplicationSecret, Profile
+from accounts.oauth_services import add_client_secret, retire_client_secret
 
 
 class ProfileInline(admin.TabularInline):
@@ -62,3 +65,41 @@ class ApplicationSecretAdmin(admin.ModelAdmin):
     # The secret is shown once at creation (create_application); never here.
     exclude = ("secret", "secret_hash", "secret_checksum")
     readonly_fields = ("created_at",)
+    actions = ["retire_secrets"]
+
+    @admin.action(description="Retire selected client secrets")
+    def retire_secrets(self, request, queryset):
+        for client_secret in queryset.filter(is_active=True):
+            try:
+                retire_client_secret(client_secret=client_secret)
+            except ValueError as exc:
+                self.message_user(request, f"{client_secret}: {exc}", messages.ERROR)
+
+
+Application = get_application_model()
+admin.site.unregister(Application)
+
+
+@admin.register(Application)
+class IntegratorApplicationAdmin(ToolkitApplicationAdmin):
+    """django-oauth-toolkit's admin, plus our ApplicationSecret rows: the secret shown in the
+    add form becomes the application's first active client secret."""
+
+    actions = ["add_secret"]
+
+    def save_model(self, request, obj, form, change):
+        plaintext = None if change else obj.client_secret  # hashed by DOT when saved
+        super().save_model(request, obj, form, change)
+        if plaintext and not ApplicationSecret.objects.filter(application=obj).exists():
+            add_client_secret(application=obj, secret=plaintext)
+
+    @admin.action(description="Add a client secret (rotation; shown once)")
+    def add_secret(self, request, queryset):
+        for application in queryset:
+            secret = add_client_secret(application=application)
+            self.message_user(
+                request,
+                f"{application.name}: new client secret {secret} (copy it now; it is not shown "
+                "again). Retire the old one under Application secrets once it is replaced.",
+                messages.WARNING,
+            )
