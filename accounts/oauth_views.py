@@ -83,6 +83,11 @@ class AuthorizeView(CronofyOAuthMixin, AuthorizationView):
                 )
         return response
 
+    def post(self, request, *args, **kwargs):
+        if not Account.objects.filter(user=request.user).exists():
+            return self._send_to_connect()  # e.g. a staff user: codes are for end-users only
+        return super().post(request, *args, **kwargs)
+
     def _send_to_connect(self):
         request = self.request
         try:
