@@ -1,13 +1,16 @@
-"""Account-level writes: re-encryption of secrets at rest."""
+"""Account-level writes: re-encryption of secrets at rest, profile disconnection."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.apps import apps
 from django.db import connection, transaction
+from django.utils import timezone
 
 from accounts import crypto
 from accounts.fields import encrypted_fields
+from accounts.models import Profile
 
 
 @dataclass
@@ -66,3 +69,27 @@ def _reencrypt_model(model, fields, batch_size, on_batch) -> ReencryptionReport:
         last_pk = rows[-1][0]
         if on_batch:
             on_batch(report)
+
+
+REVOKED_BY_APPLICATION = "revoked by application"
+
+
+def disconnect_profile(*, profile: Profile, reason: str, at: datetime | None = None) -> Profile:
+    """Mark a profile disconnected: it stops syncing (the poller skips disconnected profiles)
+    and shows `profile_connected: false` with a relink URL. Idempotent: an already
+    disconnected profile keeps its first reason and time."""
+    with transaction.atomic():
+        locked = Profile.objects.select_for_update().get(pk=profile.pk)
+        if locked.status != Profile.Status.DISCONNECTED:
+            locked.status = Profile.Status.DISCONNECTED
+            locked.disconnected_reason = reason[:255]
+            locked.disconnected_at = at or timezone.now()
+            locked.save(
+                update_fields=["status", "disconnected_reason", "disconnected_at", "updated_at"]
+            )
+    return locked
+
+
+def revoke_profile(*, profile: Profile) -> Profile:
+    """POST /v1/profiles/{id}/revoke: the integrator asks us to stop syncing this profile."""
+    return disconnect_profile(profile=profile, reason=REVOKED_BY_APPLICATION)
