@@ -34,7 +34,8 @@ class PageState:
     cursor_start: datetime
     cursor_id: int
     page: int  # the page this token leads to
-    total: int  # pages counted when the first page was read
+    total: int  # pages.total as last counted
+    total_exact: bool = True  # False: total is a lower bound, recounted on the next page
 
 
 def encode_page_token(state: PageState) -> str:
@@ -47,6 +48,7 @@ def encode_page_token(state: PageState) -> str:
         "c": [state.cursor_start.isoformat(), state.cursor_id],
         "n": state.page,
         "t": state.total,
+        "x": state.total_exact,
         "i": timezone.now().isoformat(),
     }
     return crypto.encrypt(json.dumps(payload, separators=(",", ":")), purpose=_PURPOSE)
@@ -68,6 +70,7 @@ def decode_page_token(token: str, *, kind: str, account: str, application: str) 
             cursor_id=int(payload["c"][1]),
             page=int(payload["n"]),
             total=int(payload["t"]),
+            total_exact=bool(payload["x"]),
         )
     except (crypto.DecryptionError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise InvalidPageToken("not a page token") from exc

@@ -28,6 +28,8 @@ from calendars.parsing import get_list, parse_bool, parse_time, parse_tzid, wind
 
 # Fixed page size of /v1/events and /v1/free_busy (Cronofy does not document its own).
 PAGE_SIZE = 100
+# pages.total is exact while at most this many pages follow the current one (see _count_pages).
+COUNT_AHEAD_PAGES = 10
 # Default window when from/to are omitted (Cronofy: 42 days back, 201 days ahead).
 DEFAULT_PAST_DAYS = 42
 DEFAULT_FUTURE_DAYS = 201
@@ -264,6 +266,26 @@ class Page:
     next_state: PageState | None
 
 
+def _after(qs, start: datetime, pk: int):
+    """Keyset: rows after (start, id); the redundant start__gte lets the index seek to it."""
+    return qs.filter(start__gte=start).filter(Q(start__gt=start) | Q(id__gt=pk))
+
+
+def _count_pages(remaining_qs, current: int) -> tuple[int, bool]:
+    """(pages.total, exact?) counting at most COUNT_AHEAD_PAGES pages after the current one.
+
+    Counting every row of a wide window costs more than reading the page (a 3-month window of
+    a busy account holds ~19,000 events), so the count seeks to the cursor and stops early. When
+    more than that remains, total is a lower bound (current + COUNT_AHEAD_PAGES + 1) refined
+    on later pages; SDKs only compare current < total or follow next_page, so they read all.
+    """
+    cap = COUNT_AHEAD_PAGES * PAGE_SIZE
+    remaining = remaining_qs.order_by()[: cap + 1].count()
+    if remaining > cap:
+        return current + COUNT_AHEAD_PAGES + 1, False
+    return current + max(1, -(-remaining // PAGE_SIZE)), True
+
+
 def read_page(
     *,
     account: Account,
@@ -275,32 +297,30 @@ def read_page(
     """One page of event rows (dicts of EVENT_FIELDS or FREE_BUSY_FIELDS) in (start, id) order.
 
     `state` is the decoded token of a later page; None reads the first page and fixes the
-    snapshot. Raises Http404 for an unknown calendar id. Queries: 2 or 3 (calendar ids, page,
-    and a count on the first page), whatever the page size.
+    snapshot. Raises Http404 for an unknown calendar id. Queries, whatever the page size: the
+    page, a capped count while pages.total is not known exactly, and the calendar ids if given.
     """
     cal_pks = calendar_pks(account, query.calendar_ids)
     qs = _base_queryset(account, application, query, kind, cal_pks)
     if state is None:
         snapshot_at, current = timezone.now(), 1
+        page_qs = qs
     else:
         snapshot_at, current = state.snapshot_at, state.page
-        # Keyset: rows after the cursor; the redundant start__gte lets the index seek to it.
-        qs = qs.filter(created_at__lte=snapshot_at, start__gte=state.cursor_start).filter(
-            Q(start__gt=state.cursor_start) | Q(id__gt=state.cursor_id)
-        )
+        qs = qs.filter(created_at__lte=snapshot_at)
+        page_qs = _after(qs, state.cursor_start, state.cursor_id)
     fields = EVENT_FIELDS if kind == "events" else FREE_BUSY_FIELDS
-    rows = list(qs.order_by("start", "id").values(*fields)[: PAGE_SIZE + 1])
+    rows = list(page_qs.order_by("start", "id").values(*fields)[: PAGE_SIZE + 1])
     has_more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-
-    if state is None:
-        total = max(1, -(-qs.count() // PAGE_SIZE)) if has_more else 1
-    else:
-        total = state.total
     if not has_more:
         return Page(rows=rows, current=current, total=current, next_state=None)
-    total = max(total, current + 1)
+
     last = rows[-1]
+    if state is not None and state.total_exact:
+        total, exact = max(state.total, current + 1), True
+    else:
+        total, exact = _count_pages(_after(qs, last["start"], last["id"]), current)
     next_state = PageState(
         kind=kind,
         account=account.public_id,
@@ -311,5 +331,6 @@ def read_page(
         cursor_id=last["id"],
         page=current + 1,
         total=total,
+        total_exact=exact,
     )
     return Page(rows=rows, current=current, total=total, next_state=next_state)
