@@ -532,3 +532,17 @@ def test_events_stored_as_deleted_do_not_count_toward_pages(client, ctx):
     Event.objects.filter(pk=events[-1].pk).update(is_deleted=True)
     body = read(client, ctx.token, **WINDOW)
     assert body["pages"] == {"current": 1, "total": 1}
+
+
+def test_events_include_moved_returns_events_moved_out_since_last_modified(client, ctx):
+    with time_machine.travel(datetime(2026, 11, 1, 8, 0, tzinfo=UTC), tick=False):
+        apply_provider_events(calendar=ctx.calendar, upserts=[make_event_data(key="m", start=T0)])
+    with time_machine.travel(datetime(2026, 11, 2, 8, 0, tzinfo=UTC), tick=False):
+        later = T0 + timedelta(days=90)
+        apply_provider_events(
+            calendar=ctx.calendar, upserts=[make_event_data(key="m", start=later)]
+        )
+    since = {**WINDOW, "last_modified": "2026-11-02T00:00:00Z"}
+    assert read(client, ctx.token, **since)["events"] == []
+    moved = read(client, ctx.token, **since, include_moved="true")["events"]
+    assert [e["start"] for e in moved] == ["2027-02-21T09:00:00Z"]
