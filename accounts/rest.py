@@ -18,6 +18,8 @@ from rest_framework.views import APIView, exception_handler
 
 from accounts import scopes as scope_names
 from accounts.models import Account, ApplicationSecret
+from accounts.renderers import CronofyJSONRenderer
+from accounts.throttling import ApplicationRateThrottle
 
 REALM = 'Bearer realm="cronofy"'
 
@@ -213,6 +215,8 @@ class CronofyApiView(APIView):
     allow_api_key = False
     required_scopes: frozenset[str] = frozenset()
     permission_classes = [IsAuthenticatedCaller, RequiresAccount, HasRequiredScopes]
+    throttle_classes = [ApplicationRateThrottle]
+    renderer_classes = [CronofyJSONRenderer]
 
     def get_authenticators(self):
         authenticators = [AccessTokenAuthentication()]

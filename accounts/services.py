@@ -1,16 +1,18 @@
-"""Account-level writes: end-user accounts, re-encryption of secrets at rest."""
+"""Account-level writes: end-user accounts, profile disconnection, re-encryption of secrets."""
 
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.utils import timezone
 
 from accounts import crypto
 from accounts.fields import encrypted_fields
-from accounts.models import Account
+from accounts.models import Account, Profile
 
 
 @dataclass
@@ -77,3 +79,27 @@ def create_account(*, email: str = "", name: str = "") -> Account:
     with transaction.atomic():
         user = get_user_model().objects.create_user(username=f"u-{uuid.uuid4().hex}", email=email)
         return Account.objects.create(user=user, email=email, name=name)
+
+
+REVOKED_BY_APPLICATION = "revoked by application"
+
+
+def disconnect_profile(*, profile: Profile, reason: str, at: datetime | None = None) -> Profile:
+    """Mark a profile disconnected: it stops syncing (the poller skips disconnected profiles)
+    and shows `profile_connected: false` with a relink URL. Idempotent: an already
+    disconnected profile keeps its first reason and time."""
+    with transaction.atomic():
+        locked = Profile.objects.select_for_update().get(pk=profile.pk)
+        if locked.status != Profile.Status.DISCONNECTED:
+            locked.status = Profile.Status.DISCONNECTED
+            locked.disconnected_reason = reason[:255]
+            locked.disconnected_at = at or timezone.now()
+            locked.save(
+                update_fields=["status", "disconnected_reason", "disconnected_at", "updated_at"]
+            )
+    return locked
+
+
+def revoke_profile(*, profile: Profile) -> Profile:
+    """POST /v1/profiles/{id}/revoke: the integrator asks us to stop syncing this profile."""
+    return disconnect_profile(profile=profile, reason=REVOKED_BY_APPLICATION)

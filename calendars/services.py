@@ -1,12 +1,15 @@
 """Writes to the cached schedule. Every change writes change-log rows in the same transaction."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
-from accounts.models import Account
+from accounts.models import Account, Profile
 from calendars.models import Calendar, ChangeLogEntry, Event
 from calendars.types import ApplyResult, EventData, EventIdentity
 
@@ -140,3 +143,87 @@ def apply_provider_events(
             at=now,
         )
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Calendar creation (POST /v1/calendars)
+
+
+class CalendarCreationError(Exception):
+    """Base of the errors create_calendar raises."""
+
+
+class DuplicateCalendarName(CalendarCreationError):
+    """The profile already has a calendar with this name (Cronofy: 422 duplicate_calendar_name)."""
+
+
+class ProfileNotWritable(CalendarCreationError):
+    """The profile is disconnected or read-only (Cronofy: 423)."""
+
+
+class CalendarCreationNotSupported(CalendarCreationError):
+    """The profile's provider cannot create calendars (an ICS feed, or no adapter installed)."""
+
+
+@dataclass(frozen=True)
+class ProviderCalendar:
+    """What a provider answers when it has created a calendar."""
+
+    provider_calendar_id: str
+    name: str
+    color: str = ""
+    is_readonly: bool = False
+
+
+def provider_calendar_creation_unsupported(*, profile: Profile, name: str, color: str):
+    """Default CALENDAR_PROVIDER_CREATOR: no provider adapter is installed."""
+    raise CalendarCreationNotSupported(
+        f"calendars cannot be created in {profile.provider} profiles"
+    )
+
+
+def _provider_creator() -> Callable[..., ProviderCalendar]:
+    """The callable named by settings.CALENDAR_PROVIDER_CREATOR.
+
+    The sync app (which owns the provider adapters) names its function there; calendars never
+    imports sync. Contract: `creator(*, profile, name, color) -> ProviderCalendar`, raising
+    DuplicateCalendarName, ProfileNotWritable or CalendarCreationNotSupported.
+    """
+    return import_string(settings.CALENDAR_PROVIDER_CREATOR)
+
+
+def _name_taken(profile: Profile, name: str) -> bool:
+    return Calendar.objects.filter(
+        profile=profile, is_deleted=False, name__iexact=name.strip()
+    ).exists()
+
+
+def create_calendar(*, profile: Profile, name: str, color: str = "", application=None) -> Calendar:
+    """Create a calendar at the profile's provider, then record it in the cache.
+
+    The provider call happens outside any transaction (it is network I/O); the row and its
+    change-log entry are written together afterwards. Raises DuplicateCalendarName (also when
+    the provider reports one), ProfileNotWritable, CalendarCreationNotSupported.
+    """
+    if not profile.is_connected:
+        raise ProfileNotWritable("the profile is disconnected")
+    if _name_taken(profile, name):
+        raise DuplicateCalendarName(f"a calendar named {name!r} already exists")
+    created = _provider_creator()(profile=profile, name=name, color=color)
+    with transaction.atomic():
+        calendar, _ = Calendar.objects.update_or_create(
+            profile=profile,
+            provider_calendar_id=created.provider_calendar_id,
+            defaults={
+                "name": created.name or name,
+                "color": created.color or color,
+                "is_readonly": created.is_readonly,
+                "is_deleted": False,
+            },
+        )
+        record_changes(
+            account=profile.account,
+            changes=[(ChangeLogEntry.Kind.CALENDAR_CREATED, calendar, None)],
+            application=application,
+        )
+    return calendar

@@ -1,3 +1,15 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from calendars import api
+
+urlpatterns: list = [
+    path("v1/calendars", api.CalendarListView.as_view(), name="api_calendars"),
+    path("v1/events", api.EventListView.as_view(), name="api_events"),
+    path("v1/events/pages/<str:token>", api.EventPageView.as_view(), name="api_events_page"),
+    path("v1/free_busy", api.FreeBusyListView.as_view(), name="api_free_busy"),
+    path(
+        "v1/free_busy/pages/<str:token>",
+        api.FreeBusyPageView.as_view(),
+        name="api_free_busy_page",
+    ),
+]

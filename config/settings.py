@@ -192,6 +192,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Calendar sync API (Cronofy v1 compatible)",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "ParticipationStatusEnum": "calendars.serializers.PARTICIPATION_STATUSES",
+        "EventStatusEnum": "calendars.serializers.EVENT_STATUSES",
+    },
 }
 
 # Per-application API rate limits (Cronofy's defaults).
@@ -282,3 +286,20 @@ SOCIAL_AUTH_LOGIN_REDIRECT_URL = "/connect/done/"
 SOCIAL_AUTH_NEW_USER_REDIRECT_URL = "/connect/done/"
 SOCIAL_AUTH_NEW_ASSOCIATION_REDIRECT_URL = "/connect/done/"
 SOCIAL_AUTH_LOGIN_ERROR_URL = "/connect/"
+
+# Calendar creation (POST /v1/calendars) at the provider: dotted path of a callable
+# `(*, profile, name, color) -> calendars.services.ProviderCalendar`, provided by the sync app.
+# The default answers "not supported" (422).
+CALENDAR_PROVIDER_CREATOR = env_str(
+    "CALENDAR_PROVIDER_CREATOR", "calendars.services.provider_calendar_creation_unsupported"
+)
+
+# Shared cache for the API rate limits: Redis when REDIS_URL is set (needed with several server
+# processes), otherwise each process counts on its own.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}

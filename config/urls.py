@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -8,4 +9,7 @@ urlpatterns = [
     path("", include("calendars.urls")),
     path("", include("notifications.urls")),
     path("", include("sync.urls")),
+    # OpenAPI 3 description of the whole API, and a browsable page over it.
+    path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    path("v1/docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="api_docs"),
 ]

@@ -1,0 +1,301 @@
+"""Wire shapes of /v1/calendars, /v1/events and /v1/free_busy (cronofy-api.md §2.4–2.6).
+
+`render_*` build response bodies from rows (fast: a page of events is plain dicts handed to
+orjson, which writes datetimes as `…Z` and dates as `YYYY-MM-DD`). `CalendarCreateSerializer`
+validates POST bodies. The other Serializer classes describe the shapes for the OpenAPI document.
+"""
+
+import hashlib
+import re
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from rest_framework import serializers
+
+from calendars.models import Calendar, Event
+from calendars.reads import EventQuery
+
+# ---------------------------------------------------------------------------------------------
+# Calendars
+
+
+def render_calendar(calendar: Calendar) -> dict:
+    """`calendar.profile` must be loaded (select_related)."""
+    profile = calendar.profile
+    return {
+        "provider_name": profile.cronofy_provider_name,
+        "profile_id": profile.public_id,
+        "profile_name": profile.profile_name,
+        "calendar_id": calendar.public_id,
+        "calendar_name": calendar.name,
+        "calendar_readonly": calendar.is_readonly,
+        "calendar_deleted": calendar.is_deleted,
+        "calendar_primary": calendar.is_primary,
+        "calendar_integrated_conferencing_available": False,
+        "calendar_attachments_available": False,
+        "permission_level": calendar.permission_level,
+    }
+
+
+_COLOR_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
+
+
+class CalendarCreateSerializer(serializers.Serializer):
+    profile_id = serializers.CharField(max_length=64, help_text="pro_… of one of your profiles")
+    name = serializers.CharField(max_length=255)
+    color = serializers.CharField(
+        required=False, allow_blank=True, help_text="Hex colour such as #49BED8"
+    )
+
+    def validate_name(self, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise serializers.ValidationError("name must be specified", code="required")
+        return value
+
+    def validate_color(self, value: str) -> str:
+        if value and not _COLOR_RE.match(value):
+            raise serializers.ValidationError(
+                "color must be a hex colour such as #49BED8", code="invalid_color"
+            )
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Events and free/busy
+
+
+@lru_cache(maxsize=512)
+def _zone(tzid: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(tzid)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _series_identifier(calendar_id: str, provider_key: str) -> str:
+    # Opaque and stable: the same for every instance of one series in one calendar.
+    return hashlib.sha256(f"{calendar_id}\x00{provider_key}".encode()).hexdigest()[:24]
+
+
+class EventRenderer:
+    """Turns rows of calendars.reads.EVENT_FIELDS / FREE_BUSY_FIELDS into Cronofy's objects."""
+
+    def __init__(self, query: EventQuery, application_id: int):
+        self.query = query
+        self.application_id = application_id
+        self.localized = query.localized_times
+        self.query_zone = query.zone
+
+    def times(self, row: dict):
+        """(start, end) as Cronofy encodes them (§2.5); orjson formats dates and datetimes."""
+        if row["is_all_day"]:
+            start, end = row["start_date"], row["end_date"]
+            if start is None:  # defensive: an all-day row without dates uses its UTC midnights
+                start, end = row["start"].date(), row["end"].date()
+            if self.localized:
+                tzid = row["tzid"] if _zone(row["tzid"]) else self.query.tzid
+                return {"time": start, "tzid": tzid}, {"time": end, "tzid": tzid}
+            return start, end
+        start, end = row["start"], row["end"]
+        if self.localized:
+            # The event's own zone, as the provider gave it; the query's zone as fallback.
+            zone = _zone(row["tzid"]) or self.query_zone
+            return (
+                {"time": start.astimezone(zone), "tzid": zone.key},
+                {"time": end.astimezone(zone), "tzid": zone.key},
+            )
+        return start, end
+
+    def event(self, row: dict) -> dict:
+        start, end = self.times(row)
+        managed = row["event_id"] is not None and row["application_id"] == self.application_id
+        data = {
+            "calendar_id": row["calendar__public_id"],
+            "event_uid": row["event_uid"],
+            "summary": row["summary"],
+            "description": row["description"],
+            "start": start,
+            "end": end,
+            "deleted": row["is_deleted"],
+            "created": row["provider_created_at"] or row["created_at"],
+            "updated": row["provider_updated_at"] or row["updated_at"],
+            "participation_status": row["participation_status"],
+            "attendees": row["attendees"],
+            "organizer": row["organizer"] or {},
+            "transparency": row["transparency"],
+            "extended_transparency": row["transparency"],
+            "status": row["status"],
+            "event_status": row["status"],
+            "categories": row["categories"],
+            "recurring": row["is_recurring"],
+            "event_private": row["is_private"],
+            "options": {
+                "delete": managed,
+                "update": managed,
+                "change_participation_status": False,
+            },
+        }
+        if managed:
+            data["event_id"] = row["event_id"]
+        if row["is_recurring"]:
+            data["series_identifier"] = _series_identifier(
+                row["calendar__public_id"], row["provider_key"]
+            )
+        if row["ical_uid"]:
+            data["ical_uid"] = row["ical_uid"]
+        if row["location_description"] or (
+            self.query.include_geo and (row["location_lat"] or row["location_long"])
+        ):
+            location = {"description": row["location_description"]}
+            if self.query.include_geo and row["location_lat"] and row["location_long"]:
+                location["lat"] = row["location_lat"]
+                location["long"] = row["location_long"]
+            data["location"] = location
+        if row["meeting_url"]:
+            data["meeting_url"] = row["meeting_url"]
+        return data
+
+    def free_busy(self, row: dict) -> dict:
+        start, end = self.times(row)
+        data = {
+            "calendar_id": row["calendar__public_id"],
+            "start": start,
+            "end": end,
+            "free_busy_status": free_busy_status(row),
+        }
+        if self.query.include_ids:
+            data["event_uid"] = row["event_uid"]
+            if row["event_id"] is not None and row["application_id"] == self.application_id:
+                data["event_id"] = row["event_id"]
+        if self.query.include_deleted:
+            data["deleted"] = row["is_deleted"]
+        return data
+
+
+def free_busy_status(row: dict) -> str:
+    """busy / tentative / free from the event's status, transparency and the end-user's answer."""
+    if (
+        row["status"] == Event.Status.CANCELLED
+        or row["transparency"] == Event.Transparency.TRANSPARENT
+        or row["participation_status"] == Event.ParticipationStatus.DECLINED
+    ):
+        return "free"
+    if row["status"] == Event.Status.TENTATIVE or row["participation_status"] in (
+        Event.ParticipationStatus.TENTATIVE,
+        Event.ParticipationStatus.NEEDS_ACTION,
+    ):
+        return "tentative"
+    return "busy"
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAPI description
+
+# Named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] so each choice set is one schema enum.
+PARTICIPATION_STATUSES = ["needs_action", "accepted", "declined", "tentative", "unknown"]
+EVENT_STATUSES = ["confirmed", "tentative", "cancelled", "unknown"]
+
+
+class CalendarSerializer(serializers.Serializer):
+    provider_name = serializers.CharField()
+    profile_id = serializers.CharField()
+    profile_name = serializers.CharField()
+    calendar_id = serializers.CharField(help_text="cal_…")
+    calendar_name = serializers.CharField()
+    calendar_readonly = serializers.BooleanField()
+    calendar_deleted = serializers.BooleanField()
+    calendar_primary = serializers.BooleanField()
+    calendar_integrated_conferencing_available = serializers.BooleanField()
+    calendar_attachments_available = serializers.BooleanField()
+    permission_level = serializers.ChoiceField(choices=["unrestricted", "sandbox"])
+
+
+class CalendarListResponseSerializer(serializers.Serializer):
+    sub = serializers.CharField()
+    calendars = CalendarSerializer(many=True)
+
+
+class CalendarResponseSerializer(serializers.Serializer):
+    calendar = CalendarSerializer()
+
+
+class PagesSerializer(serializers.Serializer):
+    current = serializers.IntegerField()
+    total = serializers.IntegerField()
+    next_page = serializers.URLField(required=False, help_text="Absent on the last page")
+
+
+class LocationSerializer(serializers.Serializer):
+    description = serializers.CharField()
+    lat = serializers.CharField(required=False)
+    long = serializers.CharField(required=False)
+
+
+class PersonSerializer(serializers.Serializer):
+    email = serializers.CharField()
+    display_name = serializers.CharField(required=False)
+
+
+class AttendeeSerializer(PersonSerializer):
+    status = serializers.ChoiceField(choices=PARTICIPATION_STATUSES)
+
+
+class EventOptionsSerializer(serializers.Serializer):
+    delete = serializers.BooleanField()
+    update = serializers.BooleanField()
+    change_participation_status = serializers.BooleanField()
+
+
+_TIME_HELP = (
+    "UTC time `YYYY-MM-DDTHH:MM:SSZ`, a date `YYYY-MM-DD` for all-day events, or with "
+    "localized_times an object {time, tzid}"
+)
+
+
+class EventSerializer(serializers.Serializer):
+    calendar_id = serializers.CharField()
+    event_uid = serializers.CharField()
+    event_id = serializers.CharField(required=False, help_text="Only for your managed events")
+    summary = serializers.CharField()
+    description = serializers.CharField()
+    start = serializers.JSONField(help_text=_TIME_HELP)
+    end = serializers.JSONField(help_text=_TIME_HELP)
+    deleted = serializers.BooleanField()
+    created = serializers.DateTimeField()
+    updated = serializers.DateTimeField()
+    location = LocationSerializer(required=False)
+    participation_status = serializers.ChoiceField(choices=PARTICIPATION_STATUSES)
+    attendees = AttendeeSerializer(many=True)
+    organizer = PersonSerializer()
+    transparency = serializers.ChoiceField(choices=["opaque", "transparent", "unknown"])
+    extended_transparency = serializers.CharField()
+    status = serializers.ChoiceField(choices=EVENT_STATUSES)
+    event_status = serializers.CharField(help_text="Same as status (older fixtures)")
+    categories = serializers.ListField(child=serializers.CharField())
+    recurring = serializers.BooleanField()
+    series_identifier = serializers.CharField(required=False)
+    ical_uid = serializers.CharField(required=False)
+    event_private = serializers.BooleanField()
+    options = EventOptionsSerializer()
+    meeting_url = serializers.URLField(required=False)
+
+
+class EventsResponseSerializer(serializers.Serializer):
+    pages = PagesSerializer()
+    events = EventSerializer(many=True)
+
+
+class FreeBusySerializer(serializers.Serializer):
+    calendar_id = serializers.CharField()
+    start = serializers.JSONField(help_text=_TIME_HELP)
+    end = serializers.JSONField(help_text=_TIME_HELP)
+    free_busy_status = serializers.ChoiceField(choices=["busy", "tentative", "free", "unknown"])
+    event_uid = serializers.CharField(required=False, help_text="With include_ids")
+    event_id = serializers.CharField(required=False, help_text="With include_ids, managed only")
+    deleted = serializers.BooleanField(required=False, help_text="With include_deleted")
+
+
+class FreeBusyResponseSerializer(serializers.Serializer):
+    pages = PagesSerializer()
+    free_busy = FreeBusySerializer(many=True)
