@@ -47,9 +47,19 @@ class RadicaleServer:
         """Start again on the same port and storage (after stop())."""
         self.process = start_radicale(self.root, self.port).process
 
+    def password(self, user: str) -> str:
+        return USERS.get(user) or f"{user}-pw"
+
+    def make_user(self) -> str:
+        """A new user with an empty calendar home (the htpasswd file is re-read per login)."""
+        user = f"u{uuid.uuid4().hex[:10]}"
+        with (self.root / "users").open("a") as users:
+            users.write(f"{user}:{self.password(user)}\n")
+        return user
+
     def session(self, user: str = "alice") -> requests.Session:
         session = requests.Session()
-        session.auth = (user, USERS[user])
+        session.auth = (user, self.password(user))
         return session
 
     def make_calendar(self, user: str = "alice", name: str | None = None) -> str:
@@ -67,17 +77,23 @@ class RadicaleServer:
         response.raise_for_status()
         return url
 
-    def put_event(self, calendar_url: str, uid: str, ics: str, user: str = "alice") -> str:
-        """PUT one iCalendar resource named <uid>.ics; returns its URL."""
+    @staticmethod
+    def owner(calendar_url: str) -> str:
+        return calendar_url.split("://", 1)[1].split("/")[1]
+
+    def put_event(self, calendar_url: str, uid: str, ics: str, user: str | None = None) -> str:
+        """PUT one iCalendar resource named <uid>.ics (as the calendar's owner); returns its URL."""
         url = f"{calendar_url}{uid}.ics"
-        response = self.session(user).put(
+        response = self.session(user or self.owner(calendar_url)).put(
             url, data=ics.encode(), headers={"Content-Type": "text/calendar"}, timeout=30
         )
         response.raise_for_status()
         return url
 
-    def delete_event(self, calendar_url: str, uid: str, user: str = "alice") -> None:
-        response = self.session(user).delete(f"{calendar_url}{uid}.ics", timeout=30)
+    def delete_event(self, calendar_url: str, uid: str, user: str | None = None) -> None:
+        response = self.session(user or self.owner(calendar_url)).delete(
+            f"{calendar_url}{uid}.ics", timeout=30
+        )
         response.raise_for_status()
 
 
@@ -88,7 +104,8 @@ def write_config(root: Path, *, max_expand_occurrence: int = 100000) -> Path:
     htpasswd.write_text("".join(f"{user}:{password}\n" for user, password in USERS.items()))
     config = root / "config"
     config.write_text(
-        "[auth]\ntype = htpasswd\n"
+        # delay = 0: no pause after a failed login (the wrong-password tests would wait 1 s).
+        "[auth]\ntype = htpasswd\ndelay = 0\n"
         f"htpasswd_filename = {htpasswd}\nhtpasswd_encryption = plain\n"
         "[rights]\ntype = owner_only\n"
         f"[storage]\nfilesystem_folder = {root / 'collections'}\n"

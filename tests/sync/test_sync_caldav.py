@@ -12,7 +12,6 @@ from calendars.models import Calendar, ChangeLogEntry, Event
 from sync import services
 from sync.models import CalendarSyncState
 from tests.factories import make_account
-from tests.radicale import USERS
 from tests.sync.helpers import soon, stamp, vcalendar, vevent
 
 pytestmark = pytest.mark.django_db(transaction=False)
@@ -24,7 +23,11 @@ def _connect(server, user="alice", account=None):
     return services.connect_profile(
         account=account or make_account(email=f"{user}@example.com"),
         provider_key="caldav",
-        credentials_dict={"url": server.base_url + "/", "username": user, "password": USERS[user]},
+        credentials_dict={
+            "url": server.base_url + "/",
+            "username": user,
+            "password": server.password(user),
+        },
     )
 
 
@@ -33,12 +36,14 @@ def _series(start, *, summary="Standup", extra=""):
 
 
 @pytest.fixture
-def synced(radicale_server, caldav_calendar):
-    """alice's fresh calendar with one single event and a 4-instance weekly series, synced."""
-    server, url = radicale_server, caldav_calendar
+def synced(radicale_server):
+    """A new user's calendar with one single event and a 4-instance weekly series, synced."""
+    server = radicale_server
+    user = server.make_user()
+    url = server.make_calendar(user)
     server.put_event(url, "single", vcalendar(vevent("single", soon(3), summary="Lunch")))
     server.put_event(url, SERIES, vcalendar(_series(soon(1))))
-    profile = _connect(server)
+    profile = _connect(server, user)
     calendar = Calendar.objects.get(profile=profile, provider_calendar_id=url)
     outcome = services.sync_calendar(calendar_id=calendar.pk)
     assert outcome.status == "synced" and outcome.full
