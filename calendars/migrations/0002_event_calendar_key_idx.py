@@ -5,16 +5,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_support_group'),
-        ('calendars', '0001_initial'),
+        ("accounts", "0002_support_group"),
+        ("calendars", "0001_initial"),
         migrations.swappable_dependency(settings.OAUTH2_PROVIDER_APPLICATION_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['calendar', 'provider_key'], name='event_calendar_key_idx'),
+            model_name="event",
+            index=models.Index(fields=["calendar", "provider_key"], name="event_calendar_key_idx"),
         ),
     ]
