@@ -75,6 +75,10 @@ class CalendarListView(CronofyApiView):
             raise CronofyValidationError(
                 {"profile_id": [error_entry("errors.calendar_creation_not_supported", str(exc))]}
             ) from exc
+        except services.CalendarCreationFailed:
+            return Response(
+                {"error": "provider_unavailable"}, status=503, headers={"Retry-After": "60"}
+            )
         calendar.profile = profile
         return Response({"calendar": serializers.render_calendar(calendar)})
 

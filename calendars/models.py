@@ -189,6 +189,10 @@ class Event(models.Model):
             models.Index(fields=["calendar", "start"], name="event_calendar_start_idx"),
             # last_modified reads: events of an account changed since a time.
             models.Index(fields=["account", "updated_at"], name="event_account_updated_idx"),
+            # Sync: a calendar's events of some provider keys (UIDs), instances included. The
+            # partial unique indexes above cannot serve it (the query does not imply their
+            # conditions), so without this it scans the whole calendar (bench/sync_caldav.py).
+            models.Index(fields=["calendar", "provider_key"], name="event_calendar_key_idx"),
         ]
 
     def __str__(self) -> str:

@@ -11,7 +11,13 @@ from django.utils.module_loading import import_string
 
 from accounts.models import Account, Profile
 from calendars.models import Calendar, ChangeLogEntry, Event
-from calendars.types import ApplyResult, EventData, EventIdentity
+from calendars.types import (
+    ApplyResult,
+    CalendarData,
+    CalendarListResult,
+    EventData,
+    EventIdentity,
+)
 
 _LOOKUP_CHUNK = 500
 
@@ -161,6 +167,10 @@ class ProfileNotWritable(CalendarCreationError):
     """The profile is disconnected or read-only (Cronofy: 423)."""
 
 
+class CalendarCreationFailed(CalendarCreationError):
+    """The provider could not be reached or refused for a passing reason: try again later."""
+
+
 class CalendarCreationNotSupported(CalendarCreationError):
     """The profile's provider cannot create calendars (an ICS feed, or no adapter installed)."""
 
@@ -227,3 +237,61 @@ def create_calendar(*, profile: Profile, name: str, color: str = "", application
             application=application,
         )
     return calendar
+
+
+_CALENDAR_FIELDS = ("name", "is_readonly", "is_primary", "color")
+
+
+def upsert_provider_calendars(
+    *, profile: Profile, calendars: Sequence[CalendarData], is_complete: bool = True
+) -> CalendarListResult:
+    """Make the profile's cached calendar list match the provider's.
+
+    Calendars are matched by provider id; only changed ones are written. With `is_complete`,
+    cached calendars the provider no longer lists are marked deleted (kept, never removed);
+    a deleted calendar that reappears comes back. Writes calendar_created/updated/deleted
+    change-log entries in the same transaction.
+    """
+    result = CalendarListResult()
+    with transaction.atomic():
+        existing = {c.provider_calendar_id: c for c in Calendar.objects.filter(profile=profile)}
+        seen = set()
+        for data in calendars:
+            if data.provider_calendar_id in seen:
+                continue
+            seen.add(data.provider_calendar_id)
+            calendar = existing.get(data.provider_calendar_id)
+            if calendar is None:
+                calendar = Calendar(profile=profile, provider_calendar_id=data.provider_calendar_id)
+                for name in _CALENDAR_FIELDS:
+                    setattr(calendar, name, getattr(data, name))
+                result.created.append(calendar)
+            elif calendar.is_deleted or any(
+                getattr(calendar, n) != getattr(data, n) for n in _CALENDAR_FIELDS
+            ):
+                for name in _CALENDAR_FIELDS:
+                    setattr(calendar, name, getattr(data, name))
+                calendar.is_deleted = False
+                result.updated.append(calendar)
+            result.calendars.append(calendar)
+        if is_complete:
+            for provider_id, calendar in existing.items():
+                if provider_id not in seen and not calendar.is_deleted:
+                    calendar.is_deleted = True
+                    result.deleted.append(calendar)
+        Calendar.objects.bulk_create(result.created)
+        now = timezone.now()
+        for calendar in result.updated + result.deleted:
+            calendar.updated_at = now
+        Calendar.objects.bulk_update(
+            result.updated + result.deleted, [*_CALENDAR_FIELDS, "is_deleted", "updated_at"]
+        )
+        Kind = ChangeLogEntry.Kind
+        record_changes(
+            account=profile.account,
+            changes=[(Kind.CALENDAR_CREATED, c, None) for c in result.created]
+            + [(Kind.CALENDAR_UPDATED, c, None) for c in result.updated]
+            + [(Kind.CALENDAR_DELETED, c, None) for c in result.deleted],
+            at=now,
+        )
+    return result

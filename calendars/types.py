@@ -76,3 +76,22 @@ class ApplyResult:
     @property
     def changed(self) -> int:
         return self.created + self.updated + self.deleted
+
+
+@dataclass(frozen=True)
+class CalendarData:
+    """A provider's view of one calendar of a profile."""
+
+    provider_calendar_id: str
+    name: str
+    is_readonly: bool = False
+    is_primary: bool = False
+    color: str = ""
+
+
+@dataclass
+class CalendarListResult:
+    calendars: list = field(default_factory=list)  # the live Calendar rows, in input order
+    created: list = field(default_factory=list)
+    updated: list = field(default_factory=list)
+    deleted: list = field(default_factory=list)

@@ -291,7 +291,7 @@ SOCIAL_AUTH_LOGIN_ERROR_URL = "/connect/"
 # `(*, profile, name, color) -> calendars.services.ProviderCalendar`, provided by the sync app.
 # The default answers "not supported" (422).
 CALENDAR_PROVIDER_CREATOR = env_str(
-    "CALENDAR_PROVIDER_CREATOR", "calendars.services.provider_calendar_creation_unsupported"
+    "CALENDAR_PROVIDER_CREATOR", "sync.services.create_calendar_at_provider"
 )
 
 # Shared cache for the API rate limits: Redis when REDIS_URL is set (needed with several server

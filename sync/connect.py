@@ -1,28 +1,18 @@
-"""Connecting an end-user's calendar account: verify the credentials by discovery, then create or
-relink the Profile and its Calendars in one transaction.
+"""Connecting an end-user's calendar account from the hosted pages: verify the credentials by
+discovery, pick the account to sign in, then store the connection (sync.services).
 
 Discovery (network) always runs before the transaction, so a wrong password, an unreachable
 server or an unparsable feed raises a ProviderError and leaves nothing behind.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
 
 from accounts.models import Account, Profile
 from accounts.services import create_account
-from calendars.models import Calendar, ChangeLogEntry
-from calendars.services import record_changes
-from sync.providers.base import (
-    CalDAVCredentials,
-    IcsCredentials,
-    PermanentError,
-    Provider,
-    ProviderAccount,
-    ProviderCalendar,
-)
-from sync.providers.registry import PROVIDERS
+from sync.providers.base import PermanentError, ProviderAccount, ProviderCalendar
+from sync.services import build_provider, store_connected_profile
 
 
 @dataclass(frozen=True)
@@ -31,95 +21,12 @@ class Discovery:
     calendars: list[ProviderCalendar]
 
 
-def adapter_for(provider_key: str, credentials: dict) -> Provider:
-    """Build the adapter for stored credentials. Raises PermanentError for an unknown key."""
-    if provider_key == Profile.Provider.CALDAV:
-        return PROVIDERS[provider_key](
-            CalDAVCredentials(
-                url=credentials["url"],
-                username=credentials["username"],
-                password=credentials["password"],
-            )
-        )
-    if provider_key == Profile.Provider.ICS:
-        return PROVIDERS[provider_key](IcsCredentials(url=credentials["url"]))
-    raise PermanentError(f"no adapter builds from credentials for {provider_key!r}")
-
-
 def discover(provider_key: str, credentials: dict) -> Discovery:
     """Who the credentials belong to and their calendars. Raises ProviderError (AuthExpired
     for rejected credentials, TemporaryError for an unreachable server, PermanentError…)."""
-    provider = adapter_for(provider_key, credentials)
+    provider = build_provider(provider_key, credentials)
     account = provider.describe_account()
     return Discovery(provider_account=account, calendars=provider.list_calendars())
-
-
-def connect_profile(
-    *,
-    account: Account,
-    provider_key: str,
-    credentials: dict,
-    provider_account: ProviderAccount,
-    calendars: Sequence[ProviderCalendar] | None = None,
-) -> Profile:
-    """Create the Profile, or relink the existing one (same account, provider and provider
-    identity: status connected, credentials replaced), and upsert its Calendars.
-
-    `calendars` defaults to a fresh list_calendars() through the adapter (before the
-    transaction); pass [] when no adapter exists yet and the first sync will find them.
-    Writes a calendar_created change-log entry per new calendar. Raises ProviderError from
-    discovery, before anything is written.
-    """
-    if calendars is None:
-        calendars = adapter_for(provider_key, credentials).list_calendars()
-    with transaction.atomic():
-        profile, created = Profile.objects.select_for_update().get_or_create(
-            account=account,
-            provider=provider_key,
-            provider_account_id=provider_account.provider_account_id,
-            defaults={
-                "profile_name": provider_account.profile_name,
-                "provider_service": provider_account.provider_service,
-                "credentials": credentials,
-            },
-        )
-        if not created:
-            profile.status = Profile.Status.CONNECTED
-            profile.disconnected_reason = ""
-            profile.disconnected_at = None
-            profile.credentials = credentials
-            profile.profile_name = provider_account.profile_name
-            profile.provider_service = provider_account.provider_service
-            profile.save()
-        _upsert_calendars(account, profile, calendars)
-    return profile
-
-
-def _upsert_calendars(
-    account: Account, profile: Profile, calendars: Sequence[ProviderCalendar]
-) -> None:
-    existing = {c.provider_calendar_id: c for c in profile.calendars.all()}
-    changes = []
-    for found in calendars:
-        fields = {
-            "name": found.name[:255],
-            "is_readonly": found.is_readonly,
-            "is_primary": found.is_primary,
-            "color": found.color[:16],
-            "is_deleted": False,
-        }
-        calendar = existing.get(found.provider_calendar_id)
-        if calendar is None:
-            calendar = Calendar.objects.create(
-                profile=profile, provider_calendar_id=found.provider_calendar_id, **fields
-            )
-            changes.append((ChangeLogEntry.Kind.CALENDAR_CREATED, calendar, None))
-        elif any(getattr(calendar, name) != value for name, value in fields.items()):
-            for name, value in fields.items():
-                setattr(calendar, name, value)
-            calendar.save()
-            changes.append((ChangeLogEntry.Kind.CALENDAR_UPDATED, calendar, None))
-    record_changes(account=account, changes=changes)
 
 
 def connect_with_credentials(
@@ -158,12 +65,12 @@ def connect_with_credentials(
         if account is None:
             email = found.provider_account.profile_name
             account = create_account(email=email if "@" in email else "")
-        return connect_profile(
+        return store_connected_profile(
             account=account,
             provider_key=provider_key,
             credentials=credentials,
             provider_account=found.provider_account,
-            calendars=found.calendars,
+            provider_calendars=found.calendars,
         )
 
 
@@ -198,10 +105,10 @@ def connect_oauth_profile(
         if previous and not credentials.get("refresh_token") and previous.credentials:
             kept = previous.credentials.get("refresh_token", "")
             credentials = {**credentials, "refresh_token": kept}
-        return connect_profile(
+        return store_connected_profile(
             account=account,
             provider_key=provider_key,
             credentials=credentials,
             provider_account=provider_account,
-            calendars=[],
+            provider_calendars=None,
         )

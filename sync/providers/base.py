@@ -35,6 +35,10 @@ class PermanentError(ProviderError):
     """The request can never succeed as it is (404 calendar gone, 400, invalid data)."""
 
 
+class NotSupported(PermanentError):
+    """The provider (or this kind of account) cannot do that at all (e.g. an ICS feed)."""
+
+
 # --- Credentials ---
 @dataclass(frozen=True)
 class CalDAVCredentials:
@@ -77,6 +81,43 @@ class ProviderAccount:
     provider_service: str = ""
 
 
+@dataclass(frozen=True)
+class RawResource:
+    """One stored resource at the provider: its address, version and iCalendar text."""
+
+    href: str
+    etag: str
+    ical: str
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """What changed in one calendar since a cursor.
+
+    `is_full`: `resources` is the complete current content (an initial sync, a resync after an
+    invalid cursor, or an ICS snapshot); whatever the cache holds beyond it is gone.
+    Otherwise `resources` are the changed ones and `deleted` the hrefs removed.
+    `unchanged`: the cheap check (ctag, 304, same body) says nothing changed; `cursor` is kept.
+    """
+
+    cursor: str
+    resources: list[RawResource] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    is_full: bool = False
+    unchanged: bool = False
+    ctag: str = ""
+    # Calendar-level properties that apply to every resource (ICS X-WR-TIMEZONE).
+    default_tzid: str = ""
+
+
+@dataclass(frozen=True)
+class WrittenEvent:
+    """Where a written event now lives at the provider."""
+
+    href: str
+    etag: str
+
+
 class Provider(ABC):
     """One provider account, seen through its credentials."""
 
@@ -89,3 +130,35 @@ class Provider(ABC):
     @abstractmethod
     def list_calendars(self) -> list[ProviderCalendar]:
         """Every event calendar of the account. Raises AuthExpired, TemporaryError…"""
+
+    @abstractmethod
+    def fetch_changes(
+        self,
+        calendar_id: str,
+        cursor: str | None,
+        *,
+        known_ctag: str = "",
+        known_etags: dict[str, str] | None = None,
+    ) -> ChangeSet:
+        """Changes of one calendar since `cursor` (None: everything, `is_full`).
+
+        `known_ctag` enables the cheap unchanged check; `known_etags` (href -> etag of what we
+        hold) serves providers without a change feed. Raises CursorInvalid (run again with
+        None), AuthExpired, RateLimited, TemporaryError, PermanentError.
+        """
+
+    def create_event(self, calendar_id: str, uid: str, ical: str) -> WrittenEvent:
+        """Create an event idempotently (a retry finds it). Raises PermanentError if read-only."""
+        raise PermanentError(f"{self.key} calendars are read-only")
+
+    def update_event(self, href: str, ical: str, *, etag: str = "") -> WrittenEvent:
+        """Replace an event; with `etag`, only if unchanged (PermanentError on conflict)."""
+        raise PermanentError(f"{self.key} calendars are read-only")
+
+    def delete_event(self, href: str, *, etag: str = "") -> None:
+        """Delete an event; an event already gone is not an error."""
+        raise PermanentError(f"{self.key} calendars are read-only")
+
+    def create_calendar(self, name: str) -> ProviderCalendar:
+        """Create a calendar in the account."""
+        raise NotSupported(f"{self.key} does not support creating calendars")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import icalendar
@@ -9,12 +13,14 @@ import requests
 
 from sync.providers.base import (
     AuthExpired,
+    ChangeSet,
     IcsCredentials,
     PermanentError,
     Provider,
     ProviderAccount,
     ProviderCalendar,
     RateLimited,
+    RawResource,
     TemporaryError,
 )
 
@@ -32,10 +38,23 @@ def normalize_feed_url(url: str) -> str:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    try:
-        return float(response.headers.get("Retry-After", ""))
-    except ValueError:
+    """Retry-After in seconds, given as seconds or as an HTTP date (RFC 9110 §10.2.3)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
         return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+# Calendar-level properties copied into every per-UID resource (X-WR-TIMEZONE decides the zone
+# of floating times in Google's and Outlook's published feeds).
+_CALENDAR_PROPERTIES = ("VERSION", "PRODID", "CALSCALE", "X-WR-TIMEZONE", "X-WR-CALNAME")
 
 
 class IcsProvider(Provider):
@@ -92,3 +111,64 @@ class IcsProvider(Provider):
         calendar = self.parse(self.fetch().content)
         name = str(calendar.get("X-WR-CALNAME") or urlsplit(self.url).hostname or "Feed")
         return [ProviderCalendar(provider_calendar_id=self.url, name=name, is_readonly=True)]
+
+    def fetch_changes(
+        self,
+        calendar_id: str,
+        cursor: str | None,
+        *,
+        known_ctag: str = "",
+        known_etags=None,
+    ) -> ChangeSet:
+        """GET the feed with If-None-Match/If-Modified-Since from `cursor`; 304 or an identical
+        body (servers without validators) is `unchanged`. Otherwise the whole feed is returned
+        as a full snapshot, one resource per UID (href = UID, etag = hash of its components):
+        a UID absent from the feed is deleted. Raises AuthExpired (401/403, HTML page instead of
+        a feed), RateLimited, TemporaryError, PermanentError (404/410, too big, not iCalendar).
+        """
+        previous = json.loads(cursor) if cursor else {}
+        headers = {}
+        if previous.get("etag"):
+            headers["If-None-Match"] = previous["etag"]
+        if previous.get("last_modified"):
+            headers["If-Modified-Since"] = previous["last_modified"]
+        response = self.fetch(headers)
+        if response.status_code == 304 and cursor:
+            return ChangeSet(cursor=cursor, unchanged=True)
+        body = response.content
+        digest = hashlib.sha256(body).hexdigest()
+        new_cursor = json.dumps(
+            {
+                "etag": response.headers.get("ETag", ""),
+                "last_modified": response.headers.get("Last-Modified", ""),
+                "hash": digest,
+            },
+            sort_keys=True,
+        )
+        if cursor and previous.get("hash") == digest:
+            return ChangeSet(cursor=new_cursor, unchanged=True)
+        calendar = self.parse(body)
+        return ChangeSet(cursor=new_cursor, resources=_split_by_uid(calendar), is_full=True)
+
+
+def _split_by_uid(calendar: icalendar.Calendar) -> list[RawResource]:
+    """One small VCALENDAR per UID (master + overrides + every VTIMEZONE), so that an unchanged
+    UID is recognised by its hash and skipped without parsing."""
+    header = "".join(
+        f"{name}:{calendar[name].to_ical().decode()}\r\n"
+        for name in _CALENDAR_PROPERTIES
+        if name in calendar
+    )
+    timezones = "".join(tz.to_ical().decode() for tz in calendar.walk("VTIMEZONE"))
+    groups: dict[str, list[str]] = {}
+    for event in calendar.walk("VEVENT"):
+        uid = str(event.get("UID", "")).strip()
+        if uid:
+            groups.setdefault(uid, []).append(event.to_ical().decode())
+    resources = []
+    for uid, events in groups.items():
+        body = "".join(events)
+        ical = f"BEGIN:VCALENDAR\r\n{header}{timezones}{body}END:VCALENDAR\r\n"
+        etag = hashlib.sha256((header + body).encode()).hexdigest()
+        resources.append(RawResource(href=uid, etag=etag, ical=ical))
+    return resources

@@ -145,7 +145,8 @@ def test_create_calendar_in_disconnected_profile_is_423(client, owner, provider)
     assert post(client, token, {"profile_id": profile.public_id, "name": "X"}).status_code == 423
 
 
-def test_create_calendar_without_provider_support_is_422(client, owner):
+def test_create_calendar_without_provider_support_is_422(client, owner, settings):
+    settings.CALENDAR_PROVIDER_CREATOR = "calendars.services.provider_calendar_creation_unsupported"
     account, profile = owner
     token = make_access_token(account=account, scope="create_calendar")
     response = post(client, token, {"profile_id": profile.public_id, "name": "X"})

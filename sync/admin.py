@@ -1,0 +1,58 @@
+from django.contrib import admin, messages
+
+from sync import services
+from sync.models import CalendarSyncState
+
+
+@admin.register(CalendarSyncState)
+class CalendarSyncStateAdmin(admin.ModelAdmin):
+    """Where each calendar's sync stands: support staff look here first."""
+
+    list_display = (
+        "calendar",
+        "profile_status",
+        "last_synced_at",
+        "next_poll_at",
+        "consecutive_failures",
+        "last_error_class",
+    )
+    list_filter = ("last_error_class", "calendar__profile__provider", "calendar__profile__status")
+    search_fields = (
+        "calendar__public_id",
+        "calendar__profile__public_id",
+        "calendar__profile__account__email",
+    )
+    list_select_related = ("calendar__profile",)
+    raw_id_fields = ("calendar",)
+    # The cursor may embed provider details; support sees whether there is one, not its value.
+    exclude = ("cursor", "lock_token")
+    readonly_fields = (
+        "has_cursor",
+        "ctag",
+        "window_start",
+        "last_synced_at",
+        "last_attempt_at",
+        "last_error",
+        "last_error_class",
+        "consecutive_failures",
+        "locked_until",
+        "created_at",
+        "updated_at",
+    )
+    actions = ["sync_now"]
+    show_full_result_count = False
+
+    @admin.display(description="profile")
+    def profile_status(self, obj: CalendarSyncState) -> str:
+        return obj.calendar.profile.status
+
+    @admin.display(boolean=True, description="cursor stored")
+    def has_cursor(self, obj: CalendarSyncState) -> bool:
+        return bool(obj.cursor)
+
+    @admin.action(description="Sync now")
+    def sync_now(self, request, queryset):
+        count = services.request_sync(
+            calendar_ids=list(queryset.values_list("calendar_id", flat=True))
+        )
+        self.message_user(request, f"{count} calendar sync(s) queued.", messages.SUCCESS)

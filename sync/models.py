@@ -1,0 +1,86 @@
+"""Sync state: where each calendar's sync stands, and what we know of its provider resources."""
+
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Profile
+from calendars.models import Calendar
+
+
+class CalendarSyncStateQuerySet(models.QuerySet):
+    def due(self, now) -> "CalendarSyncStateQuerySet":
+        """States whose poll is due, of live calendars of connected profiles."""
+        return self.filter(
+            next_poll_at__lte=now,
+            calendar__is_deleted=False,
+            calendar__profile__status=Profile.Status.CONNECTED,
+        ).filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+
+
+class CalendarSyncState(models.Model):
+    """Per-calendar sync bookkeeping. Retry state lives here; the queue is only the trigger."""
+
+    calendar = models.OneToOneField(Calendar, on_delete=models.CASCADE, related_name="sync_state")
+    # Provider cursor (CalDAV sync-token, ICS validators as JSON). Saved only in the
+    # transaction that stores the data it covers; empty = the next sync is a full one.
+    cursor = models.TextField(blank=True)
+    # Cheap change indicator (CalDAV getctag) seen with the cursor.
+    ctag = models.CharField(max_length=255, blank=True)
+    # First day of the recurrence window the cached instances were expanded for; a new day
+    # means a full re-expansion (the window rolls forward daily).
+    window_start = models.DateField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)  # last success
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_class = models.CharField(max_length=64, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    # Single-flight lease: a sync holds the calendar until this time (conditional UPDATE).
+    locked_until = models.DateTimeField(null=True, blank=True)
+    lock_token = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CalendarSyncStateQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The tick: states with next_poll_at <= now, oldest first.
+            models.Index(fields=["next_poll_at"], name="syncstate_next_poll_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"sync state of {self.calendar_id}"
+
+
+class ProfileSyncState(models.Model):
+    """Per-profile bookkeeping: when the calendar list was last refreshed."""
+
+    profile = models.OneToOneField(Profile, on_delete=models.CASCADE, related_name="sync_state")
+    calendars_refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"sync state of {self.profile_id}"
+
+
+class SyncedResource(models.Model):
+    """One resource at the provider (a CalDAV href, or one UID of an ICS feed).
+
+    Maps the resource to the iCalendar UIDs it held at our last sync, so that a deleted or
+    changed resource tombstones exactly the events it produced, and keeps its etag for the
+    etag-diff fallback and for skipping unchanged feed entries.
+    """
+
+    calendar = models.ForeignKey(Calendar, on_delete=models.CASCADE, related_name="+")
+    href = models.CharField(max_length=1024)
+    etag = models.CharField(max_length=255, blank=True)
+    uids = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            # Also serves the lookups "resources of a calendar at these hrefs" and the full map.
+            models.UniqueConstraint(fields=["calendar", "href"], name="syncedresource_unique_href")
+        ]
+
+    def __str__(self) -> str:
+        return self.href

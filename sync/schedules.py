@@ -1,0 +1,16 @@
+"""Periodic jobs of the sync app, upserted by name by `manage.py setup_schedules`.
+
+Each entry is a plain dict of django_q Schedule fields (`name` is the key).
+"""
+
+SCHEDULES = [
+    {
+        # Claims due calendars every minute; each calendar is polled every
+        # SYNC_POLL_INTERVAL_SECONDS (with jitter), so a minute bounds the extra delay.
+        "name": "sync.enqueue_due_syncs",
+        "func": "sync.tasks.enqueue_due_syncs",
+        "schedule_type": "I",  # Schedule.MINUTES
+        "minutes": 1,
+        "repeats": -1,
+    },
+]

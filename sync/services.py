@@ -1,0 +1,615 @@
+"""The sync engine: connect profiles, sync calendars, schedule polls.
+
+Adapters (sync.providers) talk to providers and return dataclasses; this module turns them
+into rows through calendars.services, and owns every retry/backoff/disconnect decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from accounts.models import Account, Profile
+from calendars import services as calendar_services
+from calendars.models import Calendar, Event
+from calendars.types import ApplyResult, CalendarData, EventData, EventIdentity
+from sync.ical import InvalidCalendarData, Window, normalize_resource
+from sync.models import CalendarSyncState, ProfileSyncState, SyncedResource
+from sync.providers import base
+from sync.providers.registry import provider_class
+
+log = logging.getLogger(__name__)
+
+# A sync holds its calendar for at most this long; a crashed worker's lease then lapses.
+LEASE_SECONDS = 15 * 60
+# A claimed calendar whose task never ran becomes due again after this.
+CLAIM_SECONDS = 10 * 60
+MAX_BACKOFF_SECONDS = 6 * 3600
+JITTER = 0.1  # polls are spread +-10% so that calendars drift apart
+TICK_BATCH = 500
+
+
+# --- hooks the lead wires to notifications at merge ---
+def _on_profile_disconnected(profile: Profile) -> None:
+    """Called (after commit) when sync marks a profile disconnected (auth failure).
+
+    Wire `notifications.services.notify_profile_disconnected(profile)` here.
+    """
+    log.info("profile %s disconnected: %s", profile.public_id, profile.disconnected_reason)
+
+
+def _on_initial_sync_completed(profile: Profile) -> None:
+    """Called (after commit) when every calendar of a profile completed its first sync.
+
+    Wire `notifications.services.notify_profile_initial_sync_completed(profile)` here.
+    """
+    log.info("profile %s completed its initial sync", profile.public_id)
+
+
+# --- building adapters ---
+def build_provider(provider_key: str, credentials: dict) -> base.Provider:
+    """An adapter for stored credentials. Raises PermanentError for unknown/missing data."""
+    try:
+        cls = provider_class(provider_key)
+    except KeyError:
+        raise base.PermanentError(f"no sync support for provider {provider_key!r}") from None
+    credentials = credentials or {}
+    try:
+        if provider_key == Profile.Provider.CALDAV:
+            creds = base.CalDAVCredentials(
+                url=credentials["url"],
+                username=credentials["username"],
+                password=credentials["password"],
+            )
+        elif provider_key == Profile.Provider.ICS:
+            creds = base.IcsCredentials(url=credentials["url"])
+        else:
+            creds = base.OAuthCredentials(access_token=credentials["access_token"])
+    except KeyError as exc:
+        raise base.PermanentError(f"stored credentials lack {exc.args[0]!r}") from None
+    return cls(creds)
+
+
+def current_window(now: datetime | None = None) -> Window:
+    now = now or timezone.now()
+    return Window.around(
+        now.date(),
+        past_days=settings.SYNC_WINDOW_PAST_DAYS,
+        future_days=settings.SYNC_WINDOW_FUTURE_DAYS,
+    )
+
+
+def _poll_delay(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds * random.uniform(1 - JITTER, 1 + JITTER))
+
+
+def _enqueue_sync(calendar_id: int) -> None:
+    async_task("sync.tasks.sync_calendar", calendar_id, task_name=f"sync_calendar:{calendar_id}")
+
+
+# --- creating calendars (settings.CALENDAR_PROVIDER_CREATOR) ---
+def create_calendar_at_provider(
+    *, profile: Profile, name: str, color: str = ""
+) -> calendar_services.ProviderCalendar:
+    """POST /v1/calendars at the profile's provider (calendars.services.create_calendar calls
+    this through the setting, since calendars never imports sync).
+
+    Raises calendars.services.CalendarCreationNotSupported (read-only providers),
+    ProfileNotWritable (credentials rejected) or CalendarCreationFailed (try later).
+    """
+    try:
+        created = build_provider(profile.provider, profile.credentials).create_calendar(name)
+    except base.NotSupported as exc:
+        raise calendar_services.CalendarCreationNotSupported(str(exc)) from exc
+    except base.AuthExpired as exc:
+        raise calendar_services.ProfileNotWritable(str(exc)) from exc
+    except base.ProviderError as exc:
+        raise calendar_services.CalendarCreationFailed(str(exc)) from exc
+    return calendar_services.ProviderCalendar(
+        provider_calendar_id=created.provider_calendar_id, name=created.name, color=color
+    )
+
+
+# --- connecting profiles and their calendar lists ---
+def connect_profile(*, account: Account, provider_key: str, credentials_dict: dict) -> Profile:
+    """Connect (or relink) a provider account: discover it, store the profile and calendars,
+    and enqueue the first sync of each calendar.
+
+    The profile is unique on (account, provider, provider_account_id): connecting the same
+    provider account again updates its credentials and reconnects it. Raises the adapter's
+    errors (AuthExpired for bad credentials, TemporaryError, PermanentError) before writing.
+    """
+    provider = build_provider(provider_key, credentials_dict)
+    identity = provider.describe_account()
+    return store_connected_profile(
+        account=account,
+        provider_key=provider_key,
+        credentials=credentials_dict,
+        provider_account=identity,
+        provider_calendars=provider.list_calendars(),
+    )
+
+
+def store_connected_profile(
+    *,
+    account: Account,
+    provider_key: str,
+    credentials: dict,
+    provider_account: base.ProviderAccount,
+    provider_calendars: Sequence[base.ProviderCalendar] | None,
+) -> Profile:
+    """Store an already verified connection: create or relink the Profile (status connected,
+    credentials replaced), upsert its calendars and enqueue their first sync after commit.
+
+    `provider_calendars` None leaves the calendar list to the first sync (OAuth providers
+    whose adapters need an authorized session); a relink then keeps the cached calendars.
+    """
+    with transaction.atomic():
+        profile, created = Profile.objects.select_for_update().get_or_create(
+            account=account,
+            provider=provider_key,
+            provider_account_id=provider_account.provider_account_id,
+            defaults={"profile_name": provider_account.profile_name},
+        )
+        profile.profile_name = provider_account.profile_name
+        profile.provider_service = provider_account.provider_service
+        profile.credentials = credentials
+        profile.status = Profile.Status.CONNECTED
+        profile.disconnected_reason = ""
+        profile.disconnected_at = None
+        profile.save()
+        if provider_calendars is None:
+            calendars = list(profile.calendars.filter(is_deleted=False))
+        else:
+            calendars = _store_calendar_list(profile, provider_calendars)
+        # A relink resumes polling now, with a clean failure count.
+        CalendarSyncState.objects.filter(calendar__in=calendars).update(
+            next_poll_at=timezone.now(), consecutive_failures=0, last_error="", last_error_class=""
+        )
+        for calendar in calendars:
+            transaction.on_commit(lambda pk=calendar.pk: _enqueue_sync(pk))
+    log.info("profile %s %s", profile.public_id, "connected" if created else "relinked")
+    return profile
+
+
+def _store_calendar_list(
+    profile: Profile, provider_calendars: Sequence[base.ProviderCalendar]
+) -> list[Calendar]:
+    result = calendar_services.upsert_provider_calendars(
+        profile=profile,
+        calendars=[
+            CalendarData(
+                provider_calendar_id=c.provider_calendar_id,
+                name=c.name,
+                is_readonly=c.is_readonly,
+                is_primary=c.is_primary,
+                color=c.color,
+            )
+            for c in provider_calendars
+        ],
+    )
+    now = timezone.now()
+    CalendarSyncState.objects.bulk_create(
+        [CalendarSyncState(calendar=c, next_poll_at=now) for c in result.calendars],
+        ignore_conflicts=True,
+    )
+    ProfileSyncState.objects.update_or_create(
+        profile=profile, defaults={"calendars_refreshed_at": now}
+    )
+    if result.created and not profile.is_initial_sync_required:
+        # A new calendar has no cached data yet; the profile completes again after its sync.
+        Profile.objects.filter(pk=profile.pk).update(is_initial_sync_required=True)
+        profile.is_initial_sync_required = True
+    return result.calendars
+
+
+def refresh_profile_calendars(*, profile: Profile) -> list[Calendar]:
+    """Re-read the profile's calendar list: new calendars appear (and get polled), removed
+    ones are marked deleted. Raises the adapter's errors."""
+    provider = build_provider(profile.provider, profile.credentials)
+    provider_calendars = provider.list_calendars()
+    with transaction.atomic():
+        return _store_calendar_list(profile, provider_calendars)
+
+
+def _maybe_refresh_calendars(profile: Profile, now: datetime) -> None:
+    """Refresh the calendar list at most once per poll interval per profile (claimed by a
+    conditional UPDATE, so concurrent calendar syncs do it once)."""
+    due = now - timedelta(seconds=settings.SYNC_POLL_INTERVAL_SECONDS)
+    claimed = (
+        ProfileSyncState.objects.filter(profile=profile)
+        .filter(Q(calendars_refreshed_at__isnull=True) | Q(calendars_refreshed_at__lt=due))
+        .update(calendars_refreshed_at=now)
+    )
+    if not claimed:
+        return
+    try:
+        refresh_profile_calendars(profile=profile)
+    except base.ProviderError as exc:
+        log.warning("calendar list of %s not refreshed: %s", profile.public_id, exc)
+
+
+# --- syncing one calendar ---
+@dataclass
+class SyncOutcome:
+    calendar_id: int
+    status: str  # synced | unchanged | skipped | failed
+    full: bool = False
+    result: ApplyResult = field(default_factory=ApplyResult)
+    error: str = ""
+    skipped_resources: int = 0
+
+    def __str__(self) -> str:
+        if self.status in ("synced", "unchanged"):
+            r = self.result
+            kind = "full" if self.full else "incremental"
+            return (
+                f"{self.status} ({kind}): {r.created} created, {r.updated} updated, "
+                f"{r.deleted} deleted, {r.unchanged} unchanged"
+            )
+        return f"{self.status}: {self.error}"
+
+
+def sync_calendar(*, calendar_id: int, full: bool = False) -> SyncOutcome:
+    """Bring one calendar's cache up to date with its provider. Idempotent; single-flight.
+
+    Takes a lease on the calendar by conditional UPDATE (a second sync of the same calendar
+    returns `skipped`); fetches changes since the stored cursor (a full fetch when there is
+    none, when `full`, when the window rolled to a new day, or when the provider rejects the
+    cursor — mark-and-sweep, the cache is never blanked); applies them and stores the new cursor
+    in one transaction. Provider errors are recorded on the sync state and decide the next
+    poll (backoff, Retry-After) or disconnect the profile (auth failure); they are not raised.
+    """
+    now = timezone.now()
+    CalendarSyncState.objects.get_or_create(calendar_id=calendar_id, defaults={"next_poll_at": now})
+    token = uuid.uuid4().hex
+    leased = (
+        CalendarSyncState.objects.filter(calendar_id=calendar_id)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .update(
+            locked_until=now + timedelta(seconds=LEASE_SECONDS),
+            lock_token=token,
+            last_attempt_at=now,
+        )
+    )
+    if not leased:
+        return SyncOutcome(calendar_id, "skipped", error="another sync of it is running")
+    try:
+        return _sync_leased(calendar_id, token, full)
+    finally:
+        CalendarSyncState.objects.filter(calendar_id=calendar_id, lock_token=token).update(
+            locked_until=None, lock_token=""
+        )
+
+
+def _sync_leased(calendar_id: int, token: str, full: bool) -> SyncOutcome:
+    state = CalendarSyncState.objects.select_related("calendar__profile__account").get(
+        calendar_id=calendar_id
+    )
+    calendar = state.calendar
+    profile = calendar.profile
+    if not profile.is_connected or calendar.is_deleted:
+        return SyncOutcome(calendar_id, "skipped", error="profile disconnected or calendar deleted")
+    now = timezone.now()
+    window = current_window(now)
+    window_rolled = state.window_start != window.start.date()
+    full = full or not state.cursor or window_rolled
+    try:
+        provider = build_provider(profile.provider, profile.credentials)
+
+        def known_etags() -> dict[str, str]:
+            return dict(
+                SyncedResource.objects.filter(calendar=calendar).values_list("href", "etag")
+            )
+
+        try:
+            changes = provider.fetch_changes(
+                calendar.provider_calendar_id,
+                None if full else state.cursor,
+                known_ctag="" if full else state.ctag,
+                known_etags=known_etags,
+            )
+        except base.CursorInvalid:
+            # Routine (Google/Graph/CalDAV all do it): resync by mark-and-sweep.
+            log.info("cursor of %s rejected: full resync", calendar.public_id)
+            full = True
+            changes = provider.fetch_changes(
+                calendar.provider_calendar_id, None, known_etags=known_etags
+            )
+    except base.ProviderError as exc:
+        return _record_failure(state, exc, token)
+
+    outcome = SyncOutcome(calendar_id, "unchanged" if changes.unchanged else "synced", full=full)
+    with transaction.atomic():
+        # The cursor is saved only with the data it covers, and only while we hold the lease.
+        locked = (
+            CalendarSyncState.objects.select_for_update()
+            .filter(pk=state.pk, lock_token=token)
+            .first()
+        )
+        if locked is None:
+            return SyncOutcome(calendar_id, "skipped", error="lease lost")
+        if not changes.unchanged:
+            outcome.result, outcome.skipped_resources = _apply_changes(
+                calendar=calendar,
+                changes=changes,
+                window=window,
+                reuse_unchanged=not window_rolled,
+            )
+        done = timezone.now()
+        locked.cursor = changes.cursor
+        locked.ctag = changes.ctag
+        locked.window_start = window.start.date()
+        locked.last_synced_at = done
+        locked.last_error = locked.last_error_class = ""
+        locked.consecutive_failures = 0
+        locked.next_poll_at = done + _poll_delay(settings.SYNC_POLL_INTERVAL_SECONDS)
+        locked.save(
+            update_fields=[
+                "cursor",
+                "ctag",
+                "window_start",
+                "last_synced_at",
+                "last_error",
+                "last_error_class",
+                "consecutive_failures",
+                "next_poll_at",
+                "updated_at",
+            ]
+        )
+        _complete_initial_sync_if_done(profile)
+    _maybe_refresh_calendars(profile, now)
+    return outcome
+
+
+def _self_emails(calendar: Calendar) -> frozenset[str]:
+    profile = calendar.profile
+    emails = {profile.account.email, profile.profile_name}
+    username = (profile.credentials or {}).get("username", "") if profile.credentials else ""
+    emails.add(username)
+    return frozenset(e.lower() for e in emails if e and "@" in e)
+
+
+def _apply_changes(
+    *, calendar: Calendar, changes: base.ChangeSet, window: Window, reuse_unchanged: bool
+) -> tuple[ApplyResult, int]:
+    """Turn a ChangeSet into event upserts/tombstones and resource-map updates (caller's
+    transaction). Returns the apply result and the number of unparseable resources."""
+    account = calendar.profile.account
+    default_tzid = changes.default_tzid or account.default_tzid or "Etc/UTC"
+    self_emails = _self_emails(calendar)
+    hrefs = {r.href for r in changes.resources} | set(changes.deleted)
+    if changes.is_full:
+        stored = {r.href: r for r in SyncedResource.objects.filter(calendar=calendar)}
+    else:
+        stored = _stored_resources(calendar, hrefs)
+
+    upserts: dict[EventIdentity, EventData] = {}
+    affected_uids: set[str] = set()
+    kept_uids: set[str] = set()  # full sync: resources skipped as unchanged
+    new_map: dict[str, tuple[str, list[str]]] = {}
+    skipped = 0
+    for resource in changes.resources:
+        previous = stored.get(resource.href)
+        if (
+            changes.is_full
+            and reuse_unchanged
+            and previous is not None
+            and resource.etag
+            and previous.etag == resource.etag
+        ):
+            kept_uids.update(previous.uids)
+            continue
+        try:
+            uids, events = normalize_resource(
+                resource.ical,
+                window=window,
+                href=resource.href,
+                etag=resource.etag,
+                default_tzid=default_tzid,
+                self_emails=self_emails,
+            )
+        except InvalidCalendarData as exc:
+            # One broken resource must not stop the calendar; keep what we had of it.
+            log.warning("skipping unparseable %s in %s: %s", resource.href, calendar, exc)
+            skipped += 1
+            if previous is not None:
+                kept_uids.update(previous.uids)
+            continue
+        affected_uids.update(uids)
+        if previous is not None:
+            affected_uids.update(previous.uids)
+        for data in events:
+            upserts[data.identity] = data
+        new_map[resource.href] = (resource.etag, uids)
+
+    gone_hrefs = set(changes.deleted)
+    if changes.is_full:
+        seen = {r.href for r in changes.resources}
+        gone_hrefs |= {href for href in stored if href not in seen}
+    for href in gone_hrefs:
+        if href in stored:
+            affected_uids.update(stored[href].uids)
+
+    deletions = _stale_identities(
+        calendar, affected_uids, set(upserts), window, sweep_all=changes.is_full, kept=kept_uids
+    )
+    result = calendar_services.apply_provider_events(
+        calendar=calendar, upserts=list(upserts.values()), deletions=deletions
+    )
+    _store_resource_map(calendar, stored, new_map, gone_hrefs)
+    return result, skipped
+
+
+def _stored_resources(calendar: Calendar, hrefs: set[str]) -> dict[str, SyncedResource]:
+    found: dict[str, SyncedResource] = {}
+    ordered = sorted(hrefs)
+    for i in range(0, len(ordered), 500):
+        for resource in SyncedResource.objects.filter(
+            calendar=calendar, href__in=ordered[i : i + 500]
+        ):
+            found[resource.href] = resource
+    return found
+
+
+def _stale_identities(
+    calendar: Calendar,
+    uids: set[str],
+    fresh: set[EventIdentity],
+    window: Window,
+    *,
+    sweep_all: bool,
+    kept: set[str],
+) -> list[EventIdentity]:
+    """Live cached events of `uids` (or, for a full sync, of the whole calendar except the
+    `kept` UIDs) that the provider no longer produces. Instances that merely aged out of the
+    window (original start before it) are left alone: they did not change."""
+    live = Event.objects.filter(calendar=calendar, is_deleted=False)
+    if sweep_all:
+        rows = live.values_list("provider_key", "original_start")
+    else:
+        ordered = sorted(uids)
+        rows = []
+        for i in range(0, len(ordered), 500):
+            rows.extend(
+                live.filter(provider_key__in=ordered[i : i + 500]).values_list(
+                    "provider_key", "original_start"
+                )
+            )
+    stale = []
+    for key, original_start in rows:
+        identity = EventIdentity(key, original_start)
+        if identity in fresh or (sweep_all and key in kept and key not in uids):
+            continue
+        if original_start is not None and original_start < window.start:
+            continue
+        stale.append(identity)
+    return stale
+
+
+def _store_resource_map(calendar, stored, new_map, gone_hrefs) -> None:
+    SyncedResource.objects.filter(calendar=calendar, href__in=sorted(gone_hrefs)).delete()
+    to_update, to_create = [], []
+    for href, (etag, uids) in new_map.items():
+        previous = stored.get(href)
+        if previous is None:
+            to_create.append(SyncedResource(calendar=calendar, href=href, etag=etag, uids=uids))
+        elif previous.etag != etag or previous.uids != uids:
+            previous.etag, previous.uids = etag, uids
+            to_update.append(previous)
+    SyncedResource.objects.bulk_create(to_create, batch_size=500)
+    SyncedResource.objects.bulk_update(to_update, ["etag", "uids"], batch_size=500)
+
+
+def _complete_initial_sync_if_done(profile: Profile) -> None:
+    """Clear the profile's initial-sync flag once every live calendar has synced once."""
+    if not profile.is_initial_sync_required:
+        return
+    pending = CalendarSyncState.objects.filter(
+        calendar__profile=profile, calendar__is_deleted=False, last_synced_at__isnull=True
+    ).exists()
+    if pending:
+        return
+    cleared = Profile.objects.filter(pk=profile.pk, is_initial_sync_required=True).update(
+        is_initial_sync_required=False
+    )
+    if cleared:
+        profile.is_initial_sync_required = False
+        transaction.on_commit(lambda: _on_initial_sync_completed(profile))
+
+
+def _record_failure(state: CalendarSyncState, exc: base.ProviderError, token: str) -> SyncOutcome:
+    """Record a failed sync: backoff (or Retry-After), or disconnect on an auth failure.
+    The cursor and the cached data are left as they were: nothing is lost."""
+    now = timezone.now()
+    failures = state.consecutive_failures + 1
+    interval = settings.SYNC_POLL_INTERVAL_SECONDS
+    delay = min(interval * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
+    if isinstance(exc, base.RateLimited) and exc.retry_after:
+        delay = max(delay, exc.retry_after)
+    with transaction.atomic():
+        CalendarSyncState.objects.filter(pk=state.pk, lock_token=token).update(
+            last_error=str(exc)[:1000],
+            last_error_class=type(exc).__name__,
+            consecutive_failures=failures,
+            next_poll_at=now + _poll_delay(delay),
+        )
+        if isinstance(exc, base.AuthExpired):
+            _disconnect_profile(state.calendar.profile, reason=str(exc)[:255])
+    log.warning("sync of %s failed (%s): %s", state.calendar.public_id, type(exc).__name__, exc)
+    return SyncOutcome(state.calendar_id, "failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _disconnect_profile(profile: Profile, *, reason: str) -> None:
+    updated = Profile.objects.filter(pk=profile.pk, status=Profile.Status.CONNECTED).update(
+        status=Profile.Status.DISCONNECTED,
+        disconnected_reason=reason,
+        disconnected_at=timezone.now(),
+    )
+    if updated:
+        profile.refresh_from_db()
+        transaction.on_commit(lambda: _on_profile_disconnected(profile))
+
+
+def sync_profile(*, profile_id: int) -> list[SyncOutcome]:
+    """Refresh a profile's calendar list, then sync each live calendar now (foreground)."""
+    profile = Profile.objects.select_related("account").get(pk=profile_id)
+    try:
+        calendars = refresh_profile_calendars(profile=profile)
+    except base.AuthExpired as exc:
+        with transaction.atomic():
+            _disconnect_profile(profile, reason=str(exc)[:255])
+        raise
+    return [sync_calendar(calendar_id=c.pk) for c in calendars if not c.is_deleted]
+
+
+# --- polling ---
+def enqueue_due_syncs(
+    *,
+    now: datetime | None = None,
+    limit: int = TICK_BATCH,
+    enqueue: Callable[[int], None] | None = None,
+) -> list[int]:
+    """The tick: claim up to `limit` due calendars and enqueue one sync task each.
+
+    Claims with SELECT ... FOR UPDATE SKIP LOCKED and pushes each claimed poll CLAIM_SECONDS
+    ahead in the same transaction, so concurrent ticks never claim the same calendar; the sync
+    itself is single-flight too (lease). Returns the claimed calendar ids.
+    """
+    now = now or timezone.now()
+    enqueue = enqueue or _enqueue_sync
+    with transaction.atomic():
+        claimed = list(
+            CalendarSyncState.objects.due(now)
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("next_poll_at")
+            .values_list("pk", "calendar_id")[:limit]
+        )
+        CalendarSyncState.objects.filter(pk__in=[pk for pk, _ in claimed]).update(
+            next_poll_at=now + timedelta(seconds=CLAIM_SECONDS)
+        )
+        calendar_ids = [calendar_id for _, calendar_id in claimed]
+        for calendar_id in calendar_ids:
+            transaction.on_commit(lambda pk=calendar_id: enqueue(pk))
+    return calendar_ids
+
+
+def request_sync(*, calendar_ids: Sequence[int]) -> int:
+    """Make calendars due now and enqueue their sync (admin "sync now")."""
+    with transaction.atomic():
+        count = CalendarSyncState.objects.filter(calendar_id__in=calendar_ids).update(
+            next_poll_at=timezone.now()
+        )
+        for calendar_id in calendar_ids:
+            transaction.on_commit(lambda pk=calendar_id: _enqueue_sync(pk))
+    return count

@@ -1,0 +1,139 @@
+"""Polling: the tick's claims, jitter, single-flight syncs, schedules declared in code."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+from django_q.models import Schedule
+
+from accounts.models import Profile
+from sync import services
+from sync.models import CalendarSyncState
+from tests.factories import make_calendar, make_profile
+
+
+def _due_calendars(count, **profile_fields):
+    profile = make_profile(**profile_fields)
+    past = timezone.now() - timedelta(minutes=1)
+    calendars = [make_calendar(profile=profile) for _ in range(count)]
+    CalendarSyncState.objects.bulk_create(
+        [CalendarSyncState(calendar=c, next_poll_at=past) for c in calendars]
+    )
+    return calendars
+
+
+@pytest.mark.django_db
+def test_enqueue_due_syncs_claims_due_calendars_once():
+    due = _due_calendars(3)
+    later = make_calendar(profile=due[0].profile)
+    CalendarSyncState.objects.create(
+        calendar=later, next_poll_at=timezone.now() + timedelta(minutes=5)
+    )
+    _due_calendars(1, status=Profile.Status.DISCONNECTED)
+    enqueued = []
+
+    claimed = services.enqueue_due_syncs(enqueue=enqueued.append)
+
+    assert sorted(claimed) == sorted(c.pk for c in due)
+    assert services.enqueue_due_syncs(enqueue=enqueued.append) == []  # claimed: not due now
+
+
+@pytest.mark.django_db
+def test_enqueue_due_syncs_respects_the_batch_limit():
+    _due_calendars(5)
+    assert len(services.enqueue_due_syncs(limit=2, enqueue=lambda pk: None)) == 2
+    assert len(services.enqueue_due_syncs(limit=10, enqueue=lambda pk: None)) == 3
+
+
+def test_poll_delay_spreads_calendars_with_jitter():
+    delays = {services._poll_delay(300).total_seconds() for _ in range(200)}
+    assert min(delays) >= 270 and max(delays) <= 330 and len(delays) > 100
+
+
+def _run_in_threads(count, target):
+    barrier = threading.Barrier(count)
+    results, errors = [], []
+
+    def worker():
+        try:
+            barrier.wait()
+            results.append(target())
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_due_syncs_two_workers_ticking_at_once_never_claim_the_same_calendar():
+    calendars = _due_calendars(60)
+    enqueued, lock = [], threading.Lock()
+
+    def record(pk):
+        with lock:
+            enqueued.append(pk)
+
+    results = _run_in_threads(2, lambda: services.enqueue_due_syncs(limit=40, enqueue=record))
+
+    claimed = [pk for result in results for pk in result]
+    assert len(claimed) == len(set(claimed)) == 60  # disjoint, and together complete
+    assert sorted(enqueued) == sorted(c.pk for c in calendars)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_sync_calendar_concurrent_runs_of_one_calendar_are_single_flight(radicale_server):
+    server = radicale_server
+    user = server.make_user()
+    url = server.make_calendar(user)
+    profile = services.connect_profile(
+        account=make_profile().account,
+        provider_key="caldav",
+        credentials_dict={
+            "url": server.base_url + "/",
+            "username": user,
+            "password": server.password(user),
+        },
+    )
+    calendar = profile.calendars.get(provider_calendar_id=url)
+
+    outcomes = _run_in_threads(4, lambda: services.sync_calendar(calendar_id=calendar.pk))
+
+    statuses = sorted(o.status for o in outcomes)
+    assert statuses.count("synced") == 1 and statuses.count("skipped") == 3
+    assert CalendarSyncState.objects.get(calendar=calendar).locked_until is None
+
+
+@pytest.mark.django_db
+def test_sync_calendar_skips_a_calendar_whose_lease_is_held():
+    [calendar] = _due_calendars(1)
+    CalendarSyncState.objects.filter(calendar=calendar).update(
+        locked_until=timezone.now() + timedelta(minutes=5), lock_token="other"
+    )
+    assert services.sync_calendar(calendar_id=calendar.pk).status == "skipped"
+    # ...and a lapsed lease (crashed worker) is taken over.
+    CalendarSyncState.objects.filter(calendar=calendar).update(
+        locked_until=timezone.now() - timedelta(seconds=1)
+    )
+    assert services.sync_calendar(calendar_id=calendar.pk).status == "failed"  # no server
+
+
+@pytest.mark.django_db
+def test_setup_schedules_upserts_declared_schedules_by_name():
+    call_command("setup_schedules", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("setup_schedules", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    schedule = Schedule.objects.get(name="sync.enqueue_due_syncs")
+    assert schedule.func == "sync.tasks.enqueue_due_syncs" and schedule.minutes == 1
+    assert Schedule.objects.filter(name="sync.enqueue_due_syncs").count() == 1
