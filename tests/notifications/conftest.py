@@ -6,6 +6,7 @@ PUSH_CALLBACK_ALLOWED_NETWORKS; without it the default settings block it (test_t
 
 import hashlib
 import json
+import secrets as secrets_module
 import socket
 import struct
 import threading
@@ -139,8 +140,11 @@ def add_secret(application, secret: str, *, is_active: bool = True) -> Applicati
     )
 
 
-def make_integrator(*, secrets=SECRETS, name: str = "Integrator"):
+def make_integrator(*, secrets=None, name: str = "Integrator"):
+    """An application with active client secrets (two unique ones unless given)."""
     application = make_application(name=name)
+    if secrets is None:
+        secrets = [secrets_module.token_urlsafe(24) for _ in range(2)]
     for secret in secrets:
         add_secret(application, secret)
     return application
