@@ -257,6 +257,21 @@ SYNC_WINDOW_FUTURE_DAYS = env_int("SYNC_WINDOW_FUTURE_DAYS", 201)
 # CIDRs allows it (tests allow 127.0.0.1/32 explicitly).
 PUSH_CALLBACK_ALLOWED_NETWORKS = env_list("PUSH_CALLBACK_ALLOWED_NETWORKS")
 PUSH_DELIVERY_TIMEOUT_SECONDS = env_int("PUSH_DELIVERY_TIMEOUT_SECONDS", 5)
+# Open channels allowed per account (Cronofy's limit is 128).
+PUSH_MAX_CHANNELS_PER_ACCOUNT = env_int("PUSH_MAX_CHANNELS_PER_ACCOUNT", 128)
+# Deliveries in flight at once per dispatcher (each channel never has more than one).
+PUSH_DISPATCH_CONCURRENCY = env_int("PUSH_DISPATCH_CONCURRENCY", 128)
+# How long a claimed delivery stays reserved before another dispatcher may take it over.
+PUSH_LEASE_SECONDS = env_int("PUSH_LEASE_SECONDS", 60)
+# Failing deliveries are retried for this long; then the channel is closed.
+PUSH_RETRY_WINDOW_HOURS = env_int("PUSH_RETRY_WINDOW_HOURS", 24)
+# Bytes of a receiver's response that are read and kept in the attempt log.
+PUSH_RESPONSE_BODY_LIMIT = env_int("PUSH_RESPONSE_BODY_LIMIT", 4096)
+# The scheduled pump relays and dispatches for this long per run, polling at this interval.
+PUSH_PUMP_SECONDS = env_int("PUSH_PUMP_SECONDS", 55)
+PUSH_POLL_INTERVAL_SECONDS = env_int("PUSH_POLL_INTERVAL_SECONDS", 1)
+# Enqueue a dispatch task right after a transaction that created notifications commits.
+PUSH_ENQUEUE_ON_COMMIT = env_bool("PUSH_ENQUEUE_ON_COMMIT", True)
 
 LOGGING = {
     "version": 1,

@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from notifications import api
+
+urlpatterns = [
+    path("v1/channels", api.ChannelListView.as_view(), name="channels"),
+    path("v1/channels/<str:channel_id>", api.ChannelDetailView.as_view(), name="channel-detail"),
+]

@@ -23,6 +23,7 @@ from accounts.models import Account, Profile
 from calendars import services as calendar_services
 from calendars.models import Calendar, Event
 from calendars.types import ApplyResult, CalendarData, EventData, EventIdentity
+from notifications import services as notification_services
 from sync.ical import InvalidCalendarData, Window, normalize_resource
 from sync.models import CalendarSyncState, ProfileSyncState, SyncedResource
 from sync.providers import base
@@ -39,21 +40,19 @@ JITTER = 0.1  # polls are spread +-10% so that calendars drift apart
 TICK_BATCH = 500
 
 
-# --- hooks the lead wires to notifications at merge ---
+# --- telling integrators (push notifications) ---
 def _on_profile_disconnected(profile: Profile) -> None:
-    """Called (after commit) when sync marks a profile disconnected (auth failure).
-
-    Wire `notifications.services.notify_profile_disconnected(profile)` here.
-    """
+    """Inside the transaction that marks the profile disconnected: the outbox rows of the
+    `profile_disconnected` notifications commit (or roll back) with it."""
     log.info("profile %s disconnected: %s", profile.public_id, profile.disconnected_reason)
+    notification_services.notify_profile_disconnected(profile)
 
 
 def _on_initial_sync_completed(profile: Profile) -> None:
-    """Called (after commit) when every calendar of a profile completed its first sync.
-
-    Wire `notifications.services.notify_profile_initial_sync_completed(profile)` here.
-    """
+    """Inside the transaction that clears the initial-sync flag; only channels that existed
+    before this moment are told (Cronofy's rule)."""
     log.info("profile %s completed its initial sync", profile.public_id)
+    notification_services.notify_profile_initial_sync_completed(profile)
 
 
 # --- building adapters ---
@@ -520,12 +519,13 @@ def _complete_initial_sync_if_done(profile: Profile) -> None:
     ).exists()
     if pending:
         return
-    cleared = Profile.objects.filter(pk=profile.pk, is_initial_sync_required=True).update(
-        is_initial_sync_required=False
-    )
-    if cleared:
-        profile.is_initial_sync_required = False
-        transaction.on_commit(lambda: _on_initial_sync_completed(profile))
+    with transaction.atomic():
+        cleared = Profile.objects.filter(pk=profile.pk, is_initial_sync_required=True).update(
+            is_initial_sync_required=False
+        )
+        if cleared:
+            profile.is_initial_sync_required = False
+            _on_initial_sync_completed(profile)
 
 
 def _record_failure(state: CalendarSyncState, exc: base.ProviderError, token: str) -> SyncOutcome:
@@ -551,14 +551,15 @@ def _record_failure(state: CalendarSyncState, exc: base.ProviderError, token: st
 
 
 def _disconnect_profile(profile: Profile, *, reason: str) -> None:
-    updated = Profile.objects.filter(pk=profile.pk, status=Profile.Status.CONNECTED).update(
-        status=Profile.Status.DISCONNECTED,
-        disconnected_reason=reason,
-        disconnected_at=timezone.now(),
-    )
-    if updated:
-        profile.refresh_from_db()
-        transaction.on_commit(lambda: _on_profile_disconnected(profile))
+    with transaction.atomic():
+        updated = Profile.objects.filter(pk=profile.pk, status=Profile.Status.CONNECTED).update(
+            status=Profile.Status.DISCONNECTED,
+            disconnected_reason=reason,
+            disconnected_at=timezone.now(),
+        )
+        if updated:
+            profile.refresh_from_db()
+            _on_profile_disconnected(profile)
 
 
 def sync_profile(*, profile_id: int) -> list[SyncOutcome]:

@@ -137,3 +137,5 @@ def test_setup_schedules_upserts_declared_schedules_by_name():
     schedule = Schedule.objects.get(name="sync.enqueue_due_syncs")
     assert schedule.func == "sync.tasks.enqueue_due_syncs" and schedule.minutes == 1
     assert Schedule.objects.filter(name="sync.enqueue_due_syncs").count() == 1
+    pump = Schedule.objects.get(name="notifications.pump")
+    assert pump.func == "notifications.tasks.pump_notifications" and pump.minutes == 1

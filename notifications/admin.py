@@ -1,0 +1,138 @@
+"""Support staff: channels, the outbox and every delivery attempt; retry and reopen actions."""
+
+from django.contrib import admin, messages
+
+from notifications import services
+from notifications.models import Channel, DeliveryAttempt, Notification
+
+
+class NotificationInline(admin.TabularInline):
+    model = Notification
+    fields = ("delivery_id", "type", "status", "attempts", "next_attempt_at", "last_error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("-created_at",)
+    max_num = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by("-created_at")
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    list_display = ("public_id", "account", "application", "callback_url", "status", "created_at")
+    list_filter = ("status",)
+    search_fields = ("public_id", "callback_url", "account__public_id", "account__email")
+    list_select_related = ("account", "application")
+    raw_id_fields = ("account", "application")
+    readonly_fields = (
+        "public_id",
+        "last_relayed_sequence",
+        "busy_until",
+        "closed_at",
+        "closed_reason",
+        "created_at",
+        "updated_at",
+    )
+    show_full_result_count = False
+    actions = ["reopen_channels", "close_channels"]
+    inlines = [NotificationInline]
+
+    @admin.action(description="Reopen selected channels (changes missed while closed are sent)")
+    def reopen_channels(self, request, queryset):
+        done = sum(services.reopen_channel(channel=channel) for channel in queryset)
+        self.message_user(request, f"Reopened {done} channel(s).", messages.SUCCESS)
+
+    @admin.action(description="Close selected channels")
+    def close_channels(self, request, queryset):
+        done = sum(
+            services.close_channel(channel=channel, reason="closed by support staff")
+            for channel in queryset
+        )
+        self.message_user(request, f"Closed {done} channel(s).", messages.SUCCESS)
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = (
+        "number",
+        "started_at",
+        "duration_ms",
+        "remote_ip",
+        "status_code",
+        "is_success",
+        "error",
+        "response_body",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+    ordering = ("number",)
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = (
+        "delivery_id",
+        "type",
+        "channel",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "last_error",
+        "created_at",
+    )
+    list_filter = ("status", "type")
+    search_fields = ("delivery_id", "channel__public_id", "channel__callback_url")
+    list_select_related = ("channel",)
+    raw_id_fields = ("channel",)
+    readonly_fields = [f.name for f in Notification._meta.fields]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    actions = ["retry_now"]
+    inlines = [DeliveryAttemptInline]
+
+    @admin.action(description="Retry selected notifications now (same delivery id)")
+    def retry_now(self, request, queryset):
+        done = sum(services.retry_notification(notification=n) for n in queryset)
+        skipped = queryset.count() - done
+        self.message_user(request, f"Queued {done} notification(s) for delivery.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request,
+                f"Skipped {skipped}: already delivered, cancelled, being sent, or their channel "
+                "is closed (reopen it first).",
+                messages.WARNING,
+            )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(admin.ModelAdmin):
+    list_display = (
+        "notification",
+        "number",
+        "started_at",
+        "duration_ms",
+        "status_code",
+        "is_success",
+        "error",
+    )
+    list_filter = ("is_success",)
+    search_fields = ("notification__delivery_id", "notification__channel__public_id")
+    list_select_related = ("notification",)
+    raw_id_fields = ("notification",)
+    readonly_fields = [f.name for f in DeliveryAttempt._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # the attempt log is history

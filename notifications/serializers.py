@@ -1,0 +1,16 @@
+from rest_framework import serializers
+
+
+class ChannelFiltersSerializer(serializers.Serializer):
+    """Known filter keys; unknown ones are ignored (some SDKs send extra keys)."""
+
+    calendar_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=1000
+    )
+    only_managed = serializers.BooleanField(required=False, default=False)
+
+
+class ChannelCreateSerializer(serializers.Serializer):
+    # Not trimmed: the URL is validated (and later used) exactly as given.
+    callback_url = serializers.CharField(trim_whitespace=False, max_length=4096)
+    filters = ChannelFiltersSerializer(required=False)

@@ -1,0 +1,46 @@
+"""Services of the notifications app (the only entry points other apps may call).
+
+- channels: create_channel, close_channel, reopen_channel, retry_notification and the
+  notify_* functions the sync engine calls (profile_disconnected, initial sync, GDPR).
+- relay: relay_changes / relay_account_changes (change log → coalesced `change` rows).
+- dispatch: claim_due, record_results, run_dispatcher, dispatch_due, pump_notifications.
+"""
+
+from notifications.services.channels import (
+    ChannelError,
+    close_channel,
+    create_channel,
+    kick_dispatcher,
+    notify_gdpr_requested,
+    notify_profile_disconnected,
+    notify_profile_initial_sync_completed,
+    reopen_channel,
+    retry_notification,
+)
+from notifications.services.dispatch import (
+    claim_due,
+    dispatch_due,
+    pump_notifications,
+    record_results,
+    run_dispatcher,
+)
+from notifications.services.relay import relay_account_changes, relay_changes
+
+__all__ = [
+    "ChannelError",
+    "claim_due",
+    "close_channel",
+    "create_channel",
+    "dispatch_due",
+    "kick_dispatcher",
+    "notify_gdpr_requested",
+    "notify_profile_disconnected",
+    "notify_profile_initial_sync_completed",
+    "pump_notifications",
+    "record_results",
+    "relay_account_changes",
+    "relay_changes",
+    "reopen_channel",
+    "retry_notification",
+    "run_dispatcher",
+]

@@ -1,0 +1,20 @@
+"""django-q2 entry points. The outbox rows are the truth; these are only triggers, so running
+one twice (or concurrently) is harmless."""
+
+from notifications import services
+
+
+def dispatch_notifications() -> dict:
+    """Send every notification due now (enqueued right after a commit that created some)."""
+    return dict(services.dispatch_due().outcomes)
+
+
+def relay_changes() -> int:
+    """Turn new change-log entries into `change` notifications."""
+    return services.relay_changes()
+
+
+def pump_notifications() -> dict:
+    """Relay and dispatch for PUSH_PUMP_SECONDS, polling every PUSH_POLL_INTERVAL_SECONDS."""
+    stats = services.pump_notifications()
+    return {"relayed": stats.relayed, **dict(stats.outcomes)}
