@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rest_framework import serializers
 
+from accounts.serializers import render_profile_calendar
 from calendars.models import Calendar, Event
 from calendars.reads import EventQuery
 
@@ -26,14 +27,7 @@ def render_calendar(calendar: Calendar) -> dict:
         "provider_name": profile.cronofy_provider_name,
         "profile_id": profile.public_id,
         "profile_name": profile.profile_name,
-        "calendar_id": calendar.public_id,
-        "calendar_name": calendar.name,
-        "calendar_readonly": calendar.is_readonly,
-        "calendar_deleted": calendar.is_deleted,
-        "calendar_primary": calendar.is_primary,
-        "calendar_integrated_conferencing_available": False,
-        "calendar_attachments_available": False,
-        "permission_level": calendar.permission_level,
+        **render_profile_calendar(calendar),
     }
 
 

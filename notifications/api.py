@@ -1,17 +1,25 @@
 """/v1/channels (cronofy-api.md §2.10). Channels belong to the token's (account, application)."""
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
 
 from accounts.rest import CronofyApiView, CronofyValidationError
 from notifications import services
 from notifications.models import Channel
-from notifications.serializers import ChannelCreateSerializer
+from notifications.serializers import (
+    ChannelCreateSerializer,
+    ChannelListResponseSerializer,
+    ChannelResponseSerializer,
+)
 
 
 class ChannelListView(CronofyApiView):
     """GET lists the caller's open channels; POST creates one (200 with the channel)."""
 
+    @extend_schema(
+        operation_id="list_channels", responses=ChannelListResponseSerializer, tags=["channels"]
+    )
     def get(self, request):
         channels = (
             Channel.objects.for_caller(self.account, self.caller.application)
@@ -20,6 +28,12 @@ class ChannelListView(CronofyApiView):
         )
         return Response({"channels": [channel.wire() for channel in channels]})
 
+    @extend_schema(
+        operation_id="create_channel",
+        request=ChannelCreateSerializer,
+        responses={200: ChannelResponseSerializer, 422: None},
+        tags=["channels"],
+    )
     def post(self, request):
         serializer = ChannelCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -40,6 +54,12 @@ class ChannelListView(CronofyApiView):
 class ChannelDetailView(CronofyApiView):
     """DELETE closes the channel (202); another caller's or unknown channel is a 404."""
 
+    @extend_schema(
+        operation_id="close_channel",
+        request=None,
+        responses={202: None, 404: None},
+        tags=["channels"],
+    )
     def delete(self, request, channel_id: str):
         channel = (
             Channel.objects.for_caller(self.account, self.caller.application)

@@ -14,3 +14,18 @@ class ChannelCreateSerializer(serializers.Serializer):
     # Not trimmed: the URL is validated (and later used) exactly as given.
     callback_url = serializers.CharField(trim_whitespace=False, max_length=4096)
     filters = ChannelFiltersSerializer(required=False)
+
+
+# Response shapes, for the OpenAPI document only (bodies are built by Channel.wire()).
+class ChannelSerializer(serializers.Serializer):
+    channel_id = serializers.CharField()
+    callback_url = serializers.CharField()
+    filters = ChannelFiltersSerializer()
+
+
+class ChannelResponseSerializer(serializers.Serializer):
+    channel = ChannelSerializer()
+
+
+class ChannelListResponseSerializer(serializers.Serializer):
+    channels = ChannelSerializer(many=True)

@@ -187,6 +187,8 @@ def test_openapi_document_describes_the_api(client, db):
         "/v1/events/pages/{token}",
         "/v1/free_busy",
         "/v1/free_busy/pages/{token}",
+        "/v1/channels",
+        "/v1/channels/{channel_id}",
     ):
         assert expected in paths
     events = paths["/v1/events"]["get"]
