@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.ids import new_calendar_id, new_external_event_uid
 from accounts.models import Account, Profile
@@ -245,3 +246,87 @@ class ChangeLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id}#{self.sequence} {self.kind}"
+
+
+class ManagedEventWriteQuerySet(models.QuerySet):
+    def due(self, now) -> "ManagedEventWriteQuerySet":
+        """Pending writes whose (next) attempt is due and that no reconciler holds."""
+        return self.filter(
+            status=ManagedEventWrite.Status.PENDING, next_attempt_at__lte=now
+        ).filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+
+    def pending(self) -> "ManagedEventWriteQuerySet":
+        return self.filter(status=ManagedEventWrite.Status.PENDING)
+
+
+class ManagedEventWrite(models.Model):
+    """An integrator's write to one event: the desired provider state, recorded before any task.
+
+    Written in the transaction that answers 202 (together with the cached event and the change
+    log); the sync app's reconciler claims due rows, compares `desired` with what the provider
+    holds and makes only the calls needed. Retry state lives here; the queue is only the
+    trigger. For one event, the newest row (highest id) is the truth: older pending rows are
+    superseded by it, never applied after it.
+
+    `desired` (JSON) for an upsert: the Event content fields (`summary`, `description`,
+    `location_*`, `url`, `start`/`end` as ISO 8601 UTC, `is_all_day`, `start_date`/`end_date`
+    as ISO dates, `tzid`, `transparency`, `is_private`, `status`) plus what only the provider
+    keeps: `reminders` (minutes, priority order), `reminders_create_only`, `color`,
+    `attendees_invite` / `attendees_remove` ([{email, display_name}]). For a participation
+    change: {"participation_status": "accepted" | "tentative" | "declined"}. Empty for a delete.
+    """
+
+    class Operation(models.TextChoices):
+        UPSERT = "upsert"
+        DELETE = "delete"
+        PARTICIPATION = "participation"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+        FAILED = "failed"  # permanent failure: support staff may retry from the admin
+        SUPERSEDED = "superseded"  # a newer write of the same event replaced it
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="event_writes")
+    calendar = models.ForeignKey(Calendar, on_delete=models.CASCADE, related_name="event_writes")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="writes")
+    # Who asked (None: a support-staff or internal write).
+    application = models.ForeignKey(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    operation = models.CharField(max_length=16, choices=Operation.choices)
+    desired = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # Lease of the reconciler working on it (claimed by conditional UPDATE / SKIP LOCKED).
+    locked_until = models.DateTimeField(null=True, blank=True)
+    lock_token = models.CharField(max_length=32, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_class = models.CharField(max_length=64, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ManagedEventWriteQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The reconciler tick: pending writes due now, oldest first (partial: done rows,
+            # the vast majority, stay out of it).
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=Q(status="pending"),
+                name="eventwrite_due_idx",
+            ),
+            # Supersede / newest-write checks and the admin's per-event history.
+            models.Index(fields=["event", "id"], name="eventwrite_event_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.event_id} ({self.status})"

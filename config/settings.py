@@ -309,6 +309,13 @@ CALENDAR_PROVIDER_CREATOR = env_str(
     "CALENDAR_PROVIDER_CREATOR", "sync.services.create_calendar_at_provider"
 )
 
+# Managed-event writes (upsert/delete/participation): after the transaction that records a
+# write commits, calendars calls this dotted path with `(*, write_ids: list[int])` to start the
+# reconciler at once (a periodic sweep also picks up anything due). Empty: sweep only.
+MANAGED_EVENT_WRITE_TRIGGER = env_str(
+    "MANAGED_EVENT_WRITE_TRIGGER", "sync.services.enqueue_managed_event_writes"
+)
+
 # Shared cache for the API rate limits: Redis when REDIS_URL is set (needed with several server
 # processes), otherwise each process counts on its own.
 CACHES = {

@@ -96,6 +96,17 @@ def _enqueue_sync(calendar_id: int) -> None:
     async_task("sync.tasks.sync_calendar", calendar_id, task_name=f"sync_calendar:{calendar_id}")
 
 
+# --- managed-event writes (settings.MANAGED_EVENT_WRITE_TRIGGER) ---
+def enqueue_managed_event_writes(*, write_ids: Sequence[int]) -> None:
+    """Start reconciling just-committed writes now rather than at the next sweep.
+
+    Called by calendars after commit. Enqueueing is only the trigger: a lost task is harmless,
+    the rows stay pending and the periodic sweep claims them.
+    """
+    if write_ids:
+        async_task("sync.tasks.reconcile_event_writes", list(write_ids))
+
+
 # --- creating calendars (settings.CALENDAR_PROVIDER_CREATOR) ---
 def create_calendar_at_provider(
     *, profile: Profile, name: str, color: str = ""

@@ -1,158 +1,17 @@
-"""Writes to the cached schedule. Every change writes change-log rows in the same transaction."""
+"""Writes to the cached calendar list, and calendar creation through the provider."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from accounts.models import Account, Profile
-from calendars.models import Calendar, ChangeLogEntry, Event
-from calendars.types import (
-    ApplyResult,
-    CalendarData,
-    CalendarListResult,
-    EventData,
-    EventIdentity,
-)
-
-_LOOKUP_CHUNK = 500
-
-
-def record_changes(
-    *,
-    account: Account,
-    changes: Sequence[tuple[str, Calendar | None, Event | None]],
-    application=None,
-    at: datetime | None = None,
-) -> list[ChangeLogEntry]:
-    """Append (kind, calendar, event) entries to the account's change log.
-
-    Must run inside the transaction that made the changes (raises TransactionManagementError
-    otherwise): the sequence allocation locks the account row until commit, which orders
-    concurrent writers of one account.
-    """
-    if not changes:
-        return []
-    if not transaction.get_connection().in_atomic_block:
-        raise transaction.TransactionManagementError("record_changes needs a transaction")
-    at = at or timezone.now()
-    sequences = account.allocate_change_sequences(len(changes))
-    entries = [
-        ChangeLogEntry(
-            account=account,
-            sequence=sequence,
-            kind=kind,
-            calendar=calendar,
-            event=event,
-            application=application,
-            changed_at=at,
-        )
-        for sequence, (kind, calendar, event) in zip(sequences, changes, strict=True)
-    ]
-    return ChangeLogEntry.objects.bulk_create(entries)
-
-
-def _existing_events(calendar: Calendar, keys: Iterable[str]) -> dict[EventIdentity, Event]:
-    keys = sorted(set(keys))
-    found: dict[EventIdentity, Event] = {}
-    for i in range(0, len(keys), _LOOKUP_CHUNK):
-        chunk = keys[i : i + _LOOKUP_CHUNK]
-        for event in Event.objects.filter(calendar=calendar, provider_key__in=chunk):
-            found[EventIdentity(event.provider_key, event.original_start)] = event
-    return found
-
-
-def _copy_content(event: Event, data: EventData, fingerprint: str) -> None:
-    for name, value in data.content().items():
-        setattr(event, name, value)
-    for name in EventData.STORAGE_FIELDS:
-        setattr(event, name, getattr(data, name))
-    event.fingerprint = fingerprint
-
-
-_CONTENT_FIELDS = [*EventData.__dataclass_fields__]
-_UPDATE_FIELDS = [
-    *[f for f in _CONTENT_FIELDS if f not in ("provider_key", "original_start")],
-    "fingerprint",
-    "is_deleted",
-    "deleted_at",
-    "updated_at",
-]
-
-
-def apply_provider_events(
-    *,
-    calendar: Calendar,
-    upserts: Sequence[EventData] = (),
-    deletions: Sequence[EventIdentity] = (),
-) -> ApplyResult:
-    """Apply a provider's view of some events to the cache, touching only what changed.
-
-    Upserts are matched by provider identity (key + original start); an event whose content
-    fingerprint is unchanged bumps nothing (storage details such as the etag are refreshed
-    silently). Deletions become tombstones (`is_deleted`), kept for include_deleted and
-    last_modified reads. One change-log entry is written per created, updated or deleted event.
-    """
-    result = ApplyResult()
-    now = timezone.now()
-    account = calendar.profile.account
-    with transaction.atomic():
-        keys = [d.provider_key for d in upserts] + [i.provider_key for i in deletions]
-        existing = _existing_events(calendar, keys)
-        to_create: list[Event] = []
-        to_update: list[Event] = []
-        storage_only: list[Event] = []
-        changes: list[tuple[str, Event]] = []
-
-        for data in upserts:
-            fingerprint = data.fingerprint()
-            event = existing.get(data.identity)
-            if event is None:
-                event = Event(account=account, calendar=calendar, created_at=now, updated_at=now)
-                _copy_content(event, data, fingerprint)
-                to_create.append(event)
-                existing[data.identity] = event
-                result.created += 1
-            elif event.fingerprint == fingerprint and not event.is_deleted:
-                if any(getattr(event, n) != getattr(data, n) for n in EventData.STORAGE_FIELDS):
-                    for name in EventData.STORAGE_FIELDS:
-                        setattr(event, name, getattr(data, name))
-                    storage_only.append(event)
-                result.unchanged += 1
-            else:
-                _copy_content(event, data, fingerprint)
-                event.is_deleted, event.deleted_at, event.updated_at = False, None, now
-                to_update.append(event)
-                changes.append((ChangeLogEntry.Kind.EVENT_UPDATED, event))
-                result.updated += 1
-
-        for identity in deletions:
-            event = existing.get(identity)
-            if event is None or event.is_deleted or event.pk is None:
-                continue
-            event.is_deleted, event.deleted_at, event.updated_at = True, now, now
-            to_update.append(event)
-            changes.append((ChangeLogEntry.Kind.EVENT_DELETED, event))
-            result.deleted += 1
-
-        Event.objects.bulk_create(to_create, batch_size=500)
-        changes.extend((ChangeLogEntry.Kind.EVENT_CREATED, event) for event in to_create)
-        Event.objects.bulk_update(to_update, _UPDATE_FIELDS, batch_size=500)
-        Event.objects.bulk_update(storage_only, list(EventData.STORAGE_FIELDS), batch_size=500)
-        record_changes(
-            account=account,
-            changes=[(kind, calendar, event) for kind, event in changes],
-            at=now,
-        )
-    return result
-
-
-# ---------------------------------------------------------------------------------------------
-# Calendar creation (POST /v1/calendars)
+from accounts.models import Profile
+from calendars.models import Calendar, ChangeLogEntry
+from calendars.services.cache import record_changes
+from calendars.types import CalendarData, CalendarListResult
 
 
 class CalendarCreationError(Exception):
