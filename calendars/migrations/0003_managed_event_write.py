@@ -7,37 +7,100 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_issued_code'),
-        ('calendars', '0002_event_calendar_key_idx'),
+        ("accounts", "0003_issued_code"),
+        ("calendars", "0002_event_calendar_key_idx"),
         migrations.swappable_dependency(settings.OAUTH2_PROVIDER_APPLICATION_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ManagedEventWrite',
+            name="ManagedEventWrite",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('operation', models.CharField(choices=[('upsert', 'Upsert'), ('delete', 'Delete'), ('participation', 'Participation')], max_length=16)),
-                ('desired', models.JSONField(blank=True, default=dict)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('done', 'Done'), ('failed', 'Failed'), ('superseded', 'Superseded')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('locked_until', models.DateTimeField(blank=True, null=True)),
-                ('lock_token', models.CharField(blank=True, max_length=32)),
-                ('last_error', models.TextField(blank=True)),
-                ('last_error_class', models.CharField(blank=True, max_length=64)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='event_writes', to='accounts.account')),
-                ('application', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL)),
-                ('calendar', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='event_writes', to='calendars.calendar')),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='writes', to='calendars.event')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "operation",
+                    models.CharField(
+                        choices=[
+                            ("upsert", "Upsert"),
+                            ("delete", "Delete"),
+                            ("participation", "Participation"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("desired", models.JSONField(blank=True, default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                            ("superseded", "Superseded"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("locked_until", models.DateTimeField(blank=True, null=True)),
+                ("lock_token", models.CharField(blank=True, max_length=32)),
+                ("last_error", models.TextField(blank=True)),
+                ("last_error_class", models.CharField(blank=True, max_length=64)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="event_writes",
+                        to="accounts.account",
+                    ),
+                ),
+                (
+                    "application",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+                    ),
+                ),
+                (
+                    "calendar",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="event_writes",
+                        to="calendars.calendar",
+                    ),
+                ),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="writes",
+                        to="calendars.event",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(condition=models.Q(('status', 'pending')), fields=['next_attempt_at', 'id'], name='eventwrite_due_idx'), models.Index(fields=['event', 'id'], name='eventwrite_event_idx')],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status", "pending")),
+                        fields=["next_attempt_at", "id"],
+                        name="eventwrite_due_idx",
+                    ),
+                    models.Index(fields=["event", "id"], name="eventwrite_event_idx"),
+                ],
             },
         ),
     ]
