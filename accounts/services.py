@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from accounts import crypto
 from accounts.fields import encrypted_fields
@@ -97,7 +99,17 @@ def disconnect_profile(*, profile: Profile, reason: str, at: datetime | None = N
             locked.save(
                 update_fields=["status", "disconnected_reason", "disconnected_at", "updated_at"]
             )
+            _run_disconnect_hooks(locked)
     return locked
+
+
+def _run_disconnect_hooks(profile: Profile) -> None:
+    """Tell the apps that care (settings.PROFILE_DISCONNECTED_HOOKS: dotted paths of callables
+    taking the profile), inside the transaction that flips the status, so that what they write
+    (the `profile_disconnected` outbox rows) commits or rolls back with it. accounts never
+    imports the apps to its right; they name themselves here instead."""
+    for dotted in settings.PROFILE_DISCONNECTED_HOOKS:
+        import_string(dotted)(profile)
 
 
 def revoke_profile(*, profile: Profile) -> Profile:

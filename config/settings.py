@@ -309,6 +309,10 @@ CALENDAR_PROVIDER_CREATOR = env_str(
     "CALENDAR_PROVIDER_CREATOR", "sync.services.create_calendar_at_provider"
 )
 
+# Called (with the Profile) inside the transaction in which the accounts app disconnects a
+# profile, e.g. POST /v1/profiles/{id}/revoke: integrators get `profile_disconnected`.
+PROFILE_DISCONNECTED_HOOKS = ["notifications.services.notify_profile_disconnected"]
+
 # Managed-event writes (upsert/delete/participation): after the transaction that records a
 # write commits, calendars calls this dotted path with `(*, write_ids: list[int])` to start the
 # reconciler at once (a periodic sweep also picks up anything due). Empty: sweep only.

@@ -183,3 +183,17 @@ def test_pycronofy_creates_lists_and_closes_channels(live_server, receiver, monk
     assert cronofy.list_notification_channels() == []
     [verification] = receiver.requests
     assert verification.json["channel"] == channel
+
+
+def test_profile_revoke_tells_integrators_profile_disconnected(client, caller, receiver):
+    account, app, token = caller
+    profile = make_profile(account=account)
+    call(client, "post", "/v1/channels", token, {"callback_url": receiver.url()})
+    deliver_all()
+
+    response = call(client, "post", f"/v1/profiles/{profile.public_id}/revoke", token)
+    call(client, "post", f"/v1/profiles/{profile.public_id}/revoke", token)  # idempotent
+    deliver_all()
+
+    assert response.status_code == 202
+    assert len(receiver.of_type("profile_disconnected")) == 1
