@@ -10,6 +10,7 @@ that created it.
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import transaction
@@ -17,11 +18,12 @@ from django.utils import timezone
 from oauth2_provider.models import (
     AccessToken,
     RefreshToken,
+    clear_expired,
     get_application_model,
 )
 from oauth2_provider.settings import oauth2_settings
 
-from accounts.models import Account, ApplicationSecret
+from accounts.models import Account, ApplicationSecret, IssuedCode
 
 Application = get_application_model()
 
@@ -189,3 +191,24 @@ def revoke_authorization(*, application: Application, token: str = "", sub: str 
         if orphan_access_ids:
             AccessToken.objects.filter(pk__in=orphan_access_ids).delete()
     return len(families)
+
+
+# A redeemed code is remembered this long so that a late replay still revokes what it minted.
+# Codes live 60 seconds; a week covers any client retrying a stale redirect.
+ISSUED_CODE_RETENTION = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    issued_codes: int
+
+
+def purge_expired_authorizations(*, now: datetime | None = None) -> PurgeReport:
+    """Delete what can no longer authorize anything: expired access tokens, grants, revoked and
+    idle-expired refresh tokens (django-oauth-toolkit's clear_expired, which keeps what its
+    refresh-token reuse detection still needs), and IssuedCode records past their retention.
+    Idempotent; run daily by the `accounts.purge_expired_authorizations` schedule."""
+    clear_expired()
+    cutoff = (now or timezone.now()) - ISSUED_CODE_RETENTION
+    deleted, _ = IssuedCode.objects.filter(issued_at__lt=cutoff).delete()
+    return PurgeReport(issued_codes=deleted)

@@ -15,10 +15,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
-from oauth2_provider.models import AccessToken, Application, RefreshToken
+from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 from oauthlib.common import generate_token
 
-from accounts.oauth_services import generate_client_secret
+from accounts.models import IssuedCode
+from accounts.oauth_services import generate_client_secret, purge_expired_authorizations
 from tests.factories import make_application, make_profile
 from tests.oauth_flow import (
     api_status,
@@ -553,3 +554,33 @@ def test_entropy_of_codes_tokens_and_client_secrets(client):
     assert len(set(tokens)) == len(set(secrets_)) == 1000
     assert _bits(tokens + [code, issued["access_token"], issued["refresh_token"]], alnum) >= 128
     assert _bits(secrets_ + [integrator.client_secret], urlsafe) >= 128
+
+
+# --- housekeeping: what can no longer authorize anything is purged ---
+@pytest.mark.django_db
+def test_purge_expired_authorizations_drops_old_codes_and_expired_grants(client):
+
+    integrator = make_integrator()
+    make_connected_user(client)
+    tokens = exchange_code(client, integrator, obtain_code(client, integrator)).json()
+    obtain_code(client, integrator)  # never redeemed: its grant expires
+    assert Grant.objects.count() == 1 and IssuedCode.objects.count() == 2
+
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(days=8)):
+        report = purge_expired_authorizations()
+
+    assert report.issued_codes == 2
+    assert not IssuedCode.objects.exists() and not Grant.objects.exists()
+    # The refresh token had not idled out: it (and the access token it is tied to) is kept.
+    assert refresh(client, integrator, tokens["refresh_token"]).status_code == 200
+
+
+@pytest.mark.django_db
+def test_purge_expired_authorizations_keeps_recent_codes(client):
+
+    integrator = make_integrator()
+    make_connected_user(client)
+    exchange_code(client, integrator, obtain_code(client, integrator))
+
+    assert purge_expired_authorizations().issued_codes == 0
+    assert IssuedCode.objects.count() == 1
