@@ -270,6 +270,8 @@ PUSH_RESPONSE_BODY_LIMIT = env_int("PUSH_RESPONSE_BODY_LIMIT", 4096)
 # The scheduled pump relays and dispatches for this long per run, polling at this interval.
 PUSH_PUMP_SECONDS = env_int("PUSH_PUMP_SECONDS", 55)
 PUSH_POLL_INTERVAL_SECONDS = env_int("PUSH_POLL_INTERVAL_SECONDS", 1)
+# Delivery attempts and finished notifications are purged after this many days (P4).
+PUSH_RETENTION_DAYS = env_int("PUSH_RETENTION_DAYS", 30)
 # Enqueue a dispatch task right after a transaction that created notifications commits.
 PUSH_ENQUEUE_ON_COMMIT = env_bool("PUSH_ENQUEUE_ON_COMMIT", True)
 

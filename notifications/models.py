@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from accounts.ids import make_public_id, new_channel_id
 from accounts.models import Account
@@ -134,6 +135,12 @@ class Notification(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="notification_due_idx"),
             # Relay coalescing (a channel's pending `change`) and closing a channel.
             models.Index(fields=["channel", "status"], name="notification_channel_idx"),
+            # Retention purge: finished notifications older than the cut-off.
+            models.Index(
+                fields=["finished_at"],
+                condition=Q(finished_at__isnull=False),
+                name="notification_finished_idx",
+            ),
         ]
 
     def __str__(self) -> str:

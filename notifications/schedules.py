@@ -16,4 +16,10 @@ SCHEDULES = [
         "minutes": 1,
         "repeats": -1,
     },
+    {
+        "name": "notifications.purge_delivery_history",
+        "func": "notifications.tasks.purge_delivery_history",
+        "schedule_type": "D",  # Schedule.DAILY
+        "repeats": -1,
+    },
 ]

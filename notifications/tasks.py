@@ -18,3 +18,9 @@ def pump_notifications() -> dict:
     """Relay and dispatch for PUSH_PUMP_SECONDS, polling every PUSH_POLL_INTERVAL_SECONDS."""
     stats = services.pump_notifications()
     return {"relayed": stats.relayed, **dict(stats.outcomes)}
+
+
+def purge_delivery_history() -> dict:
+    """Daily: drop attempt logs and finished notifications past PUSH_RETENTION_DAYS."""
+    report = services.purge_delivery_history()
+    return {"attempts": report.attempts, "notifications": report.notifications}

@@ -4,6 +4,7 @@
   notify_* functions the sync engine calls (profile_disconnected, initial sync, GDPR).
 - relay: relay_changes / relay_account_changes (change log → coalesced `change` rows).
 - dispatch: claim_due, record_results, run_dispatcher, dispatch_due, pump_notifications.
+- retention: purge_delivery_history (attempt logs and finished notifications past retention).
 """
 
 from notifications.services.channels import (
@@ -25,9 +26,11 @@ from notifications.services.dispatch import (
     run_dispatcher,
 )
 from notifications.services.relay import relay_account_changes, relay_changes
+from notifications.services.retention import RetentionReport, purge_delivery_history
 
 __all__ = [
     "ChannelError",
+    "RetentionReport",
     "claim_due",
     "close_channel",
     "create_channel",
@@ -36,6 +39,7 @@ __all__ = [
     "notify_gdpr_requested",
     "notify_profile_disconnected",
     "notify_profile_initial_sync_completed",
+    "purge_delivery_history",
     "pump_notifications",
     "record_results",
     "relay_account_changes",

@@ -1,0 +1,48 @@
+"""Retention: delivery history is kept for support staff and integrators, then purged.
+
+reliability.md P4: attempt logs and payloads are not kept forever. Only notifications in a
+terminal state (delivered, failed, cancelled) are purged; pending ones are never touched.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from notifications.models import DeliveryAttempt, Notification
+
+_TERMINAL = (
+    Notification.Status.DELIVERED,
+    Notification.Status.FAILED,
+    Notification.Status.CANCELLED,
+)
+_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    attempts: int
+    notifications: int
+
+
+def _delete_in_batches(queryset) -> int:
+    """Delete by primary-key batches so that one run never holds a huge transaction."""
+    deleted = 0
+    while True:
+        batch = list(queryset.values_list("pk", flat=True)[:_BATCH])
+        if not batch:
+            return deleted
+        queryset.model.objects.filter(pk__in=batch).delete()
+        deleted += len(batch)
+
+
+def purge_delivery_history(*, now: datetime | None = None) -> RetentionReport:
+    """Delete attempt logs older than PUSH_RETENTION_DAYS, and terminal notifications that
+    finished before then (with their attempts). Idempotent; run daily by a schedule."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.PUSH_RETENTION_DAYS)
+    attempts = _delete_in_batches(DeliveryAttempt.objects.filter(started_at__lt=cutoff))
+    notifications = _delete_in_batches(
+        Notification.objects.filter(status__in=_TERMINAL, finished_at__lt=cutoff)
+    )
+    return RetentionReport(attempts=attempts, notifications=notifications)
