@@ -292,6 +292,8 @@ def _require(caller: ApiCaller, scope: str) -> None:
 
 
 def _calendar(caller: ApiCaller, calendar_id: str) -> Calendar:
+    if not writes.is_clean_id(calendar_id):
+        raise exceptions.NotFound()
     calendar = (
         Calendar.objects.for_account(caller.account)
         .select_related("profile")
@@ -380,6 +382,8 @@ def bulk_delete_events(caller: ApiCaller, body, query) -> None:
 def change_participation_status(caller: ApiCaller, calendar_id: str, event_uid: str, body):
     _require(caller, scopes.CHANGE_PARTICIPATION_STATUS)
     calendar = _calendar(caller, calendar_id)
+    if not writes.is_clean_id(event_uid):
+        raise exceptions.NotFound()
     event = Event.objects.filter(calendar=calendar, event_uid=event_uid).first()
     if event is None:
         raise exceptions.NotFound()

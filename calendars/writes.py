@@ -57,11 +57,38 @@ class _Errors:
             raise CronofyValidationError(self.errors)
 
 
+MAX_DEPTH = 16
+
+
+def _is_storable(value, depth: int = 0) -> bool:
+    """No NUL characters (PostgreSQL text cannot hold them) and no absurd nesting."""
+    if isinstance(value, str):
+        return "\x00" not in value
+    if depth > MAX_DEPTH:
+        return False
+    if isinstance(value, dict):
+        return all(
+            _is_storable(k, depth + 1) and _is_storable(v, depth + 1) for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return all(_is_storable(v, depth + 1) for v in value)
+    return True
+
+
+def is_clean_id(value: str) -> bool:
+    """A path or query id we may look up (a NUL would make PostgreSQL fail the query)."""
+    return "\x00" not in value and len(value) <= 1024
+
+
 def require_object(body) -> dict:
     """The body must be a JSON object (a list, string or number is a 422, never a 500)."""
     if not isinstance(body, dict):
         raise CronofyValidationError.single(
             "base", "errors.invalid_body", "the request body must be a JSON object"
+        )
+    if not _is_storable(body):
+        raise CronofyValidationError.single(
+            "base", "errors.invalid_body", "the body holds NUL characters or is nested too deeply"
         )
     return body
 
@@ -396,7 +423,7 @@ def parse_bulk_delete(body, query) -> BulkDeleteSelection:
 
     `calendar_ids` wins over `delete_all` when both are given; neither is a 422.
     """
-    body = body if isinstance(body, dict) else {}
+    body = require_object(body) if isinstance(body, dict) else {}
     raw_ids = body.get("calendar_ids")
     if raw_ids is None:
         from_query = [*query.getlist("calendar_ids[]"), *query.getlist("calendar_ids")]
@@ -406,7 +433,7 @@ def parse_bulk_delete(body, query) -> BulkDeleteSelection:
             not isinstance(raw_ids, list)
             or not raw_ids
             or len(raw_ids) > MAX_CALENDAR_IDS
-            or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in raw_ids)
+            or not all(isinstance(i, str) and 0 < len(i) <= 64 and is_clean_id(i) for i in raw_ids)
         ):
             raise CronofyValidationError.single(
                 "calendar_ids", "errors.invalid_calendar_ids", "calendar_ids must list calendars"

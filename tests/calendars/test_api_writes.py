@@ -907,3 +907,23 @@ def test_write_endpoint_on_another_accounts_calendar_is_404(
         assert call(client, path, ctx.token, payload).status_code == 404
     assert not ManagedEventWrite.objects.exists()
     assert not Event.objects.filter(is_deleted=True).exists()
+
+
+def test_write_bodies_with_nul_or_deep_nesting_are_422_and_nul_ids_404(client, ctx):
+    path = events_path(ctx.calendar)
+    deep: dict = {}
+    node = deep
+    for _ in range(40):
+        node["x"] = {}
+        node = node["x"]
+    for payload in (body(summary="a\x00b"), body(location={"description": "\x00"}), body(x=deep)):
+        assert post(client, path, ctx.token, payload).status_code == 422
+    assert delete(client, path, ctx.token, {"event_id": "a\x00"}).status_code == 422
+    response = delete(client, "/v1/events", ctx.token, {"calendar_ids": ["cal_\x00"]})
+    assert response.status_code == 422
+    assert post(client, "/v1/calendars/cal_%00/events", ctx.token, body()).status_code == 404
+    batch = {"batch": [{"method": "POST", "relative_url": "/v1/calendars/cal_%00/events"}]}
+    assert post(client, "/v1/batch", ctx.token, batch).json() == {
+        "batch": [{"status": 404, "data": {"error": "not_found"}}]
+    }
+    assert not ManagedEventWrite.objects.exists()
