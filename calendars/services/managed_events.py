@@ -453,8 +453,8 @@ def change_participation_status(
     options.change_participation_status would be true (calendars.options): an external,
     non-recurring event on a writable calendar whose attendees include the end-user, who is not
     its organizer. Returns None when it repeats the newest write. Raises EventNotFound (deleted),
-    EventWriteError (`errors.participation_status_not_changeable` and the calendar errors),
-    ProfileNotConnected.
+    EventWriteError (`errors.participation_status_not_changeable`,
+    `errors.recurring_event_not_supported` and the calendar errors), ProfileNotConnected.
     """
     calendar = event.calendar
     _check_writable(calendar)
@@ -462,9 +462,19 @@ def change_participation_status(
     now = timezone.now()
     with transaction.atomic():
         account = _lock_account(calendar.profile.account_id)
-        event = _external_event(calendar, event.event_uid)
+        event = Event.objects.filter(pk=event.pk, is_deleted=False).first()
+        if event is None:
+            raise EventNotFound("event_uid", "errors.not_found", "no such event in this calendar")
+        if event.is_recurring or event.original_start is not None:
+            raise EventWriteError(
+                "event_uid",
+                "errors.recurring_event_not_supported",
+                "events of a recurring series cannot be changed through the API yet",
+            )
         emails = account_emails(account)
-        if not is_attendee_not_organizer(event.attendees, event.organizer, emails):
+        if event.event_id is not None or not is_attendee_not_organizer(
+            event.attendees, event.organizer, emails
+        ):
             raise EventWriteError(
                 "event_uid",
                 "errors.participation_status_not_changeable",
