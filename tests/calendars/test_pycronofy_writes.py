@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime
 
 import pycronofy
 import pytest
+from django_q.models import OrmQ
 from pycronofy.batch import BatchBuilder
 from pycronofy.exceptions import PyCronofyPartialSuccessError
 
@@ -152,3 +153,11 @@ def test_pycronofy_batch(sdk):
         client.batch(bad)
     statuses = [entry.status() for entry in caught.value.batch_response.entries]
     assert statuses == [422, 202]
+
+
+def test_pycronofy_upsert_with_the_default_trigger_enqueues(sdk, settings):
+    client, _, _, calendar = sdk
+    settings.MANAGED_EVENT_WRITE_TRIGGER = "sync.services.enqueue_managed_event_writes"
+    client.upsert_event(calendar.public_id, event("bk-1"))
+    assert ManagedEventWrite.objects.get().status == "pending"
+    assert OrmQ.objects.count() == 1  # the trigger only; nothing runs it in tests
