@@ -137,6 +137,13 @@ class InsufficientScope(exceptions.PermissionDenied):
     default_detail = "insufficient_scope"
 
 
+class ProfileLocked(exceptions.APIException):
+    """423: the profile (or account) cannot be written to, e.g. it is disconnected (§4)."""
+
+    status_code = 423
+    default_detail = "profile_locked"
+
+
 class CronofyValidationError(exceptions.APIException):
     """422 with Cronofy's body: {"errors": {field: [{"key": ..., "description": ...}]}}."""
 
@@ -200,6 +207,8 @@ def cronofy_exception_handler(exc, context):
         response.data = {"error": "insufficient_scope"}
     elif isinstance(exc, exceptions.NotFound):
         response.data = {"error": "not_found"}
+    elif isinstance(exc, ProfileLocked):
+        response.data = {"error": "profile_locked"}
     elif isinstance(exc, exceptions.Throttled):
         response.data = {"error": "too_many_requests"}
     return response

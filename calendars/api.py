@@ -1,17 +1,32 @@
-"""/v1/calendars, /v1/events and /v1/free_busy, with their page links (cronofy-api.md §2.4–§3)."""
+"""/v1/calendars, /v1/events and /v1/free_busy with their page links, and the event writes:
+upsert, delete, bulk delete, participation status and /v1/batch (cronofy-api.md §2.4–§3)."""
 
-from django.http import Http404
+import logging
+import re
+from urllib.parse import unquote, urlsplit
+
+from django.http import Http404, QueryDict
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions
 from rest_framework.response import Response
 
 from accounts import scopes
 from accounts.links import absolute_url
 from accounts.models import Profile
-from accounts.rest import CronofyApiView, CronofyValidationError, error_entry
-from calendars import serializers, services
-from calendars.models import Calendar
+from accounts.rest import (
+    ApiCaller,
+    CronofyApiView,
+    CronofyValidationError,
+    InsufficientScope,
+    ProfileLocked,
+    cronofy_exception_handler,
+    error_entry,
+)
+from calendars import serializers, services, writes
+from calendars.models import Calendar, Event
+from calendars.options import EventPermissions
 from calendars.paging import InvalidPageToken, decode_page_token, encode_page_token
 from calendars.parsing import parse_bool
 from calendars.reads import PAGE_SIZE, EventQuery, parse_event_query, read_page
@@ -161,7 +176,14 @@ class _PagedReadView(CronofyApiView):
             kind=self.kind,
             state=self.page_state,
         )
-        renderer = serializers.EventRenderer(query, self.caller.application.pk)
+        permissions = None
+        if self.kind == "events":
+            permissions = EventPermissions.for_caller(
+                account=self.account, application=self.caller.application, scopes=self.caller.scopes
+            )
+        renderer = serializers.EventRenderer(
+            query, self.caller.application.pk, permissions=permissions
+        )
         render = renderer.event if self.kind == "events" else renderer.free_busy
         pages = {"current": page.current, "total": page.total}
         if page.next_state is not None:
@@ -177,8 +199,35 @@ _PAGE_DOC = (
 
 
 class EventListView(_PagedReadView):
+    """GET reads events; DELETE deletes the caller's managed events in bulk (§2.8)."""
+
     kind = "events"
     page_url_name = "api_events_page"
+
+    def get_required_scopes(self, request):
+        if request.method == "DELETE":
+            return frozenset({scopes.DELETE_EVENT})
+        return super().get_required_scopes(request)
+
+    @extend_schema(
+        operation_id="delete_all_events",
+        parameters=[
+            OpenApiParameter("delete_all", _BOOL, description="Delete all your managed events"),
+            OpenApiParameter(
+                "calendar_ids[]",
+                {"type": "array", "items": {"type": "string"}},
+                explode=True,
+                description="Only in these calendars",
+            ),
+        ],
+        request=serializers.BulkDeleteSerializer,
+        responses={202: None, 422: None},
+        description="Selection by JSON body or query parameters (pycronofy sends the query).",
+        tags=["events"],
+    )
+    def delete(self, request):
+        bulk_delete_events(self.caller, request.data, request.query_params)
+        return Response(status=202)
 
     @extend_schema(
         operation_id="read_events",
@@ -192,6 +241,8 @@ class EventListView(_PagedReadView):
 
 
 class EventPageView(EventListView):
+    http_method_names = ["get", "head", "options"]
+
     @extend_schema(
         operation_id="read_events_page",
         parameters=[],
@@ -226,3 +277,260 @@ class FreeBusyPageView(FreeBusyListView):
     )
     def get(self, request, token: str | None = None):
         return super().get(request, token)
+
+
+# ---------------------------------------------------------------------------------------------
+# Event writes. Each operation authorizes (scope, objects through the caller's account), parses
+# and calls one service; the views and /v1/batch share them. They raise DRF exceptions.
+
+logger = logging.getLogger(__name__)
+
+
+def _require(caller: ApiCaller, scope: str) -> None:
+    if not caller.has_scopes({scope}):
+        raise InsufficientScope()
+
+
+def _calendar(caller: ApiCaller, calendar_id: str) -> Calendar:
+    if not writes.is_clean_id(calendar_id):
+        raise exceptions.NotFound()
+    calendar = (
+        Calendar.objects.for_account(caller.account)
+        .select_related("profile")
+        .filter(public_id=calendar_id)
+        .first()
+    )
+    if calendar is None:
+        raise exceptions.NotFound()
+    return calendar
+
+
+def _call(service, **kwargs):
+    try:
+        return service(**kwargs)
+    except services.EventNotFound as exc:
+        raise exceptions.NotFound() from exc
+    except services.ProfileNotConnected as exc:
+        raise ProfileLocked() from exc
+    except services.EventWriteError as exc:
+        raise CronofyValidationError.single(exc.field, exc.key, exc.description) from exc
+
+
+def upsert_event(caller: ApiCaller, calendar_id: str, body) -> None:
+    _require(caller, scopes.CREATE_EVENT)
+    calendar = _calendar(caller, calendar_id)
+    reference, content = writes.parse_upsert(body)
+    if reference.event_id is not None:
+        _call(
+            services.upsert_managed_event,
+            application=caller.application,
+            calendar=calendar,
+            event_id=reference.event_id,
+            content=content,
+        )
+    else:
+        _call(
+            services.upsert_external_event,
+            application=caller.application,
+            calendar=calendar,
+            event_uid=reference.event_uid,
+            content=content,
+        )
+
+
+def delete_event(caller: ApiCaller, calendar_id: str, body) -> None:
+    _require(caller, scopes.DELETE_EVENT)
+    calendar = _calendar(caller, calendar_id)
+    reference = writes.parse_delete(body)
+    if reference.event_id is not None:
+        _call(
+            services.delete_managed_event,
+            application=caller.application,
+            calendar=calendar,
+            event_id=reference.event_id,
+        )
+    else:
+        _call(
+            services.delete_external_event,
+            application=caller.application,
+            calendar=calendar,
+            event_uid=reference.event_uid,
+        )
+
+
+def bulk_delete_events(caller: ApiCaller, body, query) -> None:
+    _require(caller, scopes.DELETE_EVENT)
+    selection = writes.parse_bulk_delete(body, query)
+    calendars = None
+    if selection.calendar_ids is not None:
+        calendars = list(
+            Calendar.objects.for_account(caller.account).filter(
+                public_id__in=selection.calendar_ids
+            )
+        )
+        if len(calendars) != len(selection.calendar_ids):
+            raise CronofyValidationError.single(
+                "calendar_ids",
+                "errors.invalid_calendar_ids",
+                "calendar_ids must name calendars of this account",
+            )
+    services.delete_managed_events(
+        application=caller.application, account=caller.account, calendars=calendars
+    )
+
+
+def change_participation_status(caller: ApiCaller, calendar_id: str, event_uid: str, body):
+    _require(caller, scopes.CHANGE_PARTICIPATION_STATUS)
+    calendar = _calendar(caller, calendar_id)
+    if not writes.is_clean_id(event_uid):
+        raise exceptions.NotFound()
+    event = Event.objects.filter(calendar=calendar, event_uid=event_uid).first()
+    if event is None:
+        raise exceptions.NotFound()
+    event.calendar = calendar
+    status = writes.parse_participation_status(body)
+    _call(
+        services.change_participation_status,
+        application=caller.application,
+        event=event,
+        status=status,
+    )
+
+
+class CalendarEventsView(CronofyApiView):
+    """POST upserts an event (202), DELETE deletes one (202), §2.7 and §2.8."""
+
+    def get_required_scopes(self, request):
+        if request.method == "DELETE":
+            return frozenset({scopes.DELETE_EVENT})
+        return frozenset({scopes.CREATE_EVENT})
+
+    @extend_schema(
+        operation_id="upsert_event",
+        request=serializers.EventUpsertSerializer,
+        responses={202: None, 404: None, 422: None, 423: None},
+        description=(
+            "Create or update your managed event (event_id) or update an external event "
+            "(event_uid). Recorded at once and applied to the provider in the background."
+        ),
+        tags=["events"],
+    )
+    def post(self, request, calendar_id: str):
+        upsert_event(self.caller, calendar_id, request.data)
+        return Response(status=202)
+
+    @extend_schema(
+        operation_id="delete_event",
+        request=serializers.EventDeleteSerializer,
+        responses={202: None, 404: None, 422: None, 423: None},
+        description="Delete your managed event (event_id; unknown ids are accepted) or an "
+        "external event (event_uid).",
+        tags=["events"],
+    )
+    def delete(self, request, calendar_id: str):
+        delete_event(self.caller, calendar_id, request.data)
+        return Response(status=202)
+
+
+class ParticipationStatusView(CronofyApiView):
+    """POST answers an invitation for the end-user (202), §2.9."""
+
+    required_scopes = frozenset({scopes.CHANGE_PARTICIPATION_STATUS})
+
+    @extend_schema(
+        operation_id="change_participation_status",
+        request=serializers.ParticipationStatusSerializer,
+        responses={202: None, 404: None, 422: None, 423: None},
+        tags=["events"],
+    )
+    def post(self, request, calendar_id: str, event_uid: str):
+        change_participation_status(self.caller, calendar_id, event_uid, request.data)
+        return Response(status=202)
+
+
+# Cronofy documents batches of up to 50 requests.
+MAX_BATCH = 50
+
+_EVENTS_PATH = re.compile(r"^/v1/calendars/(?P<calendar_id>[^/]+)/events/?$")
+_PARTICIPATION_PATH = re.compile(
+    r"^/v1/calendars/(?P<calendar_id>[^/]+)/events/(?P<event_uid>[^/]+)/participation_status/?$"
+)
+_BULK_PATH = re.compile(r"^/v1/events/?$")
+
+
+def _batch_entry(caller: ApiCaller, request: dict) -> None:
+    """Run one batch request; raises the DRF exception its own endpoint would."""
+    method = request.get("method")
+    relative_url = request.get("relative_url")
+    if not isinstance(method, str) or not isinstance(relative_url, str):
+        raise CronofyValidationError.single(
+            "relative_url", "errors.required", "each request needs method and relative_url"
+        )
+    method = method.upper()
+    parts = urlsplit(relative_url)
+    path = parts.path
+    data = request.get("data")
+    data = {} if data is None else data
+    if match := _EVENTS_PATH.match(path):
+        calendar_id = unquote(match["calendar_id"])
+        if method == "POST":
+            return upsert_event(caller, calendar_id, data)
+        if method == "DELETE":
+            return delete_event(caller, calendar_id, data)
+    elif match := _PARTICIPATION_PATH.match(path):
+        if method == "POST":
+            return change_participation_status(
+                caller, unquote(match["calendar_id"]), unquote(match["event_uid"]), data
+            )
+    elif _BULK_PATH.match(path) and method == "DELETE":
+        return bulk_delete_events(caller, data, QueryDict(parts.query))
+    raise exceptions.NotFound()
+
+
+def _batch_result(caller: ApiCaller, request, context: dict) -> dict:
+    try:
+        if not isinstance(request, dict):
+            raise CronofyValidationError.single(
+                "base", "errors.invalid_body", "each batch request must be an object"
+            )
+        _batch_entry(caller, request)
+    except (exceptions.APIException, Http404) as exc:
+        response = cronofy_exception_handler(exc, context)
+        entry = {"status": response.status_code}
+        if response.data:
+            entry["data"] = response.data
+        return entry
+    except Exception:
+        # One broken entry must not lose the answers of the others (they are committed).
+        logger.exception("batch entry failed")
+        return {"status": 500, "data": {"error": "internal_error"}}
+    return {"status": 202}
+
+
+class BatchView(CronofyApiView):
+    """POST /v1/batch (§2.13): event writes run one by one, each in its own transaction.
+
+    207 with one entry per request, in order; a success is exactly {"status": 202}. Scopes are
+    checked per entry (403 entry), so the batch itself needs only a valid token.
+    """
+
+    @extend_schema(
+        operation_id="batch",
+        request=serializers.BatchRequestSerializer,
+        responses={207: serializers.BatchResponseSerializer, 422: None},
+        tags=["events"],
+    )
+    def post(self, request):
+        body = writes.require_object(request.data)
+        batch = body.get("batch")
+        if not isinstance(batch, list) or not batch:
+            raise CronofyValidationError.single(
+                "batch", "errors.required", "batch must be a non-empty list of requests"
+            )
+        if len(batch) > MAX_BATCH:
+            raise CronofyValidationError.single(
+                "batch", "errors.too_many", f"a batch holds at most {MAX_BATCH} requests"
+            )
+        context = {"view": self, "request": request}
+        results = [_batch_result(self.caller, entry, context) for entry in batch]
+        return Response({"batch": results}, status=207)

@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from rest_framework import serializers
 
 from accounts.serializers import render_profile_calendar
+from calendars import writes
 from calendars.models import Calendar, Event
+from calendars.options import EventPermissions
 from calendars.reads import EventQuery
 
 # ---------------------------------------------------------------------------------------------
@@ -75,9 +77,15 @@ def _series_identifier(calendar_id: str, provider_key: str) -> str:
 class EventRenderer:
     """Turns rows of calendars.reads.EVENT_FIELDS / FREE_BUSY_FIELDS into Cronofy's objects."""
 
-    def __init__(self, query: EventQuery, application_id: int):
+    def __init__(
+        self,
+        query: EventQuery,
+        application_id: int,
+        permissions: EventPermissions | None = None,
+    ):
         self.query = query
         self.application_id = application_id
+        self.permissions = permissions
         self.localized = query.localized_times
         self.query_zone = query.zone
 
@@ -124,11 +132,11 @@ class EventRenderer:
             "categories": row["categories"],
             "recurring": row["is_recurring"],
             "event_private": row["is_private"],
-            "options": {
-                "delete": managed,
-                "update": managed,
-                "change_participation_status": False,
-            },
+            "options": (
+                self.permissions.options(row)
+                if self.permissions is not None
+                else {"delete": False, "update": False, "change_participation_status": False}
+            ),
         }
         if managed:
             data["event_id"] = row["event_id"]
@@ -293,3 +301,89 @@ class FreeBusySerializer(serializers.Serializer):
 class FreeBusyResponseSerializer(serializers.Serializer):
     pages = PagesSerializer()
     free_busy = FreeBusySerializer(many=True)
+
+
+# Write bodies (documentation only: calendars.writes validates them, Cronofy's 422 shapes).
+
+
+class UpsertLocationSerializer(serializers.Serializer):
+    description = serializers.CharField(required=False, max_length=writes.LOCATION_MAX)
+    lat = serializers.CharField(required=False, help_text="Latitude, -90 to 90")
+    long = serializers.CharField(required=False, help_text="Longitude, -180 to 180")
+
+
+class ReminderSerializer(serializers.Serializer):
+    minutes = serializers.IntegerField(min_value=0, max_value=writes.MAX_REMINDER_MINUTES)
+
+
+class InviteeSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    display_name = serializers.CharField(required=False)
+
+
+class UpsertAttendeesSerializer(serializers.Serializer):
+    invite = InviteeSerializer(many=True, required=False)
+    remove = InviteeSerializer(many=True, required=False, help_text="Alias: reject")
+
+
+_WRITE_TIME_HELP = (
+    "UTC time `YYYY-MM-DDTHH:MM:SSZ` (offsets accepted), a date `YYYY-MM-DD` (all-day, "
+    "end exclusive) or an object {time, tzid}"
+)
+
+
+class EventUpsertSerializer(serializers.Serializer):
+    event_id = serializers.CharField(
+        required=False, max_length=writes.EVENT_ID_MAX, help_text="Your id (managed event)"
+    )
+    event_uid = serializers.CharField(
+        required=False, help_text="Instead of event_id: an external event to update"
+    )
+    summary = serializers.CharField(max_length=writes.SUMMARY_MAX)
+    description = serializers.CharField(required=False, max_length=writes.DESCRIPTION_MAX)
+    start = serializers.JSONField(help_text=_WRITE_TIME_HELP)
+    end = serializers.JSONField(help_text=_WRITE_TIME_HELP)
+    tzid = serializers.CharField(required=False, help_text="Zone of start/end; Etc/UTC")
+    location = UpsertLocationSerializer(required=False)
+    url = serializers.URLField(required=False, max_length=writes.URL_MAX)
+    reminders = ReminderSerializer(many=True, required=False, help_text="Priority order")
+    reminders_create_only = serializers.BooleanField(required=False)
+    transparency = serializers.CharField(
+        required=False, allow_null=True, help_text="opaque | transparent"
+    )
+    event_private = serializers.BooleanField(required=False)
+    attendees = UpsertAttendeesSerializer(required=False)
+    color = serializers.CharField(required=False, help_text="Hex colour such as #49BED8")
+
+
+class EventDeleteSerializer(serializers.Serializer):
+    event_id = serializers.CharField(required=False, help_text="Your managed event")
+    event_uid = serializers.CharField(required=False, help_text="Or an external event")
+
+
+class BulkDeleteSerializer(serializers.Serializer):
+    delete_all = serializers.BooleanField(required=False)
+    calendar_ids = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class ParticipationStatusSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="accepted | tentative | declined")
+
+
+class BatchEntryRequestSerializer(serializers.Serializer):
+    method = serializers.CharField(help_text="POST | DELETE")
+    relative_url = serializers.CharField(help_text="e.g. /v1/calendars/{calendar_id}/events")
+    data = serializers.JSONField(required=False)
+
+
+class BatchRequestSerializer(serializers.Serializer):
+    batch = BatchEntryRequestSerializer(many=True)
+
+
+class BatchEntryResponseSerializer(serializers.Serializer):
+    status = serializers.IntegerField(help_text="202 on success")
+    data = serializers.JSONField(required=False, help_text="The error body, if any")
+
+
+class BatchResponseSerializer(serializers.Serializer):
+    batch = BatchEntryResponseSerializer(many=True)

@@ -95,3 +95,33 @@ class CalendarListResult:
     created: list = field(default_factory=list)
     updated: list = field(default_factory=list)
     deleted: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ManagedEventContent:
+    """The validated body of an upsert (POST /v1/calendars/{id}/events), minus its identity.
+
+    Times are aware UTC; all-day events carry `start_date`/`end_date` (end exclusive) and the
+    UTC midnights of those dates in `start`/`end`. `transparency` None and `reminders` None mean
+    "leave what the provider has".
+    """
+
+    summary: str
+    start: datetime
+    end: datetime
+    description: str = ""
+    location_description: str = ""
+    location_lat: str = ""
+    location_long: str = ""
+    url: str = ""
+    is_all_day: bool = False
+    start_date: date | None = None
+    end_date: date | None = None
+    tzid: str = "Etc/UTC"
+    transparency: str | None = None
+    is_private: bool = False
+    reminders: tuple[int, ...] | None = None
+    reminders_create_only: bool = False
+    color: str = ""
+    attendees_invite: tuple[tuple[str, str], ...] = ()  # (email, display_name)
+    attendees_remove: tuple[tuple[str, str], ...] = ()

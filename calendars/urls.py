@@ -4,6 +4,17 @@ from calendars import api
 
 urlpatterns: list = [
     path("v1/calendars", api.CalendarListView.as_view(), name="api_calendars"),
+    path(
+        "v1/calendars/<str:calendar_id>/events",
+        api.CalendarEventsView.as_view(),
+        name="api_calendar_events",
+    ),
+    path(
+        "v1/calendars/<str:calendar_id>/events/<str:event_uid>/participation_status",
+        api.ParticipationStatusView.as_view(),
+        name="api_participation_status",
+    ),
+    path("v1/batch", api.BatchView.as_view(), name="api_batch"),
     path("v1/events", api.EventListView.as_view(), name="api_events"),
     path("v1/events/pages/<str:token>", api.EventPageView.as_view(), name="api_events_page"),
     path("v1/free_busy", api.FreeBusyListView.as_view(), name="api_free_busy"),

@@ -2,6 +2,8 @@
 
 - cache: record_changes, apply_provider_events (the provider's view of events, change log).
 - calendars: create_calendar, upsert_provider_calendars and the creation errors.
+- managed_events: integrator writes (upsert/delete/participation) recorded as
+  ManagedEventWrite rows for the reconciler, and their errors.
 """
 
 from calendars.services.cache import apply_provider_events, record_changes
@@ -16,17 +18,41 @@ from calendars.services.calendars import (
     provider_calendar_creation_unsupported,
     upsert_provider_calendars,
 )
+from calendars.services.managed_events import (
+    EventNotFound,
+    EventWriteError,
+    ProfileNotConnected,
+    change_participation_status,
+    delete_external_event,
+    delete_managed_event,
+    delete_managed_events,
+    desired_state,
+    event_fingerprint,
+    upsert_external_event,
+    upsert_managed_event,
+)
 
 __all__ = [
     "CalendarCreationError",
     "CalendarCreationFailed",
     "CalendarCreationNotSupported",
     "DuplicateCalendarName",
+    "EventNotFound",
+    "EventWriteError",
+    "ProfileNotConnected",
     "ProfileNotWritable",
     "ProviderCalendar",
     "apply_provider_events",
+    "change_participation_status",
     "create_calendar",
+    "delete_external_event",
+    "delete_managed_event",
+    "delete_managed_events",
+    "desired_state",
+    "event_fingerprint",
     "provider_calendar_creation_unsupported",
     "record_changes",
+    "upsert_external_event",
+    "upsert_managed_event",
     "upsert_provider_calendars",
 ]

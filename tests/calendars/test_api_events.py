@@ -167,9 +167,10 @@ def test_events_event_fields_and_time_encoding(client, ctx):
     assert first["categories"] == ["work"]
     assert first["recurring"] is False and "series_identifier" not in first
     assert first["event_private"] is False and first["deleted"] is False
+    # An external event on a writable calendar, read_write token; the end-user is not invited.
     assert first["options"] == {
-        "delete": False,
-        "update": False,
+        "delete": True,
+        "update": True,
         "change_participation_status": False,
     }
     assert first["meeting_url"] == "https://meet.example.com/x"

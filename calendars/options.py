@@ -1,0 +1,96 @@
+"""What an application may do with an event: the `options` of read events (cronofy-api.md §2.5)
+and the checks the write services apply, from one set of rules.
+
+- update / delete: a managed event of this application, or an external event (not of any
+  application) that is not part of a recurring series, on a writable calendar (not readonly,
+  not deleted, profile connected; external events also need an unrestricted calendar), and the
+  token holds create_event (update) / delete_event (delete).
+- change_participation_status: an external, non-recurring event on a writable calendar where
+  the end-user is an attendee but not the organizer, and the token holds
+  change_participation_status.
+Deleted events allow nothing.
+"""
+
+from dataclasses import dataclass
+
+from accounts import scopes as scope_names
+from accounts.models import Account, Profile
+from calendars.models import Calendar
+
+
+def calendar_is_writable(calendar: Calendar) -> bool:
+    """`calendar.profile` should be loaded (select_related)."""
+    return not calendar.is_readonly and not calendar.is_deleted and calendar.profile.is_connected
+
+
+def account_emails(account: Account) -> frozenset[str]:
+    """The end-user's addresses, lowercased: the account's and its profiles' (one query)."""
+    emails = {account.email.lower()} if account.email else set()
+    names = Profile.objects.for_account(account).values_list("profile_name", flat=True)
+    emails.update(name.strip().lower() for name in names if "@" in name)
+    return frozenset(emails)
+
+
+def _email(person) -> str:
+    if isinstance(person, dict) and isinstance(person.get("email"), str):
+        return person["email"].strip().lower()
+    return ""
+
+
+def is_attendee_not_organizer(attendees, organizer, emails: frozenset[str]) -> bool:
+    if _email(organizer) in emails:
+        return False
+    return any(_email(attendee) in emails for attendee in attendees or ())
+
+
+@dataclass(frozen=True)
+class EventPermissions:
+    """Per-request facts needed to compute `options` for a page of events without N+1 queries."""
+
+    application_id: int
+    scopes: frozenset[str]
+    writable_calendar_ids: frozenset[str]  # public ids
+    unrestricted_calendar_ids: frozenset[str]
+    emails: frozenset[str]
+
+    @classmethod
+    def for_caller(cls, *, account: Account, application, scopes) -> "EventPermissions":
+        """Two queries: the account's calendars and its profiles' addresses."""
+        writable, unrestricted = set(), set()
+        for calendar in Calendar.objects.for_account(account).select_related("profile"):
+            if calendar_is_writable(calendar):
+                writable.add(calendar.public_id)
+                if calendar.permission_level == Calendar.PermissionLevel.UNRESTRICTED:
+                    unrestricted.add(calendar.public_id)
+        return cls(
+            application_id=application.pk,
+            scopes=frozenset(scopes),
+            writable_calendar_ids=frozenset(writable),
+            unrestricted_calendar_ids=frozenset(unrestricted),
+            emails=account_emails(account),
+        )
+
+    def options(self, row: dict) -> dict:
+        """`row` holds event_id, application_id, calendar__public_id, is_recurring, is_deleted,
+        attendees and organizer (calendars.reads.EVENT_FIELDS)."""
+        calendar_id = row["calendar__public_id"]
+        if row["is_deleted"] or calendar_id not in self.writable_calendar_ids:
+            return {"delete": False, "update": False, "change_participation_status": False}
+        if row["event_id"] is not None:
+            mine = row["application_id"] == self.application_id
+            return {
+                "delete": mine and scope_names.DELETE_EVENT in self.scopes,
+                "update": mine and scope_names.CREATE_EVENT in self.scopes,
+                "change_participation_status": False,
+            }
+        if row["is_recurring"]:
+            return {"delete": False, "update": False, "change_participation_status": False}
+        external_ok = calendar_id in self.unrestricted_calendar_ids
+        return {
+            "delete": external_ok and scope_names.DELETE_EVENT in self.scopes,
+            "update": external_ok and scope_names.CREATE_EVENT in self.scopes,
+            "change_participation_status": (
+                scope_names.CHANGE_PARTICIPATION_STATUS in self.scopes
+                and is_attendee_not_organizer(row["attendees"], row["organizer"], self.emails)
+            ),
+        }

@@ -1,0 +1,503 @@
+"""Integrator writes to events (cronofy-api.md §2.7–§2.9): recorded now, applied in background.
+
+Each service runs one transaction that (1) locks the account row, so that concurrent writes
+of one account serialize and the get-or-create of a managed event is race-free, (2) updates the
+cached Event at once (GET /v1/events shows the desired state right after the 202, as Cronofy
+does), (3) writes the change-log entry and (4) inserts one ManagedEventWrite row: the outbox the
+sync app's reconciler claims. After commit, settings.MANAGED_EVENT_WRITE_TRIGGER is called with
+the new write ids (calendars never imports sync).
+
+Recurring events: writes to external events that belong to a recurring series (upsert, delete,
+participation) are refused with 422 `errors.recurring_event_not_supported`: the provider
+side (RECURRENCE-ID overrides, EXDATE) is not reconciled yet. Managed events are never
+recurring (the upsert body has no recurrence).
+"""
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from accounts.ids import make_public_id
+from accounts.models import Account
+from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
+from calendars.options import account_emails, calendar_is_writable, is_attendee_not_organizer
+from calendars.services.cache import record_changes
+from calendars.types import EventData, ManagedEventContent
+
+logger = logging.getLogger(__name__)
+
+Kind = ChangeLogEntry.Kind
+Operation = ManagedEventWrite.Operation
+
+
+class EventWriteError(Exception):
+    """A write the API refuses. `status` is the HTTP status; for a 422, `field`, `key` and
+    `description` form Cronofy's error entry."""
+
+    status = 422
+
+    def __init__(self, field: str, key: str, description: str):
+        super().__init__(description)
+        self.field, self.key, self.description = field, key, description
+
+
+class EventNotFound(EventWriteError):
+    """No such (live) event in this calendar: 404."""
+
+    status = 404
+
+
+class ProfileNotConnected(EventWriteError):
+    """The calendar's profile is disconnected: nothing can be written to it (423, §4)."""
+
+    status = 423
+
+
+def new_managed_event_uid() -> str:
+    """`evt_` + 24 hex: an event created through the API (external ones are `evt_external_…`)."""
+    return make_public_id("evt_")
+
+
+def _iso_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def desired_state(content: ManagedEventContent) -> dict:
+    """The `desired` JSON of an upsert write (see ManagedEventWrite's docstring)."""
+    return {
+        "summary": content.summary,
+        "description": content.description,
+        "location_description": content.location_description,
+        "location_lat": content.location_lat,
+        "location_long": content.location_long,
+        "url": content.url,
+        "start": _iso_time(content.start),
+        "end": _iso_time(content.end),
+        "is_all_day": content.is_all_day,
+        "start_date": content.start_date.isoformat() if content.start_date else None,
+        "end_date": content.end_date.isoformat() if content.end_date else None,
+        "tzid": content.tzid,
+        "transparency": content.transparency,
+        "is_private": content.is_private,
+        "status": Event.Status.CONFIRMED.value,
+        "reminders": list(content.reminders) if content.reminders is not None else None,
+        "reminders_create_only": content.reminders_create_only,
+        "color": content.color,
+        "attendees_invite": [
+            {"email": email, "display_name": name} for email, name in content.attendees_invite
+        ],
+        "attendees_remove": [
+            {"email": email, "display_name": name} for email, name in content.attendees_remove
+        ],
+    }
+
+
+def event_fingerprint(event: Event) -> str:
+    """The fingerprint the sync engine computes for the same content (EventData)."""
+    data = EventData(**{name: getattr(event, name) for name in EventData.__dataclass_fields__})
+    return data.fingerprint()
+
+
+def _merge_attendees(current, invite, remove) -> list:
+    removed = {email.lower() for email, _ in remove}
+    attendees = [
+        a
+        for a in current or []
+        if isinstance(a, dict) and str(a.get("email", "")).lower() not in removed
+    ]
+    present = {str(a.get("email", "")).lower() for a in attendees}
+    for email, name in invite:
+        if email.lower() not in present and email.lower() not in removed:
+            attendees.append({"email": email, "display_name": name, "status": "needs_action"})
+            present.add(email.lower())
+    return attendees
+
+
+def _apply_content(event: Event, content: ManagedEventContent) -> None:
+    for name in (
+        "summary",
+        "description",
+        "location_description",
+        "location_lat",
+        "location_long",
+        "url",
+        "start",
+        "end",
+        "is_all_day",
+        "start_date",
+        "end_date",
+        "tzid",
+        "is_private",
+    ):
+        setattr(event, name, getattr(content, name))
+    if content.transparency is not None:
+        event.transparency = content.transparency
+    elif event.pk is None:
+        event.transparency = Event.Transparency.OPAQUE
+    event.status = Event.Status.CONFIRMED
+    event.attendees = _merge_attendees(
+        event.attendees, content.attendees_invite, content.attendees_remove
+    )
+    event.is_deleted, event.deleted_at = False, None
+    event.fingerprint = event_fingerprint(event)
+
+
+def _check_writable(calendar: Calendar, *, external: bool = False) -> None:
+    """422 for a deleted or readonly calendar, 423 for a disconnected profile; external events
+    also need an unrestricted (not sandbox) calendar."""
+    if calendar.is_deleted:
+        raise EventWriteError(
+            "calendar_id", "errors.calendar_deleted", "the calendar has been deleted"
+        )
+    if calendar.is_readonly:
+        raise EventWriteError("calendar_id", "errors.calendar_readonly", "the calendar is readonly")
+    if not calendar_is_writable(calendar):
+        raise ProfileNotConnected(
+            "calendar_id", "errors.profile_disconnected", "the calendar's profile is disconnected"
+        )
+    if external and calendar.permission_level != Calendar.PermissionLevel.UNRESTRICTED:
+        raise EventWriteError(
+            "event_uid",
+            "errors.insufficient_permission_level",
+            "external events need an unrestricted calendar",
+        )
+
+
+def _lock_account(account_id: int) -> Account:
+    """Serializes the writes of one account (record_changes would lock it later anyway)."""
+    return Account.objects.select_for_update().get(pk=account_id)
+
+
+def _is_repeat(event: Event, operation: str, desired: dict) -> bool:
+    """The newest write of the event asked for exactly this (and it is pending or done)."""
+    newest = (
+        ManagedEventWrite.objects.filter(event=event)
+        .order_by("-id")
+        .values("operation", "desired", "status")
+        .first()
+    )
+    return (
+        newest is not None
+        and newest["operation"] == operation
+        and newest["desired"] == desired
+        and newest["status"] in (ManagedEventWrite.Status.PENDING, ManagedEventWrite.Status.DONE)
+    )
+
+
+def _trigger_on_commit(write_ids: list[int]) -> None:
+    hook = settings.MANAGED_EVENT_WRITE_TRIGGER
+    if not hook or not write_ids:
+        return
+
+    def run():
+        # Only a trigger: a failure leaves the rows pending for the reconciler's sweep, so it
+        # must not turn the committed 202 into a 500.
+        try:
+            import_string(hook)(write_ids=write_ids)
+        except Exception:
+            logger.exception("managed event write trigger %s failed", hook)
+
+    transaction.on_commit(run)
+
+
+def _record(
+    *,
+    account: Account,
+    calendar: Calendar,
+    event: Event,
+    application,
+    operation: str,
+    desired: dict,
+    kind: str,
+    now: datetime,
+) -> ManagedEventWrite:
+    write = ManagedEventWrite.objects.create(
+        account=account,
+        calendar=calendar,
+        event=event,
+        application=application,
+        operation=operation,
+        desired=desired,
+        next_attempt_at=now,
+    )
+    record_changes(
+        account=account, changes=[(kind, calendar, event)], application=application, at=now
+    )
+    _trigger_on_commit([write.pk])
+    return write
+
+
+def _external_event(calendar: Calendar, event_uid: str, *, allow_deleted=False) -> Event:
+    event = Event.objects.filter(calendar=calendar, event_uid=event_uid).first()
+    if event is None or (event.is_deleted and not allow_deleted):
+        raise EventNotFound("event_uid", "errors.not_found", "no such event in this calendar")
+    if event.event_id is not None:
+        raise EventWriteError(
+            "event_uid",
+            "errors.must_be_external_event_uid",
+            "event_uid names a managed event: use its event_id",
+        )
+    if event.is_recurring or event.original_start is not None:
+        raise EventWriteError(
+            "event_uid",
+            "errors.recurring_event_not_supported",
+            "events of a recurring series cannot be changed through the API yet",
+        )
+    return event
+
+
+def upsert_managed_event(
+    *, application, calendar: Calendar, event_id: str, content: ManagedEventContent
+) -> ManagedEventWrite | None:
+    """Create or update the application's event `event_id` in `calendar` (POST …/events).
+
+    Returns the new write, or None when the request repeats the newest write of a live event
+    (nothing recorded). Re-upserting a deleted managed event brings it back. A new event's
+    event_uid is also its provider key and iCalendar UID, so the next sync matches the
+    provider's copy instead of importing a duplicate. Raises EventWriteError (readonly or
+    deleted calendar) and ProfileNotConnected.
+    """
+    _check_writable(calendar)
+    desired = desired_state(content)
+    now = timezone.now()
+    with transaction.atomic():
+        account = _lock_account(calendar.profile.account_id)
+        event = Event.objects.filter(
+            application=application, calendar=calendar, event_id=event_id
+        ).first()
+        if event is None:
+            uid = new_managed_event_uid()
+            event = Event(
+                account=account,
+                calendar=calendar,
+                application=application,
+                event_id=event_id,
+                event_uid=uid,
+                provider_key=uid,
+                ical_uid=uid,
+            )
+            kind = Kind.EVENT_CREATED
+        elif not event.is_deleted and _is_repeat(event, Operation.UPSERT, desired):
+            return None
+        else:
+            kind = Kind.EVENT_UPDATED
+        _apply_content(event, content)
+        event.save()
+        return _record(
+            account=account,
+            calendar=calendar,
+            event=event,
+            application=application,
+            operation=Operation.UPSERT,
+            desired=desired,
+            kind=kind,
+            now=now,
+        )
+
+
+def upsert_external_event(
+    *, application, calendar: Calendar, event_uid: str, content: ManagedEventContent
+) -> ManagedEventWrite | None:
+    """Update an event synced from the provider, named by its event_uid (POST …/events).
+
+    The event stays external (no application owns it). Raises EventNotFound (unknown or
+    deleted uid), EventWriteError (`must_be_external_event_uid` for a managed event,
+    `recurring_event_not_supported`, readonly/deleted/sandbox calendar), ProfileNotConnected.
+    """
+    _check_writable(calendar, external=True)
+    desired = desired_state(content)
+    now = timezone.now()
+    with transaction.atomic():
+        account = _lock_account(calendar.profile.account_id)
+        event = _external_event(calendar, event_uid)
+        if _is_repeat(event, Operation.UPSERT, desired):
+            return None
+        _apply_content(event, content)
+        event.save()
+        return _record(
+            account=account,
+            calendar=calendar,
+            event=event,
+            application=application,
+            operation=Operation.UPSERT,
+            desired=desired,
+            kind=Kind.EVENT_UPDATED,
+            now=now,
+        )
+
+
+def _tombstone(event: Event, now: datetime) -> None:
+    event.is_deleted, event.deleted_at = True, now
+
+
+def delete_managed_event(
+    *, application, calendar: Calendar, event_id: str
+) -> ManagedEventWrite | None:
+    """Delete the application's event `event_id` (DELETE …/events {event_id}).
+
+    Idempotent: an unknown or already deleted event_id records nothing and returns None (the
+    API still answers 202, as Cronofy does). Raises EventWriteError, ProfileNotConnected.
+    """
+    _check_writable(calendar)
+    now = timezone.now()
+    with transaction.atomic():
+        account = _lock_account(calendar.profile.account_id)
+        event = Event.objects.filter(
+            application=application, calendar=calendar, event_id=event_id
+        ).first()
+        if event is None or event.is_deleted:
+            return None
+        _tombstone(event, now)
+        event.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
+        return _record(
+            account=account,
+            calendar=calendar,
+            event=event,
+            application=application,
+            operation=Operation.DELETE,
+            desired={},
+            kind=Kind.EVENT_DELETED,
+            now=now,
+        )
+
+
+def delete_external_event(
+    *, application, calendar: Calendar, event_uid: str
+) -> ManagedEventWrite | None:
+    """Delete an event synced from the provider (DELETE …/events {event_uid}).
+
+    An already deleted event records nothing (None). Raises EventNotFound (unknown uid),
+    EventWriteError (`must_be_external_event_uid` when the uid names a managed event,
+    `recurring_event_not_supported`, readonly/deleted/sandbox calendar), ProfileNotConnected.
+    """
+    _check_writable(calendar, external=True)
+    now = timezone.now()
+    with transaction.atomic():
+        account = _lock_account(calendar.profile.account_id)
+        event = _external_event(calendar, event_uid, allow_deleted=True)
+        if event.is_deleted:
+            return None
+        _tombstone(event, now)
+        event.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
+        return _record(
+            account=account,
+            calendar=calendar,
+            event=event,
+            application=application,
+            operation=Operation.DELETE,
+            desired={},
+            kind=Kind.EVENT_DELETED,
+            now=now,
+        )
+
+
+def delete_managed_events(
+    *, application, account: Account, calendars: Sequence[Calendar] | None = None
+) -> list[ManagedEventWrite]:
+    """Delete every live managed event of `application` in `account` (DELETE /v1/events),
+    or only those in `calendars`. Other applications' and external events are never touched.
+
+    One transaction; returns the writes (one per deleted event, none if nothing matched).
+    Calendars the caller passes must belong to the account (the view checks).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        account = _lock_account(account.pk)
+        events = Event.objects.filter(
+            account=account, application=application, event_id__isnull=False, is_deleted=False
+        ).select_related("calendar")
+        if calendars is not None:
+            events = events.filter(calendar__in=list(calendars))
+        events = list(events.order_by("id"))
+        if not events:
+            return []
+        for event in events:
+            _tombstone(event, now)
+            event.updated_at = now
+        Event.objects.bulk_update(events, ["is_deleted", "deleted_at", "updated_at"])
+        writes = ManagedEventWrite.objects.bulk_create(
+            [
+                ManagedEventWrite(
+                    account=account,
+                    calendar=event.calendar,
+                    event=event,
+                    application=application,
+                    operation=Operation.DELETE,
+                    desired={},
+                    next_attempt_at=now,
+                )
+                for event in events
+            ]
+        )
+        record_changes(
+            account=account,
+            changes=[(Kind.EVENT_DELETED, event.calendar, event) for event in events],
+            application=application,
+            at=now,
+        )
+        _trigger_on_commit([write.pk for write in writes])
+    return writes
+
+
+def change_participation_status(
+    *, application, event: Event, status: str
+) -> ManagedEventWrite | None:
+    """Answer an invitation for the end-user (POST …/participation_status).
+
+    `status` is accepted, tentative or declined. Allowed only where the event's
+    options.change_participation_status would be true (calendars.options): an external,
+    non-recurring event on a writable calendar whose attendees include the end-user, who is not
+    its organizer. Returns None when it repeats the newest write. Raises EventNotFound (deleted),
+    EventWriteError (`errors.participation_status_not_changeable`,
+    `errors.recurring_event_not_supported` and the calendar errors), ProfileNotConnected.
+    """
+    calendar = event.calendar
+    _check_writable(calendar)
+    desired = {"participation_status": status}
+    now = timezone.now()
+    with transaction.atomic():
+        account = _lock_account(calendar.profile.account_id)
+        event = Event.objects.filter(pk=event.pk, is_deleted=False).first()
+        if event is None:
+            raise EventNotFound("event_uid", "errors.not_found", "no such event in this calendar")
+        if event.is_recurring or event.original_start is not None:
+            raise EventWriteError(
+                "event_uid",
+                "errors.recurring_event_not_supported",
+                "events of a recurring series cannot be changed through the API yet",
+            )
+        emails = account_emails(account)
+        if event.event_id is not None or not is_attendee_not_organizer(
+            event.attendees, event.organizer, emails
+        ):
+            raise EventWriteError(
+                "event_uid",
+                "errors.participation_status_not_changeable",
+                "the end-user is not an invited attendee of this event",
+            )
+        if _is_repeat(event, Operation.PARTICIPATION, desired):
+            return None
+        event.participation_status = status
+        event.attendees = [
+            {**a, "status": status}
+            if isinstance(a, dict) and str(a.get("email", "")).strip().lower() in emails
+            else a
+            for a in event.attendees
+        ]
+        event.fingerprint = event_fingerprint(event)
+        event.save()
+        return _record(
+            account=account,
+            calendar=calendar,
+            event=event,
+            application=application,
+            operation=Operation.PARTICIPATION,
+            desired=desired,
+            kind=Kind.EVENT_UPDATED,
+            now=now,
+        )
