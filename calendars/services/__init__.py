@@ -30,3 +30,8 @@ __all__ = [
     "record_changes",
     "upsert_provider_calendars",
 ]
+
+# Managed-event writes: the support-staff retry (sync applies the writes).
+from calendars.services.writes import retry_event_write  # noqa: E402
+
+__all__ += ["retry_event_write"]

@@ -27,6 +27,7 @@ from sync.services.engine import (
     sync_calendar,
     sync_profile,
 )
+from sync.services.writes import ReconcileResult, reconcile_event_writes, retry_delay
 
 __all__ = [
     "CLAIM_SECONDS",
@@ -34,6 +35,7 @@ __all__ = [
     "LEASE_SECONDS",
     "MAX_BACKOFF_SECONDS",
     "TICK_BATCH",
+    "ReconcileResult",
     "SyncOutcome",
     "build_provider",
     "connect_profile",
@@ -41,8 +43,10 @@ __all__ = [
     "current_window",
     "enqueue_due_syncs",
     "enqueue_managed_event_writes",
+    "reconcile_event_writes",
     "refresh_profile_calendars",
     "request_sync",
+    "retry_delay",
     "store_connected_profile",
     "sync_calendar",
     "sync_profile",
