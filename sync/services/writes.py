@@ -150,6 +150,11 @@ def _process(pk: int, token: str) -> _Outcome:
         .first()
     )
     if write is None:
+        # Superseded (or finished) since the claim: give the lease back, so that the newer
+        # write of the event does not wait for it to lapse.
+        ManagedEventWrite.objects.filter(pk=pk, lock_token=token).update(
+            locked_until=None, lock_token=""
+        )
         return _Outcome("lost")
     gate = _enter(write, token)
     if gate is not None:
