@@ -164,6 +164,10 @@ def _process(pk: int, token: str) -> _Outcome:
     try:
         if calendar.is_deleted or calendar.is_readonly:
             raise base.PermanentError("the calendar is deleted or read-only")
+        if event.original_start is not None and write.operation != Operation.PARTICIPATION:
+            # One resource holds the whole series: writing it for one instance would change
+            # or delete every instance. Instance edits are not supported yet.
+            raise base.PermanentError("writing one instance of a recurring series")
         provider = build_provider(calendar.profile.provider, calendar.profile.credentials)
         if write.operation == Operation.DELETE:
             written = _delete(provider, write, event)

@@ -11,10 +11,11 @@ from django.utils import timezone
 
 from accounts.models import Profile
 from calendars.models import ChangeLogEntry, Event, ManagedEventWrite
-from sync import services
+from sync import services, tasks
 from sync.models import SyncedResource
 from sync.providers.base import RateLimited
 from sync.providers.caldav import CalDAVProvider
+from sync.schedules import SCHEDULES
 from sync.services import engine, writes
 from tests.sync.helpers import soon, vcalendar, vevent
 from tests.sync.writes_helpers import connect, desired, server_resources, write
@@ -381,3 +382,27 @@ def test_reconcile_skips_writes_not_due_and_reports_nothing(setup):
         next_attempt_at=timezone.now() + timedelta(hours=1)
     )
     assert str(_reconcile(w)) == "0 done, 0 superseded, 0 failed, 0 to retry"
+
+
+def test_reconcile_task_and_sweep_schedule(setup):
+    _server, _user, _url, calendar = setup
+    w = write(calendar, desired(soon(2)))
+    assert tasks.reconcile_event_writes([w.pk]).startswith("1 done")
+    assert tasks.reconcile_due_event_writes().startswith("0 done")
+    names = {s["name"]: s["func"] for s in SCHEDULES}
+    assert names["sync.reconcile_due_event_writes"] == "sync.tasks.reconcile_due_event_writes"
+
+
+def test_reconcile_refuses_to_write_one_instance_of_a_series(setup):
+    server, user, url, calendar = setup
+    server.put_event(
+        url,
+        "series",
+        vcalendar(vevent("series", soon(1), extra="RRULE:FREQ=DAILY;COUNT=3")),
+        user=user,
+    )
+    services.sync_calendar(calendar_id=calendar.pk)
+    instance = Event.objects.filter(calendar=calendar, provider_key="series").first()
+    w = write(calendar, desired(soon(1)), event=instance)
+    assert _reconcile(w).failed == [w.pk]
+    assert "series" in server_resources(server, user, url).popitem()[1]
