@@ -135,7 +135,12 @@ def reconcile_event_writes(
         )
     result = ReconcileResult()
     for pk in claimed:
-        outcome = _process(pk, token)
+        try:
+            outcome = _process(pk, token)
+        except Exception:  # noqa: BLE001 - e.g. the database went away while recording
+            # The write stays pending under its lease, which lapses: it is retried then.
+            log.exception("event write %s could not be recorded", pk)
+            outcome = _Outcome("retrying")
         getattr(result, outcome.status).append(pk)
     if claimed:
         log.info("reconciled %d event write(s): %s", len(claimed), result)
@@ -429,8 +434,11 @@ def _record_deleted(write: ManagedEventWrite, href: str) -> None:
 
 def _kick_pending(event_id: int) -> None:
     """Writes of this event deferred while this one was at the provider: trigger them."""
-    ids = list(
-        ManagedEventWrite.objects.pending().filter(event_id=event_id).values_list("pk", flat=True)
+    pending = ManagedEventWrite.objects.pending().filter(event_id=event_id)
+    ids = list(pending.values_list("pk", flat=True))
+    # Deferred ones are due now (writes in backoff after a failure keep their schedule).
+    pending.filter(attempts=0, next_attempt_at__gt=timezone.now()).update(
+        next_attempt_at=timezone.now()
     )
     if ids:
         transaction.on_commit(lambda: enqueue_managed_event_writes(write_ids=ids))
