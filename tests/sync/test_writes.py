@@ -406,3 +406,59 @@ def test_reconcile_refuses_to_write_one_instance_of_a_series(setup):
     w = write(calendar, desired(soon(1)), event=instance)
     assert _reconcile(w).failed == [w.pk]
     assert "series" in server_resources(server, user, url).popitem()[1]
+
+
+def test_reconcile_delete_wins_over_an_edit_made_at_the_server(setup, calls):
+    server, user, url, calendar = setup
+    created = write(calendar, desired(soon(2)))
+    _reconcile(created)
+    _refresh(created.event)
+    edited = created.event.raw.replace("END:VEVENT", "X-EDITED:yes\r\nEND:VEVENT")
+    server.put_event(url, created.event.ical_uid, edited, user=user)
+    deleted = write(calendar, event=created.event, operation="delete")
+
+    assert _reconcile(deleted).done == [deleted.pk]
+
+    assert server_resources(server, user, url) == {}
+    assert calls == ["create_event", "delete_event", "delete_event"]  # 412, then the fresh etag
+
+
+def test_reconcile_update_of_an_event_deleted_at_the_server_recreates_it(setup):
+    server, user, url, calendar = setup
+    created = write(calendar, desired(soon(2)))
+    _reconcile(created)
+    server.delete_event(url, created.event.ical_uid, user=user)
+    update = write(calendar, desired(soon(2), summary="Still wanted"), event=created.event)
+
+    assert _reconcile(update).done == [update.pk]
+
+    [ical] = server_resources(server, user, url).values()
+    assert "SUMMARY:Still wanted" in ical
+
+
+def test_reconcile_rate_limited_honours_retry_after(setup, monkeypatch):
+    _server, _user, _url, calendar = setup
+
+    def throttled(self, *args, **kwargs):
+        raise RateLimited("slow down", retry_after=900)
+
+    monkeypatch.setattr(CalDAVProvider, "create_event", throttled)
+    w = write(calendar, desired(soon(2)))
+
+    assert _reconcile(w).retrying == [w.pk]
+
+    _refresh(w)
+    assert w.attempts == 1 and w.last_error_class == "RateLimited"
+    assert (w.next_attempt_at - timezone.now()).total_seconds() > 890
+
+
+def test_reconcile_logs_no_credentials(setup, caplog):
+    server, user, _url, calendar = setup
+    profile = calendar.profile
+    profile.credentials = {**profile.credentials, "password": "wrong-Secret-123"}
+    profile.save()
+    w = write(calendar, desired(soon(2)))
+    _reconcile(w)
+    _refresh(w)
+    assert "wrong-Secret-123" not in caplog.text and "wrong-Secret-123" not in w.last_error
+    assert server.password(user) not in caplog.text
