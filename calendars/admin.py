@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from calendars.models import Calendar, ChangeLogEntry, Event
+from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
+from calendars.services import retry_event_write
 
 
 @admin.register(Calendar)
@@ -43,3 +44,57 @@ class ChangeLogEntryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # the log is append-only history
+
+
+@admin.register(ManagedEventWrite)
+class ManagedEventWriteAdmin(admin.ModelAdmin):
+    """The write outbox: what reached the provider, what is waiting, what failed and why."""
+
+    list_display = (
+        "id",
+        "event",
+        "calendar",
+        "operation",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    )
+    list_filter = ("status", "operation", "calendar__profile__provider")
+    search_fields = ("event__event_uid", "event__event_id", "calendar__public_id", "account__email")
+    list_select_related = ("event", "calendar")
+    raw_id_fields = ("account", "calendar", "event", "application")
+    exclude = ("lock_token",)
+    readonly_fields = (
+        "account",
+        "calendar",
+        "event",
+        "application",
+        "operation",
+        "desired",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "locked_until",
+        "last_error",
+        "last_error_class",
+        "completed_at",
+        "created_at",
+        "updated_at",
+    )
+    actions = ["retry_now"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False  # writes come from the API only
+
+    @admin.action(description="Retry now")
+    def retry_now(self, request, queryset):
+        retried = sum(retry_event_write(write=write) for write in queryset)
+        skipped = queryset.count() - retried
+        self.message_user(
+            request,
+            f"{retried} write(s) queued again"
+            + (f"; {skipped} not failed, left as they were." if skipped else "."),
+            messages.SUCCESS,
+        )

@@ -13,4 +13,12 @@ SCHEDULES = [
         "minutes": 1,
         "repeats": -1,
     },
+    {
+        # Managed-event writes: retries (backoff) and writes whose trigger task was lost.
+        "name": "sync.reconcile_due_event_writes",
+        "func": "sync.tasks.reconcile_due_event_writes",
+        "schedule_type": "I",
+        "minutes": 1,
+        "repeats": -1,
+    },
 ]

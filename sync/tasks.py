@@ -11,3 +11,14 @@ def sync_calendar(calendar_id: int) -> str:
 def enqueue_due_syncs() -> int:
     """The polling tick: claim due calendars and enqueue their syncs."""
     return len(services.enqueue_due_syncs())
+
+
+def reconcile_event_writes(write_ids: list[int]) -> str:
+    """Apply just-committed managed-event writes (the trigger settings.MANAGED_EVENT_WRITE_TRIGGER
+    enqueues); writes not due or held by another reconciler are left to it / the sweep."""
+    return str(services.reconcile_event_writes(write_ids=write_ids))
+
+
+def reconcile_due_event_writes() -> str:
+    """The sweep: retries whose time has come, writes whose trigger was lost, lapsed leases."""
+    return str(services.reconcile_event_writes())

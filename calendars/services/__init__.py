@@ -56,3 +56,8 @@ __all__ = [
     "upsert_managed_event",
     "upsert_provider_calendars",
 ]
+
+# Managed-event writes: the support-staff retry (sync applies the writes).
+from calendars.services.writes import retry_event_write  # noqa: E402
+
+__all__ += ["retry_event_write"]

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account
-from calendars.models import Calendar, ChangeLogEntry, Event
+from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
 from calendars.types import ApplyResult, EventData, EventIdentity
 
 _LOOKUP_CHUNK = 500
@@ -57,6 +57,16 @@ def _existing_events(calendar: Calendar, keys: Iterable[str]) -> dict[EventIdent
     return found
 
 
+def _events_with_pending_writes(calendar: Calendar) -> set[int]:
+    """Ids of the calendar's events that have a pending write: one query per batch (pending
+    writes are few; the partial index on pending rows serves it)."""
+    return set(
+        ManagedEventWrite.objects.filter(
+            calendar=calendar, status=ManagedEventWrite.Status.PENDING
+        ).values_list("event_id", flat=True)
+    )
+
+
 def _copy_content(event: Event, data: EventData, fingerprint: str) -> None:
     for name, value in data.content().items():
         setattr(event, name, value)
@@ -80,6 +90,7 @@ def apply_provider_events(
     calendar: Calendar,
     upserts: Sequence[EventData] = (),
     deletions: Sequence[EventIdentity] = (),
+    protect_pending_writes: bool = True,
 ) -> ApplyResult:
     """Apply a provider's view of some events to the cache, touching only what changed.
 
@@ -87,6 +98,11 @@ def apply_provider_events(
     fingerprint is unchanged bumps nothing (storage details such as the etag are refreshed
     silently). Deletions become tombstones (`is_deleted`), kept for include_deleted and
     last_modified reads. One change-log entry is written per created, updated or deleted event.
+
+    An event with a pending ManagedEventWrite is left alone (counted unchanged): its desired
+    state wins over the provider's until the write is reconciled, so a sync that runs before
+    the write reached the provider neither tombstones nor reverts it. The reconciler passes
+    `protect_pending_writes=False` to record a provider-side edit it found on a conflict.
     """
     result = ApplyResult()
     now = timezone.now()
@@ -94,6 +110,7 @@ def apply_provider_events(
     with transaction.atomic():
         keys = [d.provider_key for d in upserts] + [i.provider_key for i in deletions]
         existing = _existing_events(calendar, keys)
+        protected = _events_with_pending_writes(calendar) if protect_pending_writes else set()
         to_create: list[Event] = []
         to_update: list[Event] = []
         storage_only: list[Event] = []
@@ -102,6 +119,9 @@ def apply_provider_events(
         for data in upserts:
             fingerprint = data.fingerprint()
             event = existing.get(data.identity)
+            if event is not None and event.pk in protected:
+                result.unchanged += 1
+                continue
             if event is None:
                 event = Event(account=account, calendar=calendar, created_at=now, updated_at=now)
                 _copy_content(event, data, fingerprint)
@@ -123,7 +143,7 @@ def apply_provider_events(
 
         for identity in deletions:
             event = existing.get(identity)
-            if event is None or event.is_deleted or event.pk is None:
+            if event is None or event.is_deleted or event.pk is None or event.pk in protected:
                 continue
             event.is_deleted, event.deleted_at, event.updated_at = True, now, now
             to_update.append(event)

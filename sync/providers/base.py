@@ -35,6 +35,24 @@ class PermanentError(ProviderError):
     """The request can never succeed as it is (404 calendar gone, 400, invalid data)."""
 
 
+class NotFound(PermanentError):
+    """The addressed event resource does not exist (any more) at the provider."""
+
+
+class Conflict(ProviderError):
+    """A precondition failed (HTTP 412): the resource changed since the version we named
+    (If-Match), or already exists (If-None-Match). Refetch, merge and try again."""
+
+
+class AlreadyExists(Conflict):
+    """A create found the resource already there (an earlier attempt that crashed after its
+    PUT, or a concurrent writer): `href` is where it lives; refetch and update it."""
+
+    def __init__(self, message: str = "already exists", *, href: str):
+        super().__init__(message)
+        self.href = href
+
+
 class NotSupported(PermanentError):
     """The provider (or this kind of account) cannot do that at all (e.g. an ICS feed)."""
 
@@ -147,16 +165,30 @@ class Provider(ABC):
         None), AuthExpired, RateLimited, TemporaryError, PermanentError.
         """
 
+    def get_event(self, href: str) -> RawResource:
+        """The current content and version of one event resource. Raises NotFound, AuthExpired,
+        RateLimited, TemporaryError, PermanentError."""
+        raise NotSupported(f"{self.key} does not support reading single events")
+
     def create_event(self, calendar_id: str, uid: str, ical: str) -> WrittenEvent:
-        """Create an event idempotently (a retry finds it). Raises PermanentError if read-only."""
+        """Create an event at a deterministic address (so a retry cannot duplicate it).
+
+        Raises AlreadyExists (with its href) when it is already there, PermanentError when the
+        calendar is read-only or gone, AuthExpired, RateLimited, TemporaryError.
+        """
         raise PermanentError(f"{self.key} calendars are read-only")
 
     def update_event(self, href: str, ical: str, *, etag: str = "") -> WrittenEvent:
-        """Replace an event; with `etag`, only if unchanged (PermanentError on conflict)."""
+        """Replace an event; with `etag`, only if the provider still holds that version.
+
+        Raises Conflict when it changed (or vanished) since `etag`, PermanentError, AuthExpired,
+        RateLimited, TemporaryError.
+        """
         raise PermanentError(f"{self.key} calendars are read-only")
 
     def delete_event(self, href: str, *, etag: str = "") -> None:
-        """Delete an event; an event already gone is not an error."""
+        """Delete an event; with `etag`, only if unchanged. An event already gone is not an
+        error. Raises Conflict, PermanentError, AuthExpired, RateLimited, TemporaryError."""
         raise PermanentError(f"{self.key} calendars are read-only")
 
     def create_calendar(self, name: str) -> ProviderCalendar:

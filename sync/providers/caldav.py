@@ -17,10 +17,13 @@ import caldav
 from caldav.lib import error as caldav_error
 
 from sync.providers.base import (
+    AlreadyExists,
     AuthExpired,
     CalDAVCredentials,
     ChangeSet,
+    Conflict,
     CursorInvalid,
+    NotFound,
     PermanentError,
     Provider,
     ProviderAccount,
@@ -351,9 +354,29 @@ class CalDAVProvider(Provider):
                 )
         return resources
 
-    # --- writes (used by the write path) ---
+    # --- writes (used by the write reconciler) ---
+    def _resource_url(self, href: str) -> str:
+        return urljoin(self.credentials.url, quote(href))
+
+    def get_event(self, href: str) -> RawResource:
+        """GET one resource with its etag. Raises NotFound (404), AuthExpired, RateLimited,
+        TemporaryError, PermanentError."""
+        response = self._call(self._client.request, self._resource_url(href), "GET")
+        if response.status == 404:
+            raise NotFound("the event no longer exists at the CalDAV server")
+        _check_status(response, "reading an event")
+        return RawResource(
+            href=_href_path(href), etag=response.headers.get("ETag", ""), ical=response.raw
+        )
+
     def create_event(self, calendar_id: str, uid: str, ical: str) -> WrittenEvent:
-        """PUT <uid>.ics with If-None-Match: * — a deterministic href makes a retry harmless."""
+        """PUT <uid>.ics with If-None-Match: * (RFC 4791 §5.3.2). The deterministic href makes
+        a retry harmless: a resource already there (an earlier attempt that crashed after its
+        PUT) raises AlreadyExists with its href, and the caller updates it with If-Match.
+
+        Raises AlreadyExists, PermanentError (read-only or deleted calendar, invalid data, UID
+        used by another resource: 409 on Radicale), AuthExpired, RateLimited, TemporaryError.
+        """
         url = urljoin(calendar_id, quote(f"{uid}.ics", safe=""))
         response = self._call(
             self._client.put,
@@ -361,29 +384,36 @@ class CalDAVProvider(Provider):
             ical,
             {"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"},
         )
-        if response.status == 412:  # already created by an earlier attempt
-            return WrittenEvent(href=_href_path(url), etag="")
+        if response.status == 412:
+            raise AlreadyExists(
+                "the event already exists at the CalDAV server", href=_href_path(url)
+            )
         _check_status(response, "creating an event")
         return WrittenEvent(href=_href_path(url), etag=response.headers.get("ETag", ""))
 
     def update_event(self, href: str, ical: str, *, etag: str = "") -> WrittenEvent:
+        """PUT with If-Match: <etag> (unconditional without one). Raises Conflict on 412 (the
+        resource changed or vanished since `etag`), PermanentError, AuthExpired, RateLimited,
+        TemporaryError. The returned etag is empty when the server sent none."""
         headers = {"Content-Type": "text/calendar; charset=utf-8"}
         if etag:
             headers["If-Match"] = etag
-        url = urljoin(self.credentials.url, quote(href))
-        response = self._call(self._client.put, url, ical, headers)
+        response = self._call(self._client.put, self._resource_url(href), ical, headers)
         if response.status == 412:
-            raise PermanentError("the event changed at the CalDAV server (etag mismatch)")
+            raise Conflict("the event changed at the CalDAV server (etag mismatch)")
         _check_status(response, "updating an event")
-        return WrittenEvent(href=href, etag=response.headers.get("ETag", ""))
+        return WrittenEvent(href=_href_path(href), etag=response.headers.get("ETag", ""))
 
     def delete_event(self, href: str, *, etag: str = "") -> None:
-        url = urljoin(self.credentials.url, quote(href))
-        response = self._call(self._client.delete, url, {"If-Match": etag} if etag else None)
+        """DELETE with If-Match: <etag>. Already gone (404) is success. Raises Conflict on 412,
+        PermanentError, AuthExpired, RateLimited, TemporaryError."""
+        response = self._call(
+            self._client.delete, self._resource_url(href), {"If-Match": etag} if etag else None
+        )
         if response.status == 404:
             return
         if response.status == 412:
-            raise PermanentError("the event changed at the CalDAV server (etag mismatch)")
+            raise Conflict("the event changed at the CalDAV server (etag mismatch)")
         _check_status(response, "deleting an event")
 
     def create_calendar(self, name: str) -> ProviderCalendar:

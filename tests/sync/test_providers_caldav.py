@@ -2,7 +2,13 @@
 
 import pytest
 
-from sync.providers.base import CalDAVCredentials, CursorInvalid
+from sync.providers.base import (
+    AlreadyExists,
+    CalDAVCredentials,
+    Conflict,
+    CursorInvalid,
+    NotFound,
+)
 from sync.providers.caldav import CalDAVProvider
 from tests.sync.helpers import soon, vcalendar, vevent
 
@@ -65,3 +71,28 @@ def test_caldav_fallback_without_sync_collection_diffs_etags(user_calendar):
 
     assert [r.href.rsplit("/", 1)[1] for r in later.resources] == ["a.ics"]
     assert [h.rsplit("/", 1)[1] for h in later.deleted] == ["b.ics"]
+
+
+def test_caldav_event_writes_use_preconditions(user_calendar):
+    _server, url, creds = user_calendar
+    provider = CalDAVProvider(creds)
+    written = provider.create_event(url, "w1", vcalendar(vevent("w1", soon(2))))
+    assert written.href.endswith("/w1.ics") and written.etag
+    with pytest.raises(AlreadyExists) as exc:
+        provider.create_event(url, "w1", vcalendar(vevent("w1", soon(2))))
+    assert exc.value.href == written.href
+    current = provider.get_event(written.href)
+    assert current.etag == written.etag and "UID:w1" in current.ical
+
+    updated = provider.update_event(
+        written.href, vcalendar(vevent("w1", soon(2), summary="New")), etag=written.etag
+    )
+    assert updated.etag and updated.etag != written.etag
+    with pytest.raises(Conflict):
+        provider.update_event(written.href, vcalendar(vevent("w1", soon(2))), etag=written.etag)
+    with pytest.raises(Conflict):
+        provider.delete_event(written.href, etag=written.etag)
+    provider.delete_event(written.href, etag=updated.etag)
+    provider.delete_event(written.href)  # already gone: not an error
+    with pytest.raises(NotFound):
+        provider.get_event(written.href)

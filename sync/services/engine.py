@@ -21,7 +21,7 @@ from django_q.tasks import async_task
 
 from accounts.models import Account, Profile
 from calendars import services as calendar_services
-from calendars.models import Calendar, Event
+from calendars.models import Calendar, Event, ManagedEventWrite
 from calendars.types import ApplyResult, CalendarData, EventData, EventIdentity
 from notifications import services as notification_services
 from sync.ical import InvalidCalendarData, Window, normalize_resource
@@ -188,6 +188,17 @@ def store_connected_profile(
         )
         for calendar in calendars:
             transaction.on_commit(lambda pk=calendar.pk: _enqueue_sync(pk))
+        # Writes kept pending while the profile was disconnected are due again now.
+        write_ids = list(
+            ManagedEventWrite.objects.pending()
+            .filter(calendar__profile=profile)
+            .values_list("pk", flat=True)
+        )
+        if write_ids:
+            ManagedEventWrite.objects.filter(pk__in=write_ids).update(
+                next_attempt_at=timezone.now(), locked_until=None, lock_token=""
+            )
+            transaction.on_commit(lambda: enqueue_managed_event_writes(write_ids=write_ids))
     log.info("profile %s %s", profile.public_id, "connected" if created else "relinked")
     return profile
 

@@ -1,0 +1,32 @@
+"""Support-staff actions on managed-event writes (the sync app's reconciler applies them)."""
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from calendars.models import ManagedEventWrite
+
+
+def retry_event_write(*, write: ManagedEventWrite) -> bool:
+    """Make a FAILED write pending again, due now with a fresh attempt budget, and trigger the
+    reconciler after commit (settings.MANAGED_EVENT_WRITE_TRIGGER). Returns False (nothing
+    done) for a write that is not FAILED. A newer write of the same event still wins: the
+    reconciler then marks this one superseded instead of applying it."""
+    with transaction.atomic():
+        updated = ManagedEventWrite.objects.filter(
+            pk=write.pk, status=ManagedEventWrite.Status.FAILED
+        ).update(
+            status=ManagedEventWrite.Status.PENDING,
+            attempts=0,
+            next_attempt_at=timezone.now(),
+            completed_at=None,
+            locked_until=None,
+            lock_token="",
+        )
+        if updated:
+            trigger = import_string(settings.MANAGED_EVENT_WRITE_TRIGGER)
+            transaction.on_commit(lambda: trigger(write_ids=[write.pk]))
+    if updated:
+        write.refresh_from_db()
+    return bool(updated)

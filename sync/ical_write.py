@@ -1,0 +1,278 @@
+"""Desired state -> iCalendar: the text the write reconciler PUTs to CalDAV servers.
+
+`merge_desired` builds a new VCALENDAR for a managed event, or merges the desired state into
+the provider's current iCalendar text, touching only the properties we manage: other attendees,
+X- properties, alarms we were not asked to change and recurrence instances (RECURRENCE-ID
+overrides) round-trip unchanged (providers.md §2.3 item 4). `set_participation` changes only
+the end-user's PARTSTAT. Both return `Rendered(ical, changed)`: `changed` False means the
+provider already holds that state (ignoring DTSTAMP, LAST-MODIFIED and SEQUENCE), so the caller
+makes no provider call.
+
+`desired` is ManagedEventWrite.desired (see its docstring).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import icalendar
+
+from sync.ical import InvalidCalendarData
+
+PRODID = "-//calsync//managed events//EN"
+# Properties that change on every write: left out when deciding whether anything changed.
+_VOLATILE = ("DTSTAMP", "LAST-MODIFIED", "SEQUENCE")
+_UTC_NAMES = {"", "UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z"}
+_STATUS = {"confirmed": "CONFIRMED", "tentative": "TENTATIVE", "cancelled": "CANCELLED"}
+_TRANSP = {"opaque": "OPAQUE", "transparent": "TRANSPARENT"}
+_PARTSTAT = {"accepted": "ACCEPTED", "tentative": "TENTATIVE", "declined": "DECLINED"}
+
+
+class ParticipantNotFound(ValueError):
+    """The event has no attendee with one of the end-user's addresses."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    ical: str
+    changed: bool
+
+
+def _parse(ical: str) -> icalendar.Calendar:
+    try:
+        return icalendar.Calendar.from_ical(ical)
+    except Exception as exc:  # noqa: BLE001 - icalendar raises assorted errors on bad input
+        raise InvalidCalendarData(str(exc)[:200]) from exc
+
+
+def _master(calendar: icalendar.Calendar, uid: str):
+    """The VEVENT of `uid` without RECURRENCE-ID (the single event or the series master)."""
+    for component in calendar.walk("VEVENT"):
+        if str(component.get("UID", "")) == uid and component.get("RECURRENCE-ID") is None:
+            return component
+    return None
+
+
+def _signature(component) -> bytes:
+    copy = icalendar.Event.from_ical(component.to_ical())
+    for name in _VOLATILE:
+        copy.pop(name, None)
+    return copy.to_ical()
+
+
+def _zone(tzid: str):
+    if tzid in _UTC_NAMES:
+        return UTC
+    try:
+        return ZoneInfo(tzid)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC  # an unknown zone: write UTC instants rather than a TZID servers reject
+
+
+def _instant(value: str, tzid: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(_zone(tzid))
+
+
+def _replace(component, name: str, value, parameters: Mapping | None = None) -> None:
+    component.pop(name, None)
+    if value not in (None, ""):
+        component.add(name, value, parameters=dict(parameters) if parameters else None)
+
+
+def _mailto(email: str) -> str:
+    return f"mailto:{email}"
+
+
+def _address(value) -> str:
+    text = str(value).strip()
+    return (text[7:] if text.lower().startswith("mailto:") else text).lower()
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _apply_times(event, desired: Mapping) -> None:
+    for name in ("DTSTART", "DTEND", "DURATION"):
+        event.pop(name, None)
+    if desired.get("is_all_day"):
+        event.add("DTSTART", date.fromisoformat(desired["start_date"]))
+        event.add("DTEND", date.fromisoformat(desired["end_date"]))  # exclusive end
+    else:
+        tzid = desired.get("tzid") or "Etc/UTC"
+        event.add("DTSTART", _instant(desired["start"], tzid))
+        event.add("DTEND", _instant(desired["end"], tzid))
+
+
+def _apply_content(event, desired: Mapping) -> None:
+    if "summary" in desired:
+        _replace(event, "SUMMARY", desired["summary"])
+    if "description" in desired:
+        _replace(event, "DESCRIPTION", desired["description"])
+    if "location_description" in desired:
+        _replace(event, "LOCATION", desired["location_description"])
+    if "location_lat" in desired or "location_long" in desired:
+        lat, long = desired.get("location_lat"), desired.get("location_long")
+        event.pop("GEO", None)
+        if lat not in (None, "") and long not in (None, ""):
+            event.add("GEO", (float(lat), float(long)))
+    if "url" in desired:
+        _replace(event, "URL", desired["url"])
+    if "is_private" in desired:
+        # We manage only "private or not": a CONFIDENTIAL set elsewhere is private too.
+        current = str(event.get("CLASS", "")).upper()
+        if desired["is_private"]:
+            if current not in ("PRIVATE", "CONFIDENTIAL"):
+                _replace(event, "CLASS", "PRIVATE")
+        elif current in ("PRIVATE", "CONFIDENTIAL"):
+            event.pop("CLASS", None)
+    if desired.get("transparency") in _TRANSP:
+        _replace(event, "TRANSP", _TRANSP[desired["transparency"]])
+    if desired.get("status") in _STATUS:
+        _replace(event, "STATUS", _STATUS[desired["status"]])
+    if desired.get("color"):
+        _replace(event, "COLOR", desired["color"])  # RFC 7986 §5.9
+
+
+def _apply_reminders(event, desired: Mapping, *, exists: bool) -> None:
+    reminders = desired.get("reminders")
+    if reminders is None:
+        return  # null: leave the alarms as they are
+    if exists and desired.get("reminders_create_only"):
+        return
+    event.subcomponents = [c for c in event.subcomponents if c.name != "VALARM"]
+    summary = str(event.get("SUMMARY", "")) or "Reminder"
+    for minutes in reminders:
+        alarm = icalendar.Alarm()
+        alarm.add("ACTION", "DISPLAY")
+        alarm.add("DESCRIPTION", summary)
+        alarm.add("TRIGGER", timedelta(minutes=-int(minutes)))
+        event.add_component(alarm)
+
+
+def _apply_attendees(event, desired: Mapping, *, organizer_email: str) -> None:
+    remove = {(a.get("email") or "").lower() for a in desired.get("attendees_remove") or []}
+    invite = desired.get("attendees_invite") or []
+    attendees = [a for a in _as_list(event.get("ATTENDEE")) if _address(a) not in remove]
+    present = {_address(a) for a in attendees}
+    added = False
+    for person in invite:
+        email = (person.get("email") or "").strip()
+        if not email or email.lower() in present or email.lower() in remove:
+            continue
+        params = {"CUTYPE": "INDIVIDUAL", "ROLE": "REQ-PARTICIPANT", "PARTSTAT": "NEEDS-ACTION"}
+        if person.get("display_name"):
+            params["CN"] = person["display_name"]
+        params["RSVP"] = "TRUE"
+        attendee = icalendar.vCalAddress(_mailto(email))
+        attendee.params.update(params)
+        attendees.append(attendee)
+        present.add(email.lower())
+        added = True
+    if not (remove or added):
+        return
+    event.pop("ATTENDEE", None)
+    for attendee in attendees:
+        event.add("ATTENDEE", attendee, encode=0)
+    if attendees and event.get("ORGANIZER") is None and organizer_email:
+        # RFC 5545 §3.8.4.1: an event with attendees names its organizer (the calendar owner).
+        event.add("ORGANIZER", icalendar.vCalAddress(_mailto(organizer_email)), encode=0)
+
+
+def _stamp(event, now: datetime, *, bump_sequence: bool) -> None:
+    now = now.astimezone(UTC).replace(microsecond=0)
+    _replace(event, "DTSTAMP", now)
+    _replace(event, "LAST-MODIFIED", now)
+    if bump_sequence:
+        sequence = int(event.get("SEQUENCE", 0) or 0)
+        _replace(event, "SEQUENCE", sequence + 1)
+
+
+def merge_desired(
+    *,
+    uid: str,
+    desired: Mapping,
+    current: str = "",
+    organizer_email: str = "",
+    now: datetime | None = None,
+) -> Rendered:
+    """The iCalendar text of event `uid` with `desired` applied.
+
+    Without `current` (a new event): a VCALENDAR with one VEVENT (CREATED, SEQUENCE 0). With
+    `current` (the provider's text): the master VEVENT is updated in place, SEQUENCE bumped,
+    everything we do not manage kept; a resource lacking the master gets one appended.
+    Time zones in use get a VTIMEZONE. Raises InvalidCalendarData (unparseable `current`),
+    KeyError/ValueError (a `desired` without valid times).
+    """
+    now = now or datetime.now(UTC)
+    exists = bool(current)
+    calendar = _parse(current) if exists else None
+    event = _master(calendar, uid) if calendar is not None else None
+    if calendar is None:
+        calendar = icalendar.Calendar()
+        calendar.add("PRODID", PRODID)
+        calendar.add("VERSION", "2.0")
+    before = _signature(event) if event is not None else b""
+    if event is None:
+        event = icalendar.Event()
+        event.add("UID", uid)
+        event.add("CREATED", now.astimezone(UTC).replace(microsecond=0))
+        calendar.add_component(event)
+    _apply_times(event, desired)
+    _apply_content(event, desired)
+    _apply_reminders(event, desired, exists=exists)
+    _apply_attendees(event, desired, organizer_email=organizer_email)
+    changed = _signature(event) != before
+    if not changed:
+        return Rendered(ical=current, changed=False)
+    _stamp(event, now, bump_sequence=exists)
+    if not exists:
+        event.add("SEQUENCE", 0)
+    calendar.add_missing_timezones()
+    return Rendered(ical=calendar.to_ical().decode(), changed=True)
+
+
+def set_participation(
+    *,
+    uid: str,
+    current: str,
+    self_emails: frozenset[str],
+    participation_status: str,
+    now: datetime | None = None,
+) -> Rendered:
+    """`current` with the end-user's PARTSTAT (the attendee whose address is one of
+    `self_emails`, lower case) set on the master and every overridden instance of `uid`.
+
+    Raises ParticipantNotFound (the user is not an attendee), ValueError (unknown status),
+    InvalidCalendarData.
+    """
+    partstat = _PARTSTAT.get(participation_status)
+    if partstat is None:
+        raise ValueError(f"unknown participation status {participation_status!r}")
+    calendar = _parse(current)
+    found = changed = False
+    for component in calendar.walk("VEVENT"):
+        if str(component.get("UID", "")) != uid:
+            continue
+        for attendee in _as_list(component.get("ATTENDEE")):
+            if _address(attendee) not in self_emails:
+                continue
+            found = True
+            if str(attendee.params.get("PARTSTAT", "")).upper() != partstat:
+                attendee.params["PARTSTAT"] = partstat
+                attendee.params.pop("RSVP", None)
+                changed = True
+                _stamp(component, now or datetime.now(UTC), bump_sequence=False)
+    if not found:
+        raise ParticipantNotFound("the calendar owner is not an attendee of this event")
+    if not changed:
+        return Rendered(ical=current, changed=False)
+    return Rendered(ical=calendar.to_ical().decode(), changed=True)

@@ -1,0 +1,523 @@
+"""The write reconciler: applies ManagedEventWrite rows (the API's outbox) to the provider.
+
+Flow per write: claim (short transaction, SKIP LOCKED, lease) -> per-event check under the
+event's row lock (the newest write of an event is the truth; older ones are superseded; one
+write per event at a provider at a time) -> provider calls outside any transaction -> record
+the outcome (short transaction: the provider's identity/version on the Event and the
+SyncedResource map, the cache brought in line with what the provider now holds, the write
+DONE). Retry state lives on the row; the queue is only the trigger (a sweep every minute picks
+up retries and lost triggers).
+
+Idempotency: the provider is called only when the rendered iCalendar differs from what it holds
+(a re-run of an applied write makes no call); creates go to the deterministic <uid>.ics with
+If-None-Match, updates and deletes carry If-Match, so a crash between a provider call and our
+commit, or two workers racing, can neither duplicate an event nor apply an older state over a
+newer one (the loser gets 412 and refetches).
+
+Errors (sync/providers/base.py): RateLimited / TemporaryError (and unexpected exceptions) back
+off exponentially with jitter (BASE_DELAY_SECONDS doubling, capped at MAX_DELAY_SECONDS,
+Retry-After honoured) and give up as FAILED after MAX_ATTEMPTS attempts (about a day);
+AuthExpired disconnects the profile (integrators are told) and keeps the write pending until it
+is relinked; PermanentError (read-only or deleted calendar, invalid data) is FAILED at once.
+FAILED writes are kept and can be retried from the admin (calendars.services.retry_event_write).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import quote, unquote, urlsplit
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Profile
+from calendars import services as calendar_services
+from calendars.models import Calendar, Event, ManagedEventWrite
+from calendars.types import EventData, EventIdentity
+from sync.ical import InvalidCalendarData, normalize_resource
+from sync.ical_write import ParticipantNotFound, Rendered, merge_desired, set_participation
+from sync.models import SyncedResource
+from sync.providers import base
+from sync.services.engine import (
+    _disconnect_profile,
+    _self_emails,
+    _stale_identities,
+    build_provider,
+    current_window,
+    enqueue_managed_event_writes,
+)
+
+log = logging.getLogger(__name__)
+
+# A claimed write is held this long; a crashed worker's lease then lapses and it is re-claimed.
+LEASE_SECONDS = 5 * 60
+BATCH = 100
+BASE_DELAY_SECONDS = 60
+MAX_DELAY_SECONDS = 6 * 3600
+JITTER = 0.2
+# 60 s doubling to the 6 h cap: the 12th failed attempt comes about 26 h after the first.
+MAX_ATTEMPTS = 12
+# Precondition failures (someone else wrote in between) re-merged within one attempt.
+CONFLICT_RETRIES = 3
+
+Status = ManagedEventWrite.Status
+Operation = ManagedEventWrite.Operation
+
+
+@dataclass
+class ReconcileResult:
+    """What one reconcile run did, by outcome: lists of write ids."""
+
+    done: list[int] = field(default_factory=list)
+    superseded: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    retrying: list[int] = field(default_factory=list)  # backoff, deferred, or profile disconnected
+    lost: list[int] = field(default_factory=list)  # the lease was taken over / row changed
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.done)} done, {len(self.superseded)} superseded, {len(self.failed)} failed, "
+            f"{len(self.retrying)} to retry"
+        )
+
+
+class _Superseded(Exception):
+    """A newer write of the same event appeared while we were working on this one."""
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: str  # done | superseded | failed | retrying | lost
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What the provider holds after a successful write (None ical: nothing there)."""
+
+    href: str
+    etag: str
+    ical: str | None
+    called: bool
+
+
+# --- claiming ---
+def reconcile_event_writes(
+    *, write_ids: Sequence[int] | None = None, limit: int = BATCH, now: datetime | None = None
+) -> ReconcileResult:
+    """Claim due writes (those of `write_ids` only, if given) and apply them to the provider.
+
+    Only pending writes whose attempt is due, that no live lease holds, of calendars of
+    connected profiles are claimed (SELECT ... FOR UPDATE SKIP LOCKED, then a lease of
+    LEASE_SECONDS), oldest first, at most `limit`. Never raises for a provider error: each
+    write ends DONE, SUPERSEDED, FAILED or stays PENDING with its retry state recorded.
+    Idempotent: a write already applied makes no provider call.
+    """
+    now = now or timezone.now()
+    token = uuid.uuid4().hex
+    with transaction.atomic():
+        due = ManagedEventWrite.objects.due(now).filter(
+            calendar__profile__status=Profile.Status.CONNECTED
+        )
+        if write_ids is not None:
+            due = due.filter(pk__in=list(write_ids))
+        claimed = list(
+            due.select_for_update(skip_locked=True, of=("self",))
+            .order_by("next_attempt_at", "id")
+            .values_list("pk", flat=True)[:limit]
+        )
+        ManagedEventWrite.objects.filter(pk__in=claimed).update(
+            locked_until=now + timedelta(seconds=LEASE_SECONDS), lock_token=token
+        )
+    result = ReconcileResult()
+    for pk in claimed:
+        try:
+            outcome = _process(pk, token)
+        except Exception:  # noqa: BLE001 - e.g. the database went away while recording
+            # The write stays pending under its lease, which lapses: it is retried then.
+            log.exception("event write %s could not be recorded", pk)
+            outcome = _Outcome("retrying")
+        getattr(result, outcome.status).append(pk)
+    if claimed:
+        log.info("reconciled %d event write(s): %s", len(claimed), result)
+    return result
+
+
+# --- one write ---
+def _process(pk: int, token: str) -> _Outcome:
+    write = (
+        ManagedEventWrite.objects.select_related("event", "calendar__profile__account")
+        .filter(pk=pk, lock_token=token, status=Status.PENDING)
+        .first()
+    )
+    if write is None:
+        # Superseded (or finished) since the claim: give the lease back, so that the newer
+        # write of the event does not wait for it to lapse.
+        ManagedEventWrite.objects.filter(pk=pk, lock_token=token).update(
+            locked_until=None, lock_token=""
+        )
+        return _Outcome("lost")
+    gate = _enter(write, token)
+    if gate is not None:
+        return gate
+    write.event.refresh_from_db()  # a write of this event that just finished moved its etag
+    event, calendar = write.event, write.calendar
+    try:
+        if calendar.is_deleted or calendar.is_readonly:
+            raise base.PermanentError("the calendar is deleted or read-only")
+        if event.original_start is not None and write.operation != Operation.PARTICIPATION:
+            # One resource holds the whole series: writing it for one instance would change
+            # or delete every instance. Instance edits are not supported yet.
+            raise base.PermanentError("writing one instance of a recurring series")
+        provider = build_provider(calendar.profile.provider, calendar.profile.credentials)
+        if write.operation == Operation.DELETE:
+            written = _delete(provider, write, event)
+        else:
+            written = _put(provider, write, event, calendar)
+    except _Superseded:
+        return _finish(write, token, Status.SUPERSEDED)
+    except base.AuthExpired as exc:
+        return _auth_expired(write, token, exc)
+    except base.PermanentError as exc:
+        return _fail(write, token, exc)
+    except (InvalidCalendarData, ParticipantNotFound, KeyError, ValueError) as exc:
+        # A desired state (or provider content) we cannot turn into iCalendar: retrying the
+        # same input cannot help.
+        return _fail(write, token, base.PermanentError(f"{type(exc).__name__}: {exc}"[:500]))
+    except base.ProviderError as exc:  # RateLimited, TemporaryError, Conflict (exhausted)
+        return _retry_later(write, token, exc)
+    except Exception as exc:  # noqa: BLE001 - a bug must not drop the write: retry, logged
+        log.exception("event write %s failed unexpectedly", write.pk)
+        return _retry_later(write, token, exc)
+    return _record_success(write, token, written)
+
+
+def _enter(write: ManagedEventWrite, token: str) -> _Outcome | None:
+    """Per-event gate, under the event's row lock: supersede stale writes and make sure no
+    other write of this event is at the provider right now. None: go ahead."""
+    now = timezone.now()
+    with transaction.atomic():
+        Event.objects.select_for_update().filter(pk=write.event_id).first()
+        siblings = ManagedEventWrite.objects.filter(event_id=write.event_id).exclude(pk=write.pk)
+        if siblings.filter(pk__gt=write.pk).exists():
+            # The newest write is the truth: this one must never be applied after it.
+            return _finish(write, token, Status.SUPERSEDED)
+        siblings.filter(pk__lt=write.pk, status=Status.PENDING).update(
+            status=Status.SUPERSEDED, completed_at=now
+        )
+        busy = siblings.filter(locked_until__gt=now).exclude(lock_token="").exists()
+        if busy:
+            # An older write of this event is still at the provider (or its worker crashed and
+            # the lease has not lapsed yet): try again once it is finished.
+            ManagedEventWrite.objects.filter(pk=write.pk, lock_token=token).update(
+                locked_until=None, lock_token="", next_attempt_at=now + timedelta(seconds=5)
+            )
+            return _Outcome("retrying")
+    return None
+
+
+def _check_current(write: ManagedEventWrite) -> None:
+    """Raise _Superseded if a newer write of the event exists (checked between calls)."""
+    if ManagedEventWrite.objects.filter(event_id=write.event_id, pk__gt=write.pk).exists():
+        raise _Superseded
+
+
+def _identity_of(event: Event) -> tuple[str, str, str]:
+    """(uid, href, etag) the provider knows the event by ('' href: not created yet)."""
+    uid = event.ical_uid or event.provider_key
+    return uid, event.provider_resource, event.provider_etag
+
+
+def _render(write: ManagedEventWrite, uid: str, current: str) -> Rendered:
+    if write.operation == Operation.PARTICIPATION:
+        return set_participation(
+            uid=uid,
+            current=current,
+            self_emails=_self_emails(write.calendar),
+            participation_status=write.desired.get("participation_status", ""),
+        )
+    return merge_desired(
+        uid=uid,
+        desired=write.desired,
+        current=current,
+        organizer_email=_organizer_email(write.calendar),
+    )
+
+
+def _organizer_email(calendar: Calendar) -> str:
+    emails = sorted(_self_emails(calendar))
+    account_email = (calendar.profile.account.email or "").lower()
+    return account_email if account_email in emails else (emails[0] if emails else "")
+
+
+def _put(
+    provider: base.Provider, write: ManagedEventWrite, event: Event, calendar: Calendar
+) -> _Written:
+    """Create or update the event so that the provider holds `write.desired` (or the new
+    participation status). Conflicts refetch, record the server's version in the cache, and
+    re-merge (CONFLICT_RETRIES times, then TemporaryError: retry later)."""
+    uid, href, etag = _identity_of(event)
+    current = event.raw if href else ""
+    if href and not current:
+        fresh = provider.get_event(href)  # never merge into nothing: keep what is there
+        href, etag, current = fresh.href, fresh.etag, fresh.ical
+    for _round in range(CONFLICT_RETRIES):
+        if not href:
+            if write.operation == Operation.PARTICIPATION:
+                raise base.PermanentError("the event does not exist at the provider")
+            rendered = _render(write, uid, "")
+            try:
+                created = provider.create_event(calendar.provider_calendar_id, uid, rendered.ical)
+            except base.AlreadyExists as exc:
+                # An earlier attempt created it and crashed before recording it (or a sync
+                # client did): update what is there instead of duplicating it.
+                fresh = provider.get_event(exc.href)
+                href, etag, current = fresh.href, fresh.etag, fresh.ical
+                _check_current(write)
+                continue
+            return _confirm(provider, created, rendered.ical)
+        rendered = _render(write, uid, current)
+        if not rendered.changed:
+            return _Written(href=href, etag=etag, ical=current, called=False)
+        try:
+            updated = provider.update_event(href, rendered.ical, etag=etag)
+        except base.Conflict:
+            try:
+                fresh = provider.get_event(href)
+            except base.NotFound:
+                # Deleted at the server meanwhile: an upsert means "it exists": create it again.
+                href, etag, current = "", "", ""
+                _check_current(write)
+                continue
+            _record_server_version(calendar, fresh)
+            href, etag, current = fresh.href, fresh.etag, fresh.ical
+            _check_current(write)
+            continue
+        return _confirm(provider, updated, rendered.ical)
+    raise base.TemporaryError("the event kept changing at the provider; will retry")
+
+
+def _confirm(provider: base.Provider, written: base.WrittenEvent, ical: str) -> _Written:
+    """A server that answers a PUT without ETag: read the version it stored."""
+    if written.etag:
+        return _Written(href=written.href, etag=written.etag, ical=ical, called=True)
+    fresh = provider.get_event(written.href)
+    return _Written(href=fresh.href, etag=fresh.etag, ical=fresh.ical, called=True)
+
+
+def _delete(provider: base.Provider, write: ManagedEventWrite, event: Event) -> _Written:
+    """Delete the event at the provider; a delete wins over a concurrent edit (a Conflict
+    refetches the current etag and deletes again); already gone is success."""
+    uid, href, etag = _identity_of(event)
+    if not href:
+        # Never recorded as created: a crashed create may still have left <uid>.ics there.
+        href = _guess_href(write.calendar, uid)
+        etag = ""
+    for _round in range(CONFLICT_RETRIES):
+        try:
+            provider.delete_event(href, etag=etag)
+            return _Written(href=href, etag="", ical=None, called=True)
+        except base.Conflict:
+            try:
+                etag = provider.get_event(href).etag
+            except base.NotFound:
+                return _Written(href=href, etag="", ical=None, called=True)
+            _check_current(write)
+    raise base.TemporaryError("the event kept changing at the provider; will retry")
+
+
+def _guess_href(calendar: Calendar, uid: str) -> str:
+    """Where create_event would have put it (CalDAV: <calendar path><uid>.ics)."""
+    path = unquote(urlsplit(calendar.provider_calendar_id).path)
+    return path + unquote(quote(f"{uid}.ics", safe=""))
+
+
+# --- recording outcomes ---
+def _normalized(calendar: Calendar, href: str, etag: str, ical: str):
+    account = calendar.profile.account
+    return normalize_resource(
+        ical,
+        window=current_window(),
+        href=href,
+        etag=etag,
+        default_tzid=account.default_tzid or "Etc/UTC",
+        self_emails=_self_emails(calendar),
+    )
+
+
+def _apply_resource(
+    calendar: Calendar, href: str, etag: str, ical: str, *, protect: bool
+) -> list[EventData]:
+    """Bring the cache and the resource map in line with one resource the provider holds
+    (caller's transaction)."""
+    uids, events = _normalized(calendar, href, etag, ical)
+    deletions = _stale_identities(
+        calendar,
+        set(uids),
+        {e.identity for e in events},
+        current_window(),
+        sweep_all=False,
+        kept=set(),
+    )
+    calendar_services.apply_provider_events(
+        calendar=calendar, upserts=events, deletions=deletions, protect_pending_writes=protect
+    )
+    SyncedResource.objects.update_or_create(
+        calendar=calendar, href=href, defaults={"etag": etag, "uids": uids}
+    )
+    return events
+
+
+def _record_server_version(calendar: Calendar, fresh: base.RawResource) -> None:
+    """A conflict showed an edit made at the provider: record it in the cache (change log,
+    notifications) before our write is merged over it, so it is not silently lost."""
+    try:
+        with transaction.atomic():
+            _apply_resource(calendar, fresh.href, fresh.etag, fresh.ical, protect=False)
+    except InvalidCalendarData as exc:
+        log.warning("server version of %s not cached: %s", fresh.href, exc)
+
+
+def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> _Outcome:
+    now = timezone.now()
+    calendar = write.calendar
+    with transaction.atomic():
+        Event.objects.select_for_update().filter(pk=write.event_id).first()
+        mine = ManagedEventWrite.objects.filter(
+            pk=write.pk, lock_token=token, status=Status.PENDING
+        ).update(status=Status.DONE, completed_at=now, locked_until=None, lock_token="")
+        if not mine:
+            # Superseded (or the lease lapsed and another worker took it) while we were at the
+            # provider: the newer writer refetches on its precondition failure.
+            outcome = _Outcome("superseded" if _is(write, Status.SUPERSEDED) else "lost")
+            _clear_lease(write, token)
+            return outcome
+        if written.ical is None:
+            _record_deleted(write, written.href)
+        else:
+            # The write is DONE, so only a newer pending write still protects the event.
+            _apply_resource(calendar, written.href, written.etag, written.ical, protect=True)
+            # Our identity and version, even if a newer pending write kept the content.
+            Event.objects.filter(pk=write.event_id).update(
+                provider_resource=written.href, provider_etag=written.etag, raw=written.ical
+            )
+        ManagedEventWrite.objects.filter(pk=write.pk).update(last_error="", last_error_class="")
+        _kick_pending(write.event_id)
+    log.info(
+        "event write %s (%s) done%s",
+        write.pk,
+        write.operation,
+        "" if written.called else " (provider already up to date)",
+    )
+    return _Outcome("done")
+
+
+def _record_deleted(write: ManagedEventWrite, href: str) -> None:
+    calendar = write.calendar
+    stored = SyncedResource.objects.filter(calendar=calendar, href=href).first()
+    uids = set(stored.uids) if stored else set()
+    uids.add(write.event.ical_uid or write.event.provider_key)
+    SyncedResource.objects.filter(calendar=calendar, href=href).delete()
+    live = Event.objects.filter(calendar=calendar, provider_key__in=sorted(uids), is_deleted=False)
+    calendar_services.apply_provider_events(
+        calendar=calendar,
+        deletions=[
+            EventIdentity(k, s) for k, s in live.values_list("provider_key", "original_start")
+        ],
+    )
+    Event.objects.filter(pk=write.event_id).update(provider_etag="")
+
+
+def _kick_pending(event_id: int) -> None:
+    """Writes of this event deferred while this one was at the provider: trigger them."""
+    pending = ManagedEventWrite.objects.pending().filter(event_id=event_id)
+    ids = list(pending.values_list("pk", flat=True))
+    # Deferred ones are due now (writes in backoff after a failure keep their schedule).
+    pending.filter(attempts=0, next_attempt_at__gt=timezone.now()).update(
+        next_attempt_at=timezone.now()
+    )
+    if ids:
+        transaction.on_commit(lambda: enqueue_managed_event_writes(write_ids=ids))
+
+
+def _is(write: ManagedEventWrite, status: str) -> bool:
+    return ManagedEventWrite.objects.filter(pk=write.pk, status=status).exists()
+
+
+def _clear_lease(write: ManagedEventWrite, token: str) -> None:
+    ManagedEventWrite.objects.filter(pk=write.pk, lock_token=token).update(
+        locked_until=None, lock_token=""
+    )
+
+
+def _finish(write: ManagedEventWrite, token: str, status: str) -> _Outcome:
+    """Mark this write (still ours) terminal without a provider call."""
+    with transaction.atomic():
+        ManagedEventWrite.objects.filter(pk=write.pk, lock_token=token).update(
+            status=status, completed_at=timezone.now(), locked_until=None, lock_token=""
+        )
+        _kick_pending(write.event_id)
+    return _Outcome("superseded" if status == Status.SUPERSEDED else "done")
+
+
+def _error_fields(exc: Exception) -> dict:
+    # Adapter messages never contain credentials (base.ProviderError's contract).
+    return {"last_error": str(exc)[:1000], "last_error_class": type(exc).__name__[:64]}
+
+
+def _fail(write: ManagedEventWrite, token: str, exc: Exception) -> _Outcome:
+    with transaction.atomic():
+        ManagedEventWrite.objects.filter(pk=write.pk, lock_token=token).update(
+            status=Status.FAILED,
+            attempts=write.attempts + 1,
+            completed_at=timezone.now(),
+            locked_until=None,
+            lock_token="",
+            **_error_fields(exc),
+        )
+        _kick_pending(write.event_id)
+    log.warning("event write %s failed permanently (%s): %s", write.pk, type(exc).__name__, exc)
+    return _Outcome("failed")
+
+
+def retry_delay(attempts: int, exc: Exception | None = None) -> timedelta:
+    """Backoff after `attempts` failed attempts: BASE_DELAY_SECONDS doubling, capped at
+    MAX_DELAY_SECONDS, +-JITTER; at least the provider's Retry-After."""
+    delay = min(BASE_DELAY_SECONDS * 2 ** max(attempts - 1, 0), MAX_DELAY_SECONDS)
+    delay *= random.uniform(1 - JITTER, 1 + JITTER)
+    if isinstance(exc, base.RateLimited) and exc.retry_after:
+        delay = max(delay, exc.retry_after)
+    return timedelta(seconds=delay)
+
+
+def _retry_later(write: ManagedEventWrite, token: str, exc: Exception) -> _Outcome:
+    attempts = write.attempts + 1
+    if attempts >= MAX_ATTEMPTS:
+        return _fail(write, token, exc)
+    ManagedEventWrite.objects.filter(pk=write.pk, lock_token=token).update(
+        attempts=attempts,
+        next_attempt_at=timezone.now() + retry_delay(attempts, exc),
+        locked_until=None,
+        lock_token="",
+        **_error_fields(exc),
+    )
+    log.warning(
+        "event write %s attempt %d failed (%s): %s", write.pk, attempts, type(exc).__name__, exc
+    )
+    return _Outcome("retrying")
+
+
+def _auth_expired(write: ManagedEventWrite, token: str, exc: base.AuthExpired) -> _Outcome:
+    """Credentials rejected: disconnect the profile (integrators are told) and keep the write
+    pending; the claim skips disconnected profiles and a relink makes it due again."""
+    with transaction.atomic():
+        ManagedEventWrite.objects.filter(pk=write.pk, lock_token=token).update(
+            locked_until=None, lock_token="", **_error_fields(exc)
+        )
+        _disconnect_profile(write.calendar.profile, reason=str(exc)[:255])
+    log.warning("event write %s waits for a relink of its profile", write.pk)
+    return _Outcome("retrying")

@@ -1,0 +1,168 @@
+"""Desired state -> iCalendar (sync.ical_write): what we write, what we keep, what is a no-op."""
+
+from datetime import UTC, datetime, timedelta
+
+import icalendar
+import pytest
+
+from sync.ical import Window, normalize_resource
+from sync.ical_write import ParticipantNotFound, merge_desired, set_participation
+from tests.sync.writes_helpers import desired
+
+START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+WINDOW = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 12, 31, tzinfo=UTC))
+
+
+def _event(ical: str, uid: str = "u1"):
+    [event] = [
+        c
+        for c in icalendar.Calendar.from_ical(ical).walk("VEVENT")
+        if str(c["UID"]) == uid and c.get("RECURRENCE-ID") is None
+    ]
+    return event
+
+
+def test_merge_desired_new_event_has_every_managed_property():
+    data = desired(
+        START,
+        summary="Interview",
+        location_lat="52.52",
+        location_long="13.405",
+        url="https://example.com/booking/1",
+        is_private=True,
+        transparency="transparent",
+        color="#49BED8",
+        reminders=[10, 60],
+        attendees_invite=[{"email": "bob@example.com", "display_name": "Bob"}],
+    )
+    rendered = merge_desired(uid="u1", desired=data, organizer_email="alice@example.com")
+    assert rendered.changed
+    event = _event(rendered.ical)
+    assert event.decoded("DTSTART") == START and str(event["DTSTART"].params["TZID"]) == (
+        "Europe/Berlin"
+    )
+    assert "BEGIN:VTIMEZONE" in rendered.ical and "TZID:Europe/Berlin" in rendered.ical
+    assert str(event["SUMMARY"]) == "Interview" and str(event["CLASS"]) == "PRIVATE"
+    assert str(event["TRANSP"]) == "TRANSPARENT" and str(event["COLOR"]) == "#49BED8"
+    assert (event["GEO"].latitude, event["GEO"].longitude) == (52.52, 13.405)
+    assert str(event["URL"]) == "https://example.com/booking/1"
+    assert event["SEQUENCE"] == 0 and "DTSTAMP" in event and "LAST-MODIFIED" in event
+    triggers = [a.decoded("TRIGGER") for a in event.walk("VALARM")]
+    assert triggers == [timedelta(minutes=-10), timedelta(minutes=-60)]
+    assert str(event["ATTENDEE"]) == "mailto:bob@example.com"
+    assert str(event["ORGANIZER"]) == "mailto:alice@example.com"
+    # What we write reads back as what was asked.
+    _uids, [data_back] = normalize_resource(rendered.ical, window=WINDOW)
+    assert (data_back.start, data_back.end, data_back.tzid) == (
+        START,
+        START + timedelta(hours=1),
+        "Europe/Berlin",
+    )
+    assert data_back.is_private and data_back.transparency == "transparent"
+
+
+def test_merge_desired_all_day_uses_dates_and_transp_only_when_set():
+    data = desired(
+        START, is_all_day=True, start_date="2026-11-28", end_date="2026-11-30", transparency=None
+    )
+    event = _event(merge_desired(uid="u1", desired=data).ical)
+    assert (
+        event["DTSTART"].params.get("VALUE") == "DATE" or "VALUE=DATE" in event.to_ical().decode()
+    )
+    assert event.decoded("DTEND").isoformat() == "2026-11-30"
+    assert "TRANSP" not in event
+
+
+def test_merge_desired_update_keeps_what_we_do_not_manage_and_bumps_sequence():
+    created = merge_desired(uid="u1", desired=desired(START, reminders=[30])).ical
+    foreign = created.replace(
+        "END:VEVENT",
+        "X-APPLE-TRAVEL-ADVISORY-BEHAVIOR:AUTOMATIC\r\n"
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:carol@example.com\r\nEND:VEVENT",
+    )
+    override = (
+        "BEGIN:VEVENT\r\nUID:u1\r\nRECURRENCE-ID:20261205T090000Z\r\n"
+        "DTSTART:20261205T100000Z\r\nDTEND:20261205T110000Z\r\nSUMMARY:Moved one\r\n"
+        "DTSTAMP:20260101T000000Z\r\nEND:VEVENT\r\n"
+    )
+    foreign = foreign.replace("END:VCALENDAR", override + "END:VCALENDAR")
+    data = desired(
+        START,
+        summary="Renamed",
+        reminders=None,  # leave alarms
+        attendees_invite=[{"email": "dan@example.com"}],
+        attendees_remove=[{"email": "nobody@example.com"}],
+    )
+    rendered = merge_desired(uid="u1", desired=data, current=foreign)
+    event = _event(rendered.ical)
+    assert str(event["SUMMARY"]) == "Renamed" and event["SEQUENCE"] == 1
+    assert str(event["X-APPLE-TRAVEL-ADVISORY-BEHAVIOR"]) == "AUTOMATIC"
+    assert [a.decoded("TRIGGER") for a in event.walk("VALARM")] == [timedelta(minutes=-30)]
+    assert sorted(str(a) for a in event["ATTENDEE"]) == [
+        "mailto:carol@example.com",
+        "mailto:dan@example.com",
+    ]
+    assert "SUMMARY:Moved one" in rendered.ical  # the overridden instance is kept
+
+    removed = merge_desired(
+        uid="u1",
+        desired=desired(
+            START,
+            summary="Renamed",
+            reminders=[],
+            attendees_remove=[{"email": "CAROL@example.com"}],
+        ),
+        current=rendered.ical,
+    )
+    event = _event(removed.ical)
+    assert [str(a) for a in [event["ATTENDEE"]]] == ["mailto:dan@example.com"]
+    assert list(event.walk("VALARM")) == [] and event["SEQUENCE"] == 2
+
+
+def test_merge_desired_reminders_create_only_leaves_existing_alarms():
+    created = merge_desired(uid="u1", desired=desired(START, reminders=[30])).ical
+    data = desired(START, summary="x", reminders=[5], reminders_create_only=True)
+    event = _event(merge_desired(uid="u1", desired=data, current=created).ical)
+    assert [a.decoded("TRIGGER") for a in event.walk("VALARM")] == [timedelta(minutes=-30)]
+
+
+def test_merge_desired_same_state_is_unchanged():
+    data = desired(START, attendees_invite=[{"email": "bob@example.com"}], reminders=[10])
+    created = merge_desired(uid="u1", desired=data, organizer_email="a@example.com").ical
+    again = merge_desired(uid="u1", desired=data, current=created, organizer_email="a@example.com")
+    assert not again.changed and again.ical == created
+
+
+def test_set_participation_changes_only_the_owner_partstat():
+    ical = merge_desired(
+        uid="u1",
+        desired=desired(
+            START,
+            attendees_invite=[{"email": "me@example.com"}, {"email": "other@example.com"}],
+        ),
+    ).ical
+    rendered = set_participation(
+        uid="u1",
+        current=ical,
+        self_emails=frozenset({"me@example.com"}),
+        participation_status="declined",
+    )
+    partstats = {str(a): str(a.params["PARTSTAT"]) for a in _event(rendered.ical)["ATTENDEE"]}
+    assert partstats == {
+        "mailto:me@example.com": "DECLINED",
+        "mailto:other@example.com": "NEEDS-ACTION",
+    }
+    same = set_participation(
+        uid="u1",
+        current=rendered.ical,
+        self_emails=frozenset({"me@example.com"}),
+        participation_status="declined",
+    )
+    assert not same.changed
+    with pytest.raises(ParticipantNotFound):
+        set_participation(
+            uid="u1",
+            current=ical,
+            self_emails=frozenset({"x@example.com"}),
+            participation_status="accepted",
+        )
