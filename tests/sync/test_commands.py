@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from sync import services
 from sync.models import CalendarSyncState
+from sync.services import engine
 from tests.factories import make_account, make_calendar
 from tests.sync.helpers import soon, vcalendar, vevent
 
@@ -42,7 +43,7 @@ def test_admin_sync_now_action_makes_calendar_due_and_enqueues(admin_client, mon
     calendar = make_calendar()
     CalendarSyncState.objects.create(calendar=calendar, next_poll_at=None)
     enqueued = []
-    monkeypatch.setattr(services, "_enqueue_sync", enqueued.append)
+    monkeypatch.setattr(engine, "_enqueue_sync", enqueued.append)
     state = CalendarSyncState.objects.get(calendar=calendar)
     response = admin_client.post(
         reverse("admin:sync_calendarsyncstate_changelist"),

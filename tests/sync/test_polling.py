@@ -12,6 +12,7 @@ from django_q.models import Schedule
 from accounts.models import Profile
 from sync import services
 from sync.models import CalendarSyncState
+from sync.services import engine
 from tests.factories import make_calendar, make_profile
 
 
@@ -49,7 +50,7 @@ def test_enqueue_due_syncs_respects_the_batch_limit():
 
 
 def test_poll_delay_spreads_calendars_with_jitter():
-    delays = {services._poll_delay(300).total_seconds() for _ in range(200)}
+    delays = {engine._poll_delay(300).total_seconds() for _ in range(200)}
     assert min(delays) >= 270 and max(delays) <= 330 and len(delays) > 100
 
 

@@ -11,6 +11,7 @@ from accounts.models import Profile
 from calendars.models import Calendar, ChangeLogEntry, Event
 from sync import services
 from sync.models import CalendarSyncState
+from sync.services import engine
 from tests.factories import make_account
 from tests.sync.helpers import soon, stamp, vcalendar, vevent
 
@@ -247,9 +248,9 @@ def test_connect_profile_creates_profile_calendars_and_first_sync_clears_flag(
     work = server.make_calendar("bob", name="Work")
     server.make_calendar("bob", name="Home")
     enqueued = []
-    monkeypatch.setattr(services, "_enqueue_sync", enqueued.append)
+    monkeypatch.setattr(engine, "_enqueue_sync", enqueued.append)
     completed = []
-    monkeypatch.setattr(services, "_on_initial_sync_completed", completed.append)
+    monkeypatch.setattr(engine, "_on_initial_sync_completed", completed.append)
 
     with django_capture_on_commit_callbacks(execute=True):
         profile = _connect(server, "bob")
