@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from accounts import services as account_services
 from accounts.models import Account, Profile
 from calendars import services as calendar_services
 from calendars.models import Calendar, Event, ManagedEventWrite
@@ -41,13 +42,6 @@ TICK_BATCH = 500
 
 
 # --- telling integrators (push notifications) ---
-def _on_profile_disconnected(profile: Profile) -> None:
-    """Inside the transaction that marks the profile disconnected: the outbox rows of the
-    `profile_disconnected` notifications commit (or roll back) with it."""
-    log.info("profile %s disconnected: %s", profile.public_id, profile.disconnected_reason)
-    notification_services.notify_profile_disconnected(profile)
-
-
 def _on_initial_sync_completed(profile: Profile) -> None:
     """Inside the transaction that clears the initial-sync flag; only channels that existed
     before this moment are told (Cronofy's rule)."""
@@ -573,15 +567,11 @@ def _record_failure(state: CalendarSyncState, exc: base.ProviderError, token: st
 
 
 def _disconnect_profile(profile: Profile, *, reason: str) -> None:
-    with transaction.atomic():
-        updated = Profile.objects.filter(pk=profile.pk, status=Profile.Status.CONNECTED).update(
-            status=Profile.Status.DISCONNECTED,
-            disconnected_reason=reason,
-            disconnected_at=timezone.now(),
-        )
-        if updated:
-            profile.refresh_from_db()
-            _on_profile_disconnected(profile)
+    """Mark the profile disconnected (polling and writes stop until it is relinked). The
+    accounts service tells integrators (`profile_disconnected`) inside its transaction, once."""
+    log.info("disconnecting profile %s: %s", profile.public_id, reason)
+    account_services.disconnect_profile(profile=profile, reason=reason)
+    profile.refresh_from_db(fields=["status", "disconnected_reason", "disconnected_at"])
 
 
 def sync_profile(*, profile_id: int) -> list[SyncOutcome]:
