@@ -91,6 +91,7 @@ def apply_provider_events(
     upserts: Sequence[EventData] = (),
     deletions: Sequence[EventIdentity] = (),
     protect_pending_writes: bool = True,
+    application=None,
 ) -> ApplyResult:
     """Apply a provider's view of some events to the cache, touching only what changed.
 
@@ -103,6 +104,10 @@ def apply_provider_events(
     state wins over the provider's until the write is reconciled, so a sync that runs before
     the write reached the provider neither tombstones nor reverts it. The reconciler passes
     `protect_pending_writes=False` to record a provider-side edit it found on a conflict.
+
+    `application`: the integrator whose write this provider state is the result of (the
+    reconciler's confirmation); the change-log entries carry it, so that application's own
+    channels are not told about its own write a second time.
     """
     result = ApplyResult()
     now = timezone.now()
@@ -157,6 +162,7 @@ def apply_provider_events(
         record_changes(
             account=account,
             changes=[(kind, calendar, event) for kind, event in changes],
+            application=application,
             at=now,
         )
     return result

@@ -350,10 +350,11 @@ def _normalized(calendar: Calendar, href: str, etag: str, ical: str):
 
 
 def _apply_resource(
-    calendar: Calendar, href: str, etag: str, ical: str, *, protect: bool
+    calendar: Calendar, href: str, etag: str, ical: str, *, protect: bool, application=None
 ) -> list[EventData]:
     """Bring the cache and the resource map in line with one resource the provider holds
-    (caller's transaction)."""
+    (caller's transaction). `application`: whose write produced it (None: the provider's
+    own edit)."""
     uids, events = _normalized(calendar, href, etag, ical)
     deletions = _stale_identities(
         calendar,
@@ -364,7 +365,11 @@ def _apply_resource(
         kept=set(),
     )
     calendar_services.apply_provider_events(
-        calendar=calendar, upserts=events, deletions=deletions, protect_pending_writes=protect
+        calendar=calendar,
+        upserts=events,
+        deletions=deletions,
+        protect_pending_writes=protect,
+        application=application,
     )
     SyncedResource.objects.update_or_create(
         calendar=calendar, href=href, defaults={"etag": etag, "uids": uids}
@@ -400,7 +405,14 @@ def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> 
             _record_deleted(write, written.href)
         else:
             # The write is DONE, so only a newer pending write still protects the event.
-            _apply_resource(calendar, written.href, written.etag, written.ical, protect=True)
+            _apply_resource(
+                calendar,
+                written.href,
+                written.etag,
+                written.ical,
+                protect=True,
+                application=write.application,
+            )
             # Our identity and version, even if a newer pending write kept the content.
             Event.objects.filter(pk=write.event_id).update(
                 provider_resource=written.href, provider_etag=written.etag, raw=written.ical

@@ -186,3 +186,17 @@ def test_write_path_twenty_concurrent_identical_upserts_make_one_event_at_the_se
     assert not ManagedEventWrite.objects.filter(status="pending").exists()
     services.sync_calendar(calendar_id=calendar.pk)
     assert Event.objects.filter(calendar=calendar, is_deleted=False).count() == 1
+
+
+@pytest.mark.django_db
+def test_write_path_confirmation_is_attributed_to_the_writing_application(live):
+    server, user, url, calendar, api = live
+    api.call("post", _body("booking-3"))
+    services.reconcile_event_writes()
+
+    event = Event.objects.get(calendar=calendar, event_id="booking-3")
+    entries = ChangeLogEntry.objects.filter(event=event)
+    assert entries.exists()
+    # The API's entry and the reconciler's confirmation both name the writer, so the relay
+    # does not tell that application about its own write (README: Push notifications).
+    assert set(entries.values_list("application_id", flat=True)) == {event.application_id}
