@@ -21,4 +21,4 @@ def reconcile_event_writes(write_ids: list[int]) -> str:
 
 def reconcile_due_event_writes() -> str:
     """The sweep: retries whose time has come, writes whose trigger was lost, lapsed leases."""
-    return str(services.reconcile_event_writes())
+    return str(services.reconcile_due_event_writes())

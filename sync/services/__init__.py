@@ -24,7 +24,12 @@ from sync.services.engine import (
     sync_calendar,
     sync_profile,
 )
-from sync.services.writes import ReconcileResult, reconcile_event_writes, retry_delay
+from sync.services.writes import (
+    ReconcileResult,
+    reconcile_due_event_writes,
+    reconcile_event_writes,
+    retry_delay,
+)
 
 __all__ = [
     "CLAIM_SECONDS",
@@ -40,6 +45,7 @@ __all__ = [
     "current_window",
     "enqueue_due_syncs",
     "enqueue_managed_event_writes",
+    "reconcile_due_event_writes",
     "reconcile_event_writes",
     "refresh_profile_calendars",
     "request_sync",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,9 @@ log = logging.getLogger(__name__)
 # A claimed write is held this long; a crashed worker's lease then lapses and it is re-claimed.
 LEASE_SECONDS = 5 * 60
 BATCH = 100
+# One sweep keeps claiming batches for at most this long (the schedule runs every minute and
+# django-q's task timeout is Q_TIMEOUT, 120 s by default).
+SWEEP_BUDGET_SECONDS = 50
 BASE_DELAY_SECONDS = 60
 MAX_DELAY_SECONDS = 6 * 3600
 JITTER = 0.2
@@ -78,6 +82,16 @@ class ReconcileResult:
     failed: list[int] = field(default_factory=list)
     retrying: list[int] = field(default_factory=list)  # backoff, deferred, or profile disconnected
     lost: list[int] = field(default_factory=list)  # the lease was taken over / row changed
+
+    _OUTCOMES = ("done", "superseded", "failed", "retrying", "lost")
+
+    @property
+    def claimed(self) -> int:
+        return sum(len(getattr(self, name)) for name in self._OUTCOMES)
+
+    def add(self, other: ReconcileResult) -> None:
+        for name in self._OUTCOMES:
+            getattr(self, name).extend(getattr(other, name))
 
     def __str__(self) -> str:
         return (
@@ -145,6 +159,21 @@ def reconcile_event_writes(
     if claimed:
         log.info("reconciled %d event write(s): %s", len(claimed), result)
     return result
+
+
+def reconcile_due_event_writes(
+    *, budget_seconds: float = SWEEP_BUDGET_SECONDS, limit: int = BATCH
+) -> ReconcileResult:
+    """The sweep: reconcile batches of due writes until none is left or the time budget is
+    spent (a backlog after an outage drains at provider speed, not one batch a minute).
+    Overlapping sweeps are safe: claims skip what another reconciler holds."""
+    deadline = time.monotonic() + budget_seconds
+    total = ReconcileResult()
+    while True:
+        batch = reconcile_event_writes(limit=limit)
+        total.add(batch)
+        if batch.claimed < limit or time.monotonic() >= deadline:
+            return total
 
 
 # --- one write ---

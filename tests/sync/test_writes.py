@@ -393,6 +393,16 @@ def test_reconcile_task_and_sweep_schedule(setup):
     assert names["sync.reconcile_due_event_writes"] == "sync.tasks.reconcile_due_event_writes"
 
 
+def test_reconcile_sweep_drains_a_backlog_larger_than_one_batch(setup):
+    server, user, url, calendar = setup
+    backlog = [write(calendar, desired(soon(2 + n), summary=f"Backlog {n}")) for n in range(3)]
+
+    result = services.reconcile_due_event_writes(limit=1)
+
+    assert sorted(result.done) == sorted(w.pk for w in backlog)
+    assert len(server_resources(server, user, url)) == 3
+
+
 def test_reconcile_refuses_to_write_one_instance_of_a_series(setup):
     server, user, url, calendar = setup
     server.put_event(
