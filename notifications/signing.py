@@ -1,4 +1,11 @@
-"""Cronofy's push signature: `Cronofy-HMAC-SHA256` (cronofy-api.md §5)."""
+"""Push signatures.
+
+- Cronofy's `Cronofy-HMAC-SHA256` (cronofy-api.md §5): what Cronofy's SDKs verify.
+- Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`; reliability.md W7):
+  the signature also covers the delivery id and the time of the attempt, so a receiver that
+  checks the timestamp can refuse a replayed request. The key is the client secret's UTF-8
+  bytes (the same key as Cronofy's scheme; there is no `whsec_` encoding).
+"""
 
 import base64
 import hashlib
@@ -17,3 +24,28 @@ def signature(body: bytes, secret: str) -> str:
 def header_value(body: bytes, secrets: Iterable[str]) -> str:
     """One signature per active client secret, joined by `,` without spaces."""
     return ",".join(signature(body, secret) for secret in secrets)
+
+
+WEBHOOK_ID = "webhook-id"
+WEBHOOK_TIMESTAMP = "webhook-timestamp"
+WEBHOOK_SIGNATURE = "webhook-signature"
+
+
+def standard_signature(delivery_id: str, timestamp: int, body: bytes, secret: str) -> str:
+    """`v1,` + Base64 HMAC-SHA256 over `{id}.{timestamp}.{body}` (Standard Webhooks)."""
+    signed = f"{delivery_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def standard_headers(
+    delivery_id: str, timestamp: int, body: bytes, secrets: Iterable[str]
+) -> dict[str, str]:
+    """The three Standard Webhooks headers; one space-separated signature per active secret."""
+    return {
+        WEBHOOK_ID: delivery_id,
+        WEBHOOK_TIMESTAMP: str(timestamp),
+        WEBHOOK_SIGNATURE: " ".join(
+            standard_signature(delivery_id, timestamp, body, secret) for secret in secrets
+        ),
+    }

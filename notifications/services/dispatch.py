@@ -153,6 +153,10 @@ def claim_due(*, limit: int, now: datetime | None = None) -> list[Claim]:
         }
         if keys:
             headers[signing.HEADER] = signing.header_value(body, keys)
+            # Signed afresh at every attempt (W9): the id is stable, the timestamp is now.
+            headers.update(
+                signing.standard_headers(row.delivery_id, int(now.timestamp()), body, keys)
+            )
         claims.append(
             Claim(
                 notification_id=row.pk,

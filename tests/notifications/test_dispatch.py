@@ -1,5 +1,8 @@
 """Delivery from the outbox to a real receiver on 127.0.0.1: signing, retries, the 24 h budget."""
 
+import base64
+import hashlib
+import hmac
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -71,6 +74,57 @@ def test_hmac_header_verifies_with_pycronofy_for_each_of_two_active_secrets(rece
     assert not retired.hmac_valid(header, body)
     tampered = body.replace("verification", "verificatioN")
     assert not pycronofy.Client(client_secret=SECRETS[0]).hmac_valid(header, tampered)
+
+
+def _standard_webhooks_valid(headers: dict, body: bytes, secret: str) -> bool:
+    """An independent verifier (stdlib only), as a Standard Webhooks receiver does it."""
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest())
+    return any(
+        hmac.compare_digest(candidate.removeprefix("v1,").encode(), expected)
+        for candidate in headers["webhook-signature"].split(" ")
+        if candidate.startswith("v1,")
+    )
+
+
+def test_standard_webhooks_headers_verify_for_each_active_secret_and_not_when_tampered(receiver):
+    account = make_account()
+    app = make_integrator(secrets=SECRETS)
+    add_secret(app, "retired-secret", is_active=False)
+    open_channel(account, app, receiver.url())
+
+    deliver_all()
+
+    [request] = receiver.requests
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    assert headers["webhook-id"] == request.delivery_id
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in SECRETS:
+        assert _standard_webhooks_valid(headers, request.body, secret)
+    assert not _standard_webhooks_valid(headers, request.body, "retired-secret")
+    flipped = bytes([request.body[0] ^ 1]) + request.body[1:]
+    assert not _standard_webhooks_valid(headers, flipped, SECRETS[0])
+
+
+def test_standard_webhooks_retry_keeps_the_id_and_is_signed_with_a_fresh_timestamp(receiver):
+    answers = iter([Reply(status=500), Reply(status=200)])
+    receiver.script = lambda received: next(answers)
+    account, app = make_account(), make_integrator(secrets=SECRETS)
+    open_channel(account, app, receiver.url())
+
+    with time_machine.travel(timezone.now(), tick=True) as traveller:
+        deliver_all()
+        traveller.move_to(Notification.objects.get().next_attempt_at + timedelta(seconds=1))
+        deliver_all()
+
+    first, second = (
+        {name.lower(): value for name, value in r.headers.items()} for r in receiver.requests
+    )
+    assert first["webhook-id"] == second["webhook-id"]
+    assert int(second["webhook-timestamp"]) > int(first["webhook-timestamp"])
+    assert first["webhook-signature"] != second["webhook-signature"]
+    assert _standard_webhooks_valid(second, receiver.requests[1].body, SECRETS[0])
 
 
 def test_signature_matches_cronofy_test_vectors():
