@@ -335,6 +335,22 @@ def _tombstone(event: Event, now: datetime) -> None:
     event.is_deleted, event.deleted_at = True, now
 
 
+def _record_deletion(account, calendar, event, application, now) -> ManagedEventWrite:
+    """Tombstone one event and record its delete write (caller's transaction)."""
+    _tombstone(event, now)
+    event.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
+    return _record(
+        account=account,
+        calendar=calendar,
+        event=event,
+        application=application,
+        operation=Operation.DELETE,
+        desired={},
+        kind=Kind.EVENT_DELETED,
+        now=now,
+    )
+
+
 def delete_managed_event(
     *, application, calendar: Calendar, event_id: str
 ) -> ManagedEventWrite | None:
@@ -352,18 +368,7 @@ def delete_managed_event(
         ).first()
         if event is None or event.is_deleted:
             return None
-        _tombstone(event, now)
-        event.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
-        return _record(
-            account=account,
-            calendar=calendar,
-            event=event,
-            application=application,
-            operation=Operation.DELETE,
-            desired={},
-            kind=Kind.EVENT_DELETED,
-            now=now,
-        )
+        return _record_deletion(account, calendar, event, application, now)
 
 
 def delete_external_event(
@@ -382,18 +387,7 @@ def delete_external_event(
         event = _external_event(calendar, event_uid, allow_deleted=True)
         if event.is_deleted:
             return None
-        _tombstone(event, now)
-        event.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
-        return _record(
-            account=account,
-            calendar=calendar,
-            event=event,
-            application=application,
-            operation=Operation.DELETE,
-            desired={},
-            kind=Kind.EVENT_DELETED,
-            now=now,
-        )
+        return _record_deletion(account, calendar, event, application, now)
 
 
 def delete_managed_events(
