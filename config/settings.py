@@ -259,8 +259,10 @@ PUSH_CALLBACK_ALLOWED_NETWORKS = env_list("PUSH_CALLBACK_ALLOWED_NETWORKS")
 PUSH_DELIVERY_TIMEOUT_SECONDS = env_int("PUSH_DELIVERY_TIMEOUT_SECONDS", 5)
 # Open channels allowed per account (Cronofy's limit is 128).
 PUSH_MAX_CHANNELS_PER_ACCOUNT = env_int("PUSH_MAX_CHANNELS_PER_ACCOUNT", 128)
-# Deliveries in flight at once per dispatcher (each channel never has more than one).
-PUSH_DISPATCH_CONCURRENCY = env_int("PUSH_DISPATCH_CONCURRENCY", 128)
+# Deliveries in flight at once per dispatcher (each channel never has more than one). Hanging
+# receivers hold a slot for the whole 5 s timeout: bench/push_fanout.py (100 of 1,000 hanging)
+# met "healthy 90% within 5 s" at 256 on 2 cores, and missed it at 128 (slots were exhausted).
+PUSH_DISPATCH_CONCURRENCY = env_int("PUSH_DISPATCH_CONCURRENCY", 256)
 # How long a claimed delivery stays reserved before another dispatcher may take it over.
 PUSH_LEASE_SECONDS = env_int("PUSH_LEASE_SECONDS", 60)
 # Failing deliveries are retried for this long; then the channel is closed.
