@@ -81,7 +81,7 @@ class Profile(models.Model):
     disconnected_reason = models.CharField(max_length=255, blank=True)
     disconnected_at = models.DateTimeField(null=True, blank=True)
     # Provider tokens / CalDAV password / feed URL secrets: encrypted at rest, never displayed.
-    credentials = EncryptedJSONField(null=True, blank=True)
+    credentials = EncryptedJSONField(null=True, blank=True, bind_to="public_id")
     is_initial_sync_required = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -132,7 +132,7 @@ class ApplicationSecret(models.Model):
     secret_hash = models.CharField(max_length=255)
     # SHA-256 hex of the secret: an exact, indexable lookup for API-key authentication.
     secret_checksum = models.CharField(max_length=64, unique=True)
-    secret = EncryptedTextField()
+    secret = EncryptedTextField(bind_to="secret_checksum")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     retired_at = models.DateTimeField(null=True, blank=True)

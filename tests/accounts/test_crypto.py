@@ -52,7 +52,7 @@ def test_ciphertext_moved_to_another_column_does_not_decrypt(db):
             "UPDATE accounts_profile SET credentials = %s WHERE id = %s", [ciphertext, profile.pk]
         )
     with pytest.raises(crypto.DecryptionError):
-        Profile.objects.get(pk=profile.pk)
+        Profile.objects.get(pk=profile.pk).credentials  # noqa: B018 - access decrypts
 
 
 def test_key_rotation_reencrypts_all_rows_and_old_key_can_be_dropped(db, settings):
@@ -88,6 +88,56 @@ def test_key_rotation_interrupted_midway_resumes(db, settings, monkeypatch):
     profile_report = next(r for r in reports if r.model == "accounts.Profile")
     assert profile_report.reencrypted == 4  # the first batch is not redone
     settings.ENCRYPTION_KEYS = [new_key]
-    assert sorted(Profile.objects.values_list("credentials", flat=True), key=str) == sorted(
+    assert sorted((p.credentials for p in Profile.objects.all()), key=str) == sorted(
         ({"n": i} for i in range(6)), key=str
     )
+
+
+# --- U2: a ciphertext is bound to its row ---
+def test_credentials_swapped_between_two_profiles_do_not_decrypt(db):
+    alice = make_profile(credentials={"password": "alice-pw"})
+    bob = make_profile(credentials={"password": "bob-pw"})
+    alice_cipher, bob_cipher = raw_credentials(alice), raw_credentials(bob)
+    with connection.cursor() as cursor:
+        update = "UPDATE accounts_profile SET credentials = %s WHERE id = %s"
+        cursor.execute(update, [bob_cipher, alice.pk])
+        cursor.execute(update, [alice_cipher, bob.pk])
+
+    for profile in Profile.objects.filter(pk__in=[alice.pk, bob.pk]):
+        with pytest.raises(crypto.DecryptionError):
+            profile.credentials  # noqa: B018 - access decrypts
+
+
+def test_client_secret_copied_to_another_row_does_not_decrypt(db):
+    app = make_application()
+    first = ApplicationSecret.objects.create(
+        application=app, secret_hash="x", secret_checksum="c1", secret="first-secret"
+    )
+    second = ApplicationSecret.objects.create(
+        application=app, secret_hash="x", secret_checksum="c2", secret="second-secret"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret FROM accounts_applicationsecret WHERE id = %s", [first.pk])
+        (ciphertext,) = cursor.fetchone()
+        cursor.execute(
+            "UPDATE accounts_applicationsecret SET secret = %s WHERE id = %s",
+            [ciphertext, second.pk],
+        )
+
+    assert ApplicationSecret.objects.get(pk=first.pk).secret == "first-secret"
+    with pytest.raises(crypto.DecryptionError):
+        ApplicationSecret.objects.get(pk=second.pk).secret  # noqa: B018
+
+
+def test_bound_fields_survive_saves_that_never_read_them(db):
+    profile = make_profile(credentials={"token": "t-1"})
+    loaded = Profile.objects.get(pk=profile.pk)
+    loaded.profile_name = "renamed"
+    loaded.save()  # the unread ciphertext is written back as it was
+    assert Profile.objects.get(pk=profile.pk).credentials == {"token": "t-1"}
+
+
+def test_bound_fields_refuse_queryset_update(db):
+    profile = make_profile(credentials={"token": "t-1"})
+    with pytest.raises(ValueError, match="bound to its row"):
+        Profile.objects.filter(pk=profile.pk).update(credentials={"token": "t-2"})
