@@ -100,10 +100,6 @@ class ReconcileResult:
         )
 
 
-class _Superseded(Exception):
-    """A newer write of the same event appeared while we were working on this one."""
-
-
 @dataclass(frozen=True)
 class _Outcome:
     status: str  # done | superseded | failed | retrying | lost
@@ -207,8 +203,6 @@ def _process(pk: int, token: str) -> _Outcome:
             written = _delete(provider, write, event)
         else:
             written = _put(provider, write, event, calendar)
-    except _Superseded:
-        return _finish(write, token, Status.SUPERSEDED)
     except base.AuthExpired as exc:
         return _auth_expired(write, token, exc)
     except base.PermanentError as exc:
@@ -226,33 +220,87 @@ def _process(pk: int, token: str) -> _Outcome:
 
 
 def _enter(write: ManagedEventWrite, token: str) -> _Outcome | None:
-    """Per-event gate, under the event's row lock: supersede stale writes and make sure no
-    other write of this event is at the provider right now. None: go ahead."""
+    """Per-event gate, under the event's row lock. None: go ahead.
+
+    - Another write of this event at the provider right now (a live lease): wait for it; a
+      write in flight always runs to its end, so what it did is recorded.
+    - A newer write exists: this one is folded into the newest pending write and superseded
+      (never applied after it).
+    - Otherwise this is the newest write: the older pending ones are folded into it. A desired
+      state is not always complete (attendee invites/removals are changes, null reminders or
+      transparency mean "leave as is", a participation change carries only the status), so
+      superseding without folding would drop what they asked for.
+    """
     now = timezone.now()
     with transaction.atomic():
         Event.objects.select_for_update().filter(pk=write.event_id).first()
         siblings = ManagedEventWrite.objects.filter(event_id=write.event_id).exclude(pk=write.pk)
-        if siblings.filter(pk__gt=write.pk).exists():
-            # The newest write is the truth: this one must never be applied after it.
-            return _finish(write, token, Status.SUPERSEDED)
-        siblings.filter(pk__lt=write.pk, status=Status.PENDING).update(
-            status=Status.SUPERSEDED, completed_at=now
-        )
-        busy = siblings.filter(locked_until__gt=now).exclude(lock_token="").exists()
-        if busy:
-            # An older write of this event is still at the provider (or its worker crashed and
-            # the lease has not lapsed yet): try again once it is finished.
+        if siblings.filter(locked_until__gt=now).exclude(lock_token="").exists():
             ManagedEventWrite.objects.filter(pk=write.pk, lock_token=token).update(
                 locked_until=None, lock_token="", next_attempt_at=now + timedelta(seconds=5)
             )
             return _Outcome("retrying")
+        newest = siblings.filter(pk__gt=write.pk, status=Status.PENDING).order_by("-pk").first()
+        if newest is not None:
+            _absorb(newest, [write])
+            return _finish(write, token, Status.SUPERSEDED)
+        if siblings.filter(pk__gt=write.pk).exists():
+            return _finish(write, token, Status.SUPERSEDED)  # a newer write already ran
+        older = list(siblings.filter(pk__lt=write.pk, status=Status.PENDING).order_by("pk"))
+        if older:
+            _absorb(write, older)
+            ManagedEventWrite.objects.filter(pk__in=[w.pk for w in older]).update(
+                status=Status.SUPERSEDED, completed_at=now, locked_until=None, lock_token=""
+            )
     return None
 
 
-def _check_current(write: ManagedEventWrite) -> None:
-    """Raise _Superseded if a newer write of the event exists (checked between calls)."""
-    if ManagedEventWrite.objects.filter(event_id=write.event_id, pk__gt=write.pk).exists():
-        raise _Superseded
+def _absorb(newest: ManagedEventWrite, older: list[ManagedEventWrite]) -> None:
+    """Fold `older` (oldest first) into `newest` and save its operation and desired state."""
+    operation, desired = older[0].operation, older[0].desired
+    for write in [*older[1:], newest]:
+        operation, desired = fold_writes(operation, desired, write.operation, write.desired)
+    newest.operation, newest.desired = operation, desired
+    ManagedEventWrite.objects.filter(pk=newest.pk).update(operation=operation, desired=desired)
+
+
+def fold_writes(old_op: str, old: dict, new_op: str, new: dict) -> tuple[str, dict]:
+    """One write equivalent to applying (old_op, old) and then (new_op, new)."""
+    if new_op == Operation.DELETE or old_op == Operation.DELETE:
+        return new_op, new  # a delete wins; an upsert after a delete is complete content
+    if new_op == Operation.PARTICIPATION:
+        if old_op == Operation.PARTICIPATION:
+            return new_op, new
+        return Operation.UPSERT, {**old, "participation_status": new["participation_status"]}
+    if old_op == Operation.PARTICIPATION:
+        return new_op, {"participation_status": old["participation_status"], **new}
+    return Operation.UPSERT, _fold_upserts(old, new)
+
+
+def _emails(people) -> set[str]:
+    return {(person.get("email") or "").lower() for person in people or []}
+
+
+def _fold_upserts(old: dict, new: dict) -> dict:
+    merged = dict(new)
+    for key in ("reminders", "transparency", "participation_status"):
+        if merged.get(key) is None and old.get(key) is not None:
+            merged[key] = old[key]
+    if not merged.get("color") and old.get("color"):
+        merged["color"] = old["color"]
+    invited, removed = _emails(new.get("attendees_invite")), _emails(new.get("attendees_remove"))
+    decided = invited | removed
+    merged["attendees_invite"] = [
+        p
+        for p in old.get("attendees_invite") or []
+        if (p.get("email") or "").lower() not in decided
+    ] + list(new.get("attendees_invite") or [])
+    merged["attendees_remove"] = [
+        p
+        for p in old.get("attendees_remove") or []
+        if (p.get("email") or "").lower() not in decided
+    ] + list(new.get("attendees_remove") or [])
+    return merged
 
 
 def _identity_of(event: Event) -> tuple[str, str, str]:
@@ -269,12 +317,23 @@ def _render(write: ManagedEventWrite, uid: str, current: str) -> Rendered:
             self_emails=_self_emails(write.calendar),
             participation_status=write.desired.get("participation_status", ""),
         )
-    return merge_desired(
+    merged = merge_desired(
         uid=uid,
         desired=write.desired,
         current=current,
         organizer_email=_organizer_email(write.calendar),
     )
+    status = write.desired.get("participation_status")
+    if not status:
+        return merged
+    # A participation change folded into this upsert (see fold_writes).
+    answered = set_participation(
+        uid=uid,
+        current=merged.ical,
+        self_emails=_self_emails(write.calendar),
+        participation_status=status,
+    )
+    return Rendered(ical=answered.ical, changed=merged.changed or answered.changed)
 
 
 def _organizer_email(calendar: Calendar) -> str:
@@ -306,7 +365,6 @@ def _put(
                 # client did): update what is there instead of duplicating it.
                 fresh = provider.get_event(exc.href)
                 href, etag, current = fresh.href, fresh.etag, fresh.ical
-                _check_current(write)
                 continue
             return _confirm(provider, created, rendered.ical)
         rendered = _render(write, uid, current)
@@ -320,11 +378,9 @@ def _put(
             except base.NotFound:
                 # Deleted at the server meanwhile: an upsert means "it exists": create it again.
                 href, etag, current = "", "", ""
-                _check_current(write)
                 continue
             _record_server_version(calendar, fresh)
             href, etag, current = fresh.href, fresh.etag, fresh.ical
-            _check_current(write)
             continue
         return _confirm(provider, updated, rendered.ical)
     raise base.TemporaryError("the event kept changing at the provider; will retry")
@@ -355,7 +411,6 @@ def _delete(provider: base.Provider, write: ManagedEventWrite, event: Event) -> 
                 etag = provider.get_event(href).etag
             except base.NotFound:
                 return _Written(href=href, etag="", ical=None, called=True)
-            _check_current(write)
     raise base.TemporaryError("the event kept changing at the provider; will retry")
 
 
@@ -425,8 +480,13 @@ def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> 
             pk=write.pk, lock_token=token, status=Status.PENDING
         ).update(status=Status.DONE, completed_at=now, locked_until=None, lock_token="")
         if not mine:
-            # Superseded (or the lease lapsed and another worker took it) while we were at the
-            # provider: the newer writer refetches on its precondition failure.
+            # The lease lapsed and another worker took the write while we were at the
+            # provider. What we wrote is there all the same: keep its identity and version,
+            # so that the next writer's If-Match names it.
+            if written.ical is not None:
+                Event.objects.filter(pk=write.event_id).update(
+                    provider_resource=written.href, provider_etag=written.etag, raw=written.ical
+                )
             outcome = _Outcome("superseded" if _is(write, Status.SUPERSEDED) else "lost")
             _clear_lease(write, token)
             return outcome

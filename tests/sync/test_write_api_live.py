@@ -200,3 +200,65 @@ def test_write_path_confirmation_is_attributed_to_the_writing_application(live):
     # The API's entry and the reconciler's confirmation both name the writer, so the relay
     # does not tell that application about its own write (README: Push notifications).
     assert set(entries.values_list("application_id", flat=True)) == {event.application_id}
+
+
+@pytest.mark.django_db
+def test_write_path_second_upsert_before_reconciliation_keeps_the_first_ones_changes(live):
+    # Attendee invites are changes and omitted reminders/transparency mean "leave as is":
+    # the second write must not silently drop what the first one asked for.
+    server, user, url, calendar, api = live
+    first = _body(
+        "booking-4",
+        attendees={"invite": [{"email": "bob@example.com", "display_name": "Bob"}]},
+        reminders=[{"minutes": 10}],
+        transparency="transparent",
+    )
+    api.call("post", first)
+    api.call("post", _body("booking-4", summary="Interview (renamed)"))
+    services.reconcile_event_writes()
+
+    vevent = _only_vevent(server_resources(server, user, url))
+    assert str(vevent["SUMMARY"]) == "Interview (renamed)"
+    assert "bob@example.com" in str(vevent.get("ATTENDEE")).lower()
+    assert str(vevent["TRANSP"]) == "TRANSPARENT"
+    assert [alarm for alarm in vevent.subcomponents if alarm.name == "VALARM"]
+    statuses = sorted(ManagedEventWrite.objects.values_list("status", flat=True))
+    assert statuses == ["done", "superseded"]
+    [cached] = api.events()
+    assert cached["transparency"] == "transparent"
+
+
+@pytest.mark.django_db
+def test_write_path_external_update_then_participation_both_reach_the_server(live):
+    server, user, url, calendar, api = live
+    me = calendar.profile.account.email
+    invitation = (
+        "ORGANIZER:mailto:boss@example.com\r\n"
+        f"ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{me}\r\n"
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:boss@example.com"
+    )
+    start = START + timedelta(days=1)
+    ics = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:invite-1\r\n"
+        f"DTSTAMP:20260101T000000Z\r\nDTSTART:{start:%Y%m%dT%H%M%SZ}\r\n"
+        f"DTEND:{start + timedelta(hours=1):%Y%m%dT%H%M%SZ}\r\nSUMMARY:Quarterly review\r\n"
+        f"{invitation}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    server.put_event(url, "invite-1", ics, user=user)
+    services.sync_calendar(calendar_id=calendar.pk)
+    event_uid = Event.objects.get(calendar=calendar, provider_key="invite-1").event_uid
+
+    update = _body("", summary="Quarterly review (room 2)", start=_utc(start))
+    update.pop("event_id")
+    update.update(event_uid=event_uid, end=_utc(start + timedelta(hours=1)))
+    assert api.call("post", update).status_code == 202
+    answer = api.call(
+        "post", {"status": "accepted"}, path=f"{api.path}/{event_uid}/participation_status"
+    )
+    assert answer.status_code == 202
+    services.reconcile_event_writes()
+
+    vevent = _only_vevent(server_resources(server, user, url))
+    assert str(vevent["SUMMARY"]) == "Quarterly review (room 2)"
+    mine = [a for a in vevent["ATTENDEE"] if me in str(a).lower()]
+    assert mine and mine[0].params["PARTSTAT"] == "ACCEPTED"
