@@ -173,20 +173,28 @@ def _lock_account(account_id: int) -> Account:
     return Account.objects.select_for_update().get(pk=account_id)
 
 
-def _is_repeat(event: Event, operation: str, desired: dict) -> bool:
-    """The newest write of the event asked for exactly this (and it is pending or done)."""
+def _is_repeat(event: Event, operation: str, desired: dict, application) -> bool:
+    """The newest write of the event asked for exactly this, and it still stands: pending, or
+    done with nothing changed since by anyone else (an edit at the provider, synced in, makes
+    the same request a real change again)."""
     newest = (
         ManagedEventWrite.objects.filter(event=event)
         .order_by("-id")
-        .values("operation", "desired", "status")
+        .values("operation", "desired", "status", "created_at")
         .first()
     )
-    return (
-        newest is not None
-        and newest["operation"] == operation
-        and newest["desired"] == desired
-        and newest["status"] in (ManagedEventWrite.Status.PENDING, ManagedEventWrite.Status.DONE)
+    if newest is None or newest["operation"] != operation or newest["desired"] != desired:
+        return False
+    if newest["status"] == ManagedEventWrite.Status.PENDING:
+        return True
+    if newest["status"] != ManagedEventWrite.Status.DONE:
+        return False
+    changed_by_others = (
+        ChangeLogEntry.objects.filter(event=event, changed_at__gte=newest["created_at"])
+        .exclude(application=application)
+        .exists()
     )
+    return not changed_by_others
 
 
 def _trigger_on_commit(write_ids: list[int]) -> None:
@@ -282,7 +290,7 @@ def upsert_managed_event(
                 ical_uid=uid,
             )
             kind = Kind.EVENT_CREATED
-        elif not event.is_deleted and _is_repeat(event, Operation.UPSERT, desired):
+        elif not event.is_deleted and _is_repeat(event, Operation.UPSERT, desired, application):
             return None
         else:
             kind = Kind.EVENT_UPDATED
@@ -315,7 +323,7 @@ def upsert_external_event(
     with transaction.atomic():
         account = _lock_account(calendar.profile.account_id)
         event = _external_event(calendar, event_uid)
-        if _is_repeat(event, Operation.UPSERT, desired):
+        if _is_repeat(event, Operation.UPSERT, desired, application):
             return None
         _apply_content(event, content)
         event.save()
@@ -474,7 +482,7 @@ def change_participation_status(
                 "errors.participation_status_not_changeable",
                 "the end-user is not an invited attendee of this event",
             )
-        if _is_repeat(event, Operation.PARTICIPATION, desired):
+        if _is_repeat(event, Operation.PARTICIPATION, desired, application):
             return None
         event.participation_status = status
         event.attendees = [

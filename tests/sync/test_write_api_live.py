@@ -262,3 +262,21 @@ def test_write_path_external_update_then_participation_both_reach_the_server(liv
     assert str(vevent["SUMMARY"]) == "Quarterly review (room 2)"
     mine = [a for a in vevent["ATTENDEE"] if me in str(a).lower()]
     assert mine and mine[0].params["PARTSTAT"] == "ACCEPTED"
+
+
+@pytest.mark.django_db
+def test_write_path_same_upsert_after_an_edit_at_the_server_is_applied_again(live):
+    server, user, url, calendar, api = live
+    api.call("post", _body("booking-5"))
+    services.reconcile_event_writes()
+    [(href, text)] = server_resources(server, user, url).items()
+    renamed = text.replace("SUMMARY:Interview", "SUMMARY:Edited by the user")
+    assert server.session(user).put(server.base_url + href, data=renamed.encode()).ok
+    services.sync_calendar(calendar_id=calendar.pk)
+    assert api.events()[0]["summary"] == "Edited by the user"
+
+    assert api.call("post", _body("booking-5")).status_code == 202  # the very same body
+    services.reconcile_event_writes()
+
+    assert str(_only_vevent(server_resources(server, user, url))["SUMMARY"]) == "Interview"
+    assert api.events()[0]["summary"] == "Interview"
