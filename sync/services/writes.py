@@ -572,7 +572,7 @@ def _error_fields(exc: Exception) -> dict:
 
 def _fail(write: ManagedEventWrite, token: str, exc: Exception) -> _Outcome:
     with transaction.atomic():
-        ManagedEventWrite.objects.filter(pk=write.pk, lock_token=token).update(
+        failed = ManagedEventWrite.objects.filter(pk=write.pk, lock_token=token).update(
             status=Status.FAILED,
             attempts=write.attempts + 1,
             completed_at=timezone.now(),
@@ -582,7 +582,37 @@ def _fail(write: ManagedEventWrite, token: str, exc: Exception) -> _Outcome:
         )
         _kick_pending(write.event_id)
     log.warning("event write %s failed permanently (%s): %s", write.pk, type(exc).__name__, exc)
+    if failed:
+        _restore_cache(write)
     return _Outcome("failed")
+
+
+def _restore_cache(write: ManagedEventWrite) -> None:
+    """The API showed the desired state at once; the write never reached the provider, so put
+    the cache back to what the provider holds (integrators are told, through the change log),
+    rather than leave a state that exists nowhere. A newer pending write still protects the
+    event. If the provider cannot be asked now, the next sync re-reads the resource."""
+    event, calendar = write.event, write.calendar
+    href = event.provider_resource
+    fresh = None
+    try:
+        if href:
+            provider = build_provider(calendar.profile.provider, calendar.profile.credentials)
+            fresh = provider.get_event(href)
+    except base.NotFound:
+        fresh = None
+    except (base.ProviderError, InvalidCalendarData) as exc:
+        SyncedResource.objects.filter(calendar=calendar, href=href).update(etag="")
+        log.warning("event write %s: cache not restored now (%s)", write.pk, type(exc).__name__)
+        return
+    with transaction.atomic():
+        if fresh is not None:
+            _apply_resource(calendar, fresh.href, fresh.etag, fresh.ical, protect=True)
+            return
+        SyncedResource.objects.filter(calendar=calendar, href=href).delete()
+        calendar_services.apply_provider_events(
+            calendar=calendar, deletions=[EventIdentity(event.provider_key, event.original_start)]
+        )
 
 
 def retry_delay(attempts: int, exc: Exception | None = None) -> timedelta:

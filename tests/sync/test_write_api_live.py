@@ -12,7 +12,10 @@ from django.test import Client
 
 from calendars.models import ChangeLogEntry, Event, ManagedEventWrite
 from sync import services
+from sync.providers.base import PermanentError
+from sync.providers.caldav import CalDAVProvider
 from tests.factories import make_access_token, make_application
+from tests.sync.helpers import vcalendar, vevent
 from tests.sync.writes_helpers import connect, server_resources
 
 START = (datetime.now(UTC) + timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
@@ -280,3 +283,39 @@ def test_write_path_same_upsert_after_an_edit_at_the_server_is_applied_again(liv
 
     assert str(_only_vevent(server_resources(server, user, url))["SUMMARY"]) == "Interview"
     assert api.events()[0]["summary"] == "Interview"
+
+
+@pytest.mark.django_db
+def test_write_path_refused_delete_puts_the_event_back_in_the_cache(live, monkeypatch):
+    server, user, url, calendar, api = live
+    start = START + timedelta(days=2)
+    server.put_event(url, "keep-me", vcalendar(vevent("keep-me", start)), user=user)
+    services.sync_calendar(calendar_id=calendar.pk)
+    event_uid = Event.objects.get(calendar=calendar, provider_key="keep-me").event_uid
+
+    def refuse(self, href, *, etag=""):
+        raise PermanentError("403 Forbidden: the calendar owner does not allow deletes")
+
+    monkeypatch.setattr(CalDAVProvider, "delete_event", refuse)
+    assert api.call("delete", {"event_uid": event_uid}).status_code == 202
+    assert api.events() == []  # shown deleted at once, as Cronofy does
+    services.reconcile_event_writes()
+
+    assert ManagedEventWrite.objects.get().status == "failed"
+    assert [e["event_uid"] for e in api.events()] == [event_uid]  # the provider still has it
+
+
+@pytest.mark.django_db
+def test_write_path_refused_create_removes_the_event_from_the_cache(live, monkeypatch):
+    server, user, url, calendar, api = live
+
+    def refuse(self, calendar_id, uid, ical):
+        raise PermanentError("403 Forbidden")
+
+    monkeypatch.setattr(CalDAVProvider, "create_event", refuse)
+    api.call("post", _body("never-created"))
+    services.reconcile_event_writes()
+
+    assert ManagedEventWrite.objects.get().status == "failed"
+    assert api.events() == []
+    assert server_resources(server, user, url) == {}
