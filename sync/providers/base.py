@@ -165,7 +165,7 @@ class Provider(ABC):
         None), AuthExpired, RateLimited, TemporaryError, PermanentError.
         """
 
-    def get_event(self, href: str) -> RawResource:
+    def get_event(self, href: str, *, calendar_id: str = "") -> RawResource:
         """The current content and version of one event resource. Raises NotFound, AuthExpired,
         RateLimited, TemporaryError, PermanentError."""
         raise NotSupported(f"{self.key} does not support reading single events")
@@ -178,7 +178,9 @@ class Provider(ABC):
         """
         raise PermanentError(f"{self.key} calendars are read-only")
 
-    def update_event(self, href: str, ical: str, *, etag: str = "") -> WrittenEvent:
+    def update_event(
+        self, href: str, ical: str, *, etag: str = "", calendar_id: str = ""
+    ) -> WrittenEvent:
         """Replace an event; with `etag`, only if the provider still holds that version.
 
         Raises Conflict when it changed (or vanished) since `etag`, PermanentError, AuthExpired,
@@ -186,7 +188,7 @@ class Provider(ABC):
         """
         raise PermanentError(f"{self.key} calendars are read-only")
 
-    def delete_event(self, href: str, *, etag: str = "") -> None:
+    def delete_event(self, href: str, *, etag: str = "", calendar_id: str = "") -> None:
         """Delete an event; with `etag`, only if unchanged. An event already gone is not an
         error. Raises Conflict, PermanentError, AuthExpired, RateLimited, TemporaryError."""
         raise PermanentError(f"{self.key} calendars are read-only")

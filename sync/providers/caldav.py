@@ -355,13 +355,16 @@ class CalDAVProvider(Provider):
         return resources
 
     # --- writes (used by the write reconciler) ---
-    def _resource_url(self, href: str) -> str:
-        return urljoin(self.credentials.url, quote(href))
+    def _resource_url(self, href: str, calendar_id: str = "") -> str:
+        # Resolve against the calendar's URL, not the login URL: a calendar home may live on
+        # another host than the one we logged in to (iCloud: caldav.icloud.com sends you to
+        # pNN-caldav.icloud.com), and an href is only a path.
+        return urljoin(calendar_id or self.credentials.url, quote(href))
 
-    def get_event(self, href: str) -> RawResource:
+    def get_event(self, href: str, *, calendar_id: str = "") -> RawResource:
         """GET one resource with its etag. Raises NotFound (404), AuthExpired, RateLimited,
         TemporaryError, PermanentError."""
-        response = self._call(self._client.request, self._resource_url(href), "GET")
+        response = self._call(self._client.request, self._resource_url(href, calendar_id), "GET")
         if response.status == 404:
             raise NotFound("the event no longer exists at the CalDAV server")
         _check_status(response, "reading an event")
@@ -391,24 +394,30 @@ class CalDAVProvider(Provider):
         _check_status(response, "creating an event")
         return WrittenEvent(href=_href_path(url), etag=response.headers.get("ETag", ""))
 
-    def update_event(self, href: str, ical: str, *, etag: str = "") -> WrittenEvent:
+    def update_event(
+        self, href: str, ical: str, *, etag: str = "", calendar_id: str = ""
+    ) -> WrittenEvent:
         """PUT with If-Match: <etag> (unconditional without one). Raises Conflict on 412 (the
         resource changed or vanished since `etag`), PermanentError, AuthExpired, RateLimited,
         TemporaryError. The returned etag is empty when the server sent none."""
         headers = {"Content-Type": "text/calendar; charset=utf-8"}
         if etag:
             headers["If-Match"] = etag
-        response = self._call(self._client.put, self._resource_url(href), ical, headers)
+        response = self._call(
+            self._client.put, self._resource_url(href, calendar_id), ical, headers
+        )
         if response.status == 412:
             raise Conflict("the event changed at the CalDAV server (etag mismatch)")
         _check_status(response, "updating an event")
         return WrittenEvent(href=_href_path(href), etag=response.headers.get("ETag", ""))
 
-    def delete_event(self, href: str, *, etag: str = "") -> None:
+    def delete_event(self, href: str, *, etag: str = "", calendar_id: str = "") -> None:
         """DELETE with If-Match: <etag>. Already gone (404) is success. Raises Conflict on 412,
         PermanentError, AuthExpired, RateLimited, TemporaryError."""
         response = self._call(
-            self._client.delete, self._resource_url(href), {"If-Match": etag} if etag else None
+            self._client.delete,
+            self._resource_url(href, calendar_id),
+            {"If-Match": etag} if etag else None,
         )
         if response.status == 404:
             return

@@ -351,7 +351,9 @@ def _put(
     uid, href, etag = _identity_of(event)
     current = event.raw if href else ""
     if href and not current:
-        fresh = provider.get_event(href)  # never merge into nothing: keep what is there
+        fresh = provider.get_event(
+            href, calendar_id=calendar.provider_calendar_id
+        )  # keep what is there
         href, etag, current = fresh.href, fresh.etag, fresh.ical
     for _round in range(CONFLICT_RETRIES):
         if not href:
@@ -363,18 +365,20 @@ def _put(
             except base.AlreadyExists as exc:
                 # An earlier attempt created it and crashed before recording it (or a sync
                 # client did): update what is there instead of duplicating it.
-                fresh = provider.get_event(exc.href)
+                fresh = provider.get_event(exc.href, calendar_id=calendar.provider_calendar_id)
                 href, etag, current = fresh.href, fresh.etag, fresh.ical
                 continue
-            return _confirm(provider, created, rendered.ical)
+            return _confirm(provider, created, rendered.ical, calendar)
         rendered = _render(write, uid, current)
         if not rendered.changed:
             return _Written(href=href, etag=etag, ical=current, called=False)
         try:
-            updated = provider.update_event(href, rendered.ical, etag=etag)
+            updated = provider.update_event(
+                href, rendered.ical, etag=etag, calendar_id=calendar.provider_calendar_id
+            )
         except base.Conflict:
             try:
-                fresh = provider.get_event(href)
+                fresh = provider.get_event(href, calendar_id=calendar.provider_calendar_id)
             except base.NotFound:
                 # Deleted at the server meanwhile: an upsert means "it exists": create it again.
                 href, etag, current = "", "", ""
@@ -382,15 +386,17 @@ def _put(
             _record_server_version(calendar, fresh)
             href, etag, current = fresh.href, fresh.etag, fresh.ical
             continue
-        return _confirm(provider, updated, rendered.ical)
+        return _confirm(provider, updated, rendered.ical, calendar)
     raise base.TemporaryError("the event kept changing at the provider; will retry")
 
 
-def _confirm(provider: base.Provider, written: base.WrittenEvent, ical: str) -> _Written:
+def _confirm(
+    provider: base.Provider, written: base.WrittenEvent, ical: str, calendar: Calendar
+) -> _Written:
     """A server that answers a PUT without ETag: read the version it stored."""
     if written.etag:
         return _Written(href=written.href, etag=written.etag, ical=ical, called=True)
-    fresh = provider.get_event(written.href)
+    fresh = provider.get_event(written.href, calendar_id=calendar.provider_calendar_id)
     return _Written(href=fresh.href, etag=fresh.etag, ical=fresh.ical, called=True)
 
 
@@ -404,11 +410,13 @@ def _delete(provider: base.Provider, write: ManagedEventWrite, event: Event) -> 
         etag = ""
     for _round in range(CONFLICT_RETRIES):
         try:
-            provider.delete_event(href, etag=etag)
+            provider.delete_event(href, etag=etag, calendar_id=write.calendar.provider_calendar_id)
             return _Written(href=href, etag="", ical=None, called=True)
         except base.Conflict:
             try:
-                etag = provider.get_event(href).etag
+                etag = provider.get_event(
+                    href, calendar_id=write.calendar.provider_calendar_id
+                ).etag
             except base.NotFound:
                 return _Written(href=href, etag="", ical=None, called=True)
     raise base.TemporaryError("the event kept changing at the provider; will retry")
@@ -598,7 +606,7 @@ def _restore_cache(write: ManagedEventWrite) -> None:
     try:
         if href:
             provider = build_provider(calendar.profile.provider, calendar.profile.credentials)
-            fresh = provider.get_event(href)
+            fresh = provider.get_event(href, calendar_id=calendar.provider_calendar_id)
     except base.NotFound:
         fresh = None
     except (base.ProviderError, InvalidCalendarData) as exc:

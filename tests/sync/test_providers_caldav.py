@@ -96,3 +96,23 @@ def test_caldav_event_writes_use_preconditions(user_calendar):
     provider.delete_event(written.href)  # already gone: not an error
     with pytest.raises(NotFound):
         provider.get_event(written.href)
+
+
+def test_caldav_event_hrefs_resolve_against_the_calendar_not_the_login_url(user_calendar):
+    # iCloud logs in at caldav.icloud.com and serves calendars from pNN-caldav.icloud.com: an
+    # href (a path) must go to the calendar's host. Here the login URL points nowhere.
+    _server, url, creds = user_calendar
+    written = CalDAVProvider(creds).create_event(url, "w2", vcalendar(vevent("w2", soon(2))))
+    elsewhere = CalDAVCredentials(
+        url="http://127.0.0.1:9/", username=creds.username, password=creds.password
+    )
+    provider = CalDAVProvider(elsewhere)
+
+    current = provider.get_event(written.href, calendar_id=url)
+    updated = provider.update_event(
+        written.href, current.ical.replace("Meeting", "Moved"), etag=current.etag, calendar_id=url
+    )
+    provider.delete_event(written.href, etag=updated.etag, calendar_id=url)
+
+    with pytest.raises(NotFound):
+        CalDAVProvider(creds).get_event(written.href, calendar_id=url)

@@ -293,7 +293,7 @@ def test_write_path_refused_delete_puts_the_event_back_in_the_cache(live, monkey
     services.sync_calendar(calendar_id=calendar.pk)
     event_uid = Event.objects.get(calendar=calendar, provider_key="keep-me").event_uid
 
-    def refuse(self, href, *, etag=""):
+    def refuse(self, href, **kwargs):
         raise PermanentError("403 Forbidden: the calendar owner does not allow deletes")
 
     monkeypatch.setattr(CalDAVProvider, "delete_event", refuse)
