@@ -326,6 +326,8 @@ class ManagedEventWrite(models.Model):
             ),
             # Supersede / newest-write checks and the admin's per-event history.
             models.Index(fields=["event", "id"], name="eventwrite_event_idx"),
+            # A sync leaves alone events whose write reached the provider after its snapshot.
+            models.Index(fields=["calendar", "completed_at"], name="eventwrite_calendar_done_idx"),
         ]
 
     def __str__(self) -> str:

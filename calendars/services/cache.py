@@ -4,6 +4,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account
@@ -57,13 +58,18 @@ def _existing_events(calendar: Calendar, keys: Iterable[str]) -> dict[EventIdent
     return found
 
 
-def _events_with_pending_writes(calendar: Calendar) -> set[int]:
-    """Ids of the calendar's events that have a pending write: one query per batch (pending
-    writes are few; the partial index on pending rows serves it)."""
+def _events_with_pending_writes(calendar: Calendar, done_since: datetime | None) -> set[int]:
+    """Ids of the calendar's events with a pending write, or with a write applied at the
+    provider after `done_since` (newer than the provider snapshot being applied). One query
+    per batch, served by the partial index on pending rows and the (calendar, completed_at)
+    index."""
+    wanted = Q(status=ManagedEventWrite.Status.PENDING)
+    if done_since is not None:
+        wanted |= Q(status=ManagedEventWrite.Status.DONE, completed_at__gte=done_since)
     return set(
-        ManagedEventWrite.objects.filter(
-            calendar=calendar, status=ManagedEventWrite.Status.PENDING
-        ).values_list("event_id", flat=True)
+        ManagedEventWrite.objects.filter(wanted, calendar=calendar).values_list(
+            "event_id", flat=True
+        )
     )
 
 
@@ -92,6 +98,7 @@ def apply_provider_events(
     deletions: Sequence[EventIdentity] = (),
     protect_pending_writes: bool = True,
     application=None,
+    writes_done_since: datetime | None = None,
 ) -> ApplyResult:
     """Apply a provider's view of some events to the cache, touching only what changed.
 
@@ -104,6 +111,8 @@ def apply_provider_events(
     state wins over the provider's until the write is reconciled, so a sync that runs before
     the write reached the provider neither tombstones nor reverts it. The reconciler passes
     `protect_pending_writes=False` to record a provider-side edit it found on a conflict.
+    `writes_done_since` (a sync passes the time it asked the provider): events whose write
+    reached the provider after that are protected too, since the snapshot predates them.
 
     `application`: the integrator whose write this provider state is the result of (the
     reconciler's confirmation); the change-log entries carry it, so that application's own
@@ -115,7 +124,11 @@ def apply_provider_events(
     with transaction.atomic():
         keys = [d.provider_key for d in upserts] + [i.provider_key for i in deletions]
         existing = _existing_events(calendar, keys)
-        protected = _events_with_pending_writes(calendar) if protect_pending_writes else set()
+        protected = (
+            _events_with_pending_writes(calendar, writes_done_since)
+            if protect_pending_writes
+            else set()
+        )
         to_create: list[Event] = []
         to_update: list[Event] = []
         storage_only: list[Event] = []

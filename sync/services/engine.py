@@ -360,6 +360,7 @@ def _sync_leased(calendar_id: int, token: str, full: bool) -> SyncOutcome:
                 changes=changes,
                 window=window,
                 reuse_unchanged=not window_rolled,
+                snapshot_taken_at=now,
             )
         done = timezone.now()
         locked.cursor = changes.cursor
@@ -396,10 +397,17 @@ def _self_emails(calendar: Calendar) -> frozenset[str]:
 
 
 def _apply_changes(
-    *, calendar: Calendar, changes: base.ChangeSet, window: Window, reuse_unchanged: bool
+    *,
+    calendar: Calendar,
+    changes: base.ChangeSet,
+    window: Window,
+    reuse_unchanged: bool,
+    snapshot_taken_at: datetime | None = None,
 ) -> tuple[ApplyResult, int]:
     """Turn a ChangeSet into event upserts/tombstones and resource-map updates (caller's
-    transaction). Returns the apply result and the number of unparseable resources."""
+    transaction). Returns the apply result and the number of unparseable resources.
+    `snapshot_taken_at`: when the provider was asked; events an API write changed at the
+    provider after that are newer than the snapshot and are left alone."""
     account = calendar.profile.account
     default_tzid = changes.default_tzid or account.default_tzid or "Etc/UTC"
     self_emails = _self_emails(calendar)
@@ -460,7 +468,10 @@ def _apply_changes(
         calendar, affected_uids, set(upserts), window, sweep_all=changes.is_full, kept=kept_uids
     )
     result = calendar_services.apply_provider_events(
-        calendar=calendar, upserts=list(upserts.values()), deletions=deletions
+        calendar=calendar,
+        upserts=list(upserts.values()),
+        deletions=deletions,
+        writes_done_since=snapshot_taken_at,
     )
     _store_resource_map(calendar, stored, new_map, gone_hrefs)
     return result, skipped

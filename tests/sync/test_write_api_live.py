@@ -319,3 +319,25 @@ def test_write_path_refused_create_removes_the_event_from_the_cache(live, monkey
     assert ManagedEventWrite.objects.get().status == "failed"
     assert api.events() == []
     assert server_resources(server, user, url) == {}
+
+
+@pytest.mark.django_db
+def test_write_path_sync_snapshot_older_than_a_write_does_not_undo_it(live, monkeypatch):
+    server, user, url, calendar, api = live
+    original = CalDAVProvider.fetch_changes
+
+    def snapshot_then_write(self, *args, **kwargs):
+        changes = original(self, *args, **kwargs)  # the provider as it was before the write
+        api.call("post", _body("booking-6"))
+        services.reconcile_event_writes()
+        return changes
+
+    monkeypatch.setattr(CalDAVProvider, "fetch_changes", snapshot_then_write)
+    services.sync_calendar(calendar_id=calendar.pk, full=True)
+    monkeypatch.setattr(CalDAVProvider, "fetch_changes", original)
+
+    [event] = api.events()  # not tombstoned by the stale snapshot
+    assert event["event_id"] == "booking-6"
+    assert not ChangeLogEntry.objects.filter(kind="event_deleted").exists()
+    services.sync_calendar(calendar_id=calendar.pk)
+    assert [e["event_id"] for e in api.events()] == ["booking-6"]
