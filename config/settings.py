@@ -313,6 +313,10 @@ CALENDAR_PROVIDER_CREATOR = env_str(
     "CALENDAR_PROVIDER_CREATOR", "sync.services.create_calendar_at_provider"
 )
 
+# Applied and superseded managed-event writes are purged after this many days (failed and
+# pending ones never are).
+EVENT_WRITE_RETENTION_DAYS = env_int("EVENT_WRITE_RETENTION_DAYS", 30)
+
 # Called (with the Profile) inside the transaction in which the accounts app disconnects a
 # profile, e.g. POST /v1/profiles/{id}/revoke: integrators get `profile_disconnected`.
 PROFILE_DISCONNECTED_HOOKS = ["notifications.services.notify_profile_disconnected"]

@@ -4,6 +4,7 @@
 - calendars: create_calendar, upsert_provider_calendars and the creation errors.
 - managed_events: integrator writes (upsert/delete/participation) recorded as
   ManagedEventWrite rows for the reconciler, and their errors.
+- writes: retry_event_write (support staff), purge_finished_event_writes (retention).
 """
 
 from calendars.services.cache import apply_provider_events, record_changes
@@ -31,6 +32,7 @@ from calendars.services.managed_events import (
     upsert_external_event,
     upsert_managed_event,
 )
+from calendars.services.writes import purge_finished_event_writes, retry_event_write
 
 __all__ = [
     "CalendarCreationError",
@@ -51,13 +53,10 @@ __all__ = [
     "desired_state",
     "event_fingerprint",
     "provider_calendar_creation_unsupported",
+    "purge_finished_event_writes",
     "record_changes",
+    "retry_event_write",
     "upsert_external_event",
     "upsert_managed_event",
     "upsert_provider_calendars",
 ]
-
-# Managed-event writes: the support-staff retry (sync applies the writes).
-from calendars.services.writes import retry_event_write  # noqa: E402
-
-__all__ += ["retry_event_write"]

@@ -1,4 +1,7 @@
-"""Support-staff actions on managed-event writes (the sync app's reconciler applies them)."""
+"""Support-staff actions on managed-event writes (the sync app's reconciler applies them),
+and their retention."""
+
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -24,9 +27,26 @@ def retry_event_write(*, write: ManagedEventWrite) -> bool:
             locked_until=None,
             lock_token="",
         )
-        if updated:
+        if updated and settings.MANAGED_EVENT_WRITE_TRIGGER:
             trigger = import_string(settings.MANAGED_EVENT_WRITE_TRIGGER)
             transaction.on_commit(lambda: trigger(write_ids=[write.pk]))
     if updated:
         write.refresh_from_db()
     return bool(updated)
+
+
+_FINISHED = (ManagedEventWrite.Status.DONE, ManagedEventWrite.Status.SUPERSEDED)
+_PURGE_BATCH = 5000
+
+
+def purge_finished_event_writes(*, now: datetime | None = None) -> int:
+    """Delete applied and superseded writes older than EVENT_WRITE_RETENTION_DAYS, in
+    batches. Failed and pending writes are never purged (support staff act on them). Returns
+    the number deleted; run daily by a schedule."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.EVENT_WRITE_RETENTION_DAYS)
+    finished = ManagedEventWrite.objects.filter(status__in=_FINISHED, completed_at__lt=cutoff)
+    deleted = 0
+    while batch := list(finished.values_list("pk", flat=True)[:_PURGE_BATCH]):
+        ManagedEventWrite.objects.filter(pk__in=batch).delete()
+        deleted += len(batch)
+    return deleted

@@ -1,4 +1,5 @@
-"""apply_provider_events leaves events with a pending managed-event write alone."""
+"""apply_provider_events leaves events with a pending managed-event write alone; finished
+writes are purged after their retention."""
 
 import pytest
 from django.db import connection

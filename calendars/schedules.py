@@ -1,0 +1,10 @@
+"""Periodic jobs of the calendars app, upserted by name by `manage.py setup_schedules`."""
+
+SCHEDULES = [
+    {
+        "name": "calendars.purge_finished_event_writes",
+        "func": "calendars.tasks.purge_finished_event_writes",
+        "schedule_type": "D",  # Schedule.DAILY
+        "repeats": -1,
+    },
+]

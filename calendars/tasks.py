@@ -1,0 +1,8 @@
+"""django-q2 entry points: take ids, call one service, idempotent."""
+
+from calendars import services
+
+
+def purge_finished_event_writes() -> int:
+    """Daily: drop applied and superseded managed-event writes past their retention."""
+    return services.purge_finished_event_writes()
