@@ -24,6 +24,15 @@ _TIME_RE = re.compile(
     re.IGNORECASE,
 )
 
+# Years we accept in times and dates (as written, before any offset or zone): any other is a
+# 422 (errors.invalid_time for a time, errors.invalid_date for a bare date). Far wider than any
+# real event or query window, yet narrow enough that applying an offset or time zone (±1 day),
+# the reads' window padding (hours) and default windows (days) can never leave datetime's range
+# (years 1–9999), which would be an OverflowError, i.e. a 500. Event times and read windows
+# (from, to, last_modified) share these bounds.
+MIN_YEAR = 1900
+MAX_YEAR = 2200
+
 
 def _invalid(field: str, key: str, description: str) -> CronofyValidationError:
     return CronofyValidationError.single(field, key, description)
@@ -69,11 +78,16 @@ def parse_tzid(value, field: str = "tzid", *, required: bool = True) -> ZoneInfo
         raise _invalid(field, "errors.invalid_tzid", f"{name!r} is not a known time zone") from exc
 
 
-def _parse_date(text: str, field: str) -> date:
+def _parse_date(text: str, field: str, *, range_key: str = "errors.invalid_date") -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError as exc:
         raise _invalid(field, "errors.invalid_date", f"{field} is not a valid date") from exc
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise _invalid(
+            field, range_key, f"{field} is out of range (years {MIN_YEAR} to {MAX_YEAR})"
+        )
+    return day
 
 
 def _parse_offset(zone: str) -> timedelta:
@@ -112,7 +126,7 @@ def parse_time(value, field: str, *, tz: ZoneInfo | None = None) -> ParsedTime:
     match = _TIME_RE.match(text)
     if not match:
         raise _invalid(field, "errors.invalid_time", f"{field} is not a valid time: {text!r}")
-    day = _parse_date(match["date"], field)
+    day = _parse_date(match["date"], field, range_key="errors.invalid_time")
     try:
         clock = time.fromisoformat(match["clock"][:15])
     except ValueError as exc:
@@ -126,10 +140,14 @@ def parse_time(value, field: str, *, tz: ZoneInfo | None = None) -> ParsedTime:
             offset = _parse_offset(zone)
         except ValueError as exc:
             raise _invalid(field, "errors.invalid_time", f"{field} has a bad offset") from exc
-        return ParsedTime(instant=(local - offset).replace(tzinfo=UTC))
-    if tz is None:
+    elif tz is None:
         raise _invalid(field, "errors.invalid_time", f"{field} needs a time zone")
-    return ParsedTime(instant=local.replace(tzinfo=tz).astimezone(UTC))
+    try:  # cannot overflow within MIN_YEAR..MAX_YEAR: a safety net should the bounds change
+        if zone:
+            return ParsedTime(instant=(local - offset).replace(tzinfo=UTC))
+        return ParsedTime(instant=local.replace(tzinfo=tz).astimezone(UTC))
+    except OverflowError as exc:
+        raise _invalid(field, "errors.invalid_time", f"{field} is out of range") from exc
 
 
 def parse_event_time(value, field: str, *, default_tz: ZoneInfo | None = None):

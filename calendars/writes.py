@@ -60,10 +60,22 @@ class _Errors:
 MAX_DEPTH = 16
 
 
+def _is_clean_text(value: str) -> bool:
+    """No NUL character (PostgreSQL text cannot hold one) and encodable as UTF-8: a lone
+    surrogate (JSON "\\ud800") decodes to a str that no database driver can encode."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_storable(value, depth: int = 0) -> bool:
-    """No NUL characters (PostgreSQL text cannot hold them) and no absurd nesting."""
+    """Only storable strings (see `_is_clean_text`), keys included, and no absurd nesting."""
     if isinstance(value, str):
-        return "\x00" not in value
+        return _is_clean_text(value)
     if depth > MAX_DEPTH:
         return False
     if isinstance(value, dict):
@@ -76,8 +88,8 @@ def _is_storable(value, depth: int = 0) -> bool:
 
 
 def is_clean_id(value: str) -> bool:
-    """A path or query id we may look up (a NUL would make PostgreSQL fail the query)."""
-    return "\x00" not in value and len(value) <= 1024
+    """A path or query id we may look up (a NUL or a lone surrogate would fail the query)."""
+    return len(value) <= 1024 and _is_clean_text(value)
 
 
 def require_object(body) -> dict:
@@ -88,7 +100,9 @@ def require_object(body) -> dict:
         )
     if not _is_storable(body):
         raise CronofyValidationError.single(
-            "base", "errors.invalid_body", "the body holds NUL characters or is nested too deeply"
+            "base",
+            "errors.invalid_body",
+            "the body holds NUL characters or invalid Unicode, or is nested too deeply",
         )
     return body
 
