@@ -13,23 +13,19 @@ side (RECURRENCE-ID overrides, EXDATE) is not reconciled yet. Managed events are
 recurring (the upsert body has no recurrence).
 """
 
-import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from accounts.ids import make_public_id
 from accounts.models import Account
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
 from calendars.options import account_emails, calendar_is_writable, is_attendee_not_organizer
 from calendars.services.cache import record_changes
+from calendars.services.writes import trigger_reconciler_on_commit
 from calendars.types import EventData, ManagedEventContent
-
-logger = logging.getLogger(__name__)
 
 Kind = ChangeLogEntry.Kind
 Operation = ManagedEventWrite.Operation
@@ -197,22 +193,6 @@ def _is_repeat(event: Event, operation: str, desired: dict, application) -> bool
     return not changed_by_others
 
 
-def _trigger_on_commit(write_ids: list[int]) -> None:
-    hook = settings.MANAGED_EVENT_WRITE_TRIGGER
-    if not hook or not write_ids:
-        return
-
-    def run():
-        # Only a trigger: a failure leaves the rows pending for the reconciler's sweep, so it
-        # must not turn the committed 202 into a 500.
-        try:
-            import_string(hook)(write_ids=write_ids)
-        except Exception:
-            logger.exception("managed event write trigger %s failed", hook)
-
-    transaction.on_commit(run)
-
-
 def _record(
     *,
     account: Account,
@@ -236,7 +216,7 @@ def _record(
     record_changes(
         account=account, changes=[(kind, calendar, event)], application=application, at=now
     )
-    _trigger_on_commit([write.pk])
+    trigger_reconciler_on_commit([write.pk])
     return write
 
 
@@ -442,7 +422,7 @@ def delete_managed_events(
             application=application,
             at=now,
         )
-        _trigger_on_commit([write.pk for write in writes])
+        trigger_reconciler_on_commit([write.pk for write in writes])
     return writes
 
 

@@ -1,6 +1,7 @@
 """Support-staff actions on managed-event writes (the sync app's reconciler applies them),
 and their retention."""
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -9,6 +10,26 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from calendars.models import ManagedEventWrite
+
+logger = logging.getLogger(__name__)
+
+
+def trigger_reconciler_on_commit(write_ids: list[int]) -> None:
+    """After commit, start the reconciler on these writes (settings.MANAGED_EVENT_WRITE_TRIGGER;
+    empty: the periodic sweep alone picks them up)."""
+    hook = settings.MANAGED_EVENT_WRITE_TRIGGER
+    if not hook or not write_ids:
+        return
+
+    def run():
+        # Only a trigger: a failure leaves the rows pending for the reconciler's sweep, so it
+        # must not turn the committed 202 into a 500.
+        try:
+            import_string(hook)(write_ids=write_ids)
+        except Exception:
+            logger.exception("managed event write trigger %s failed", hook)
+
+    transaction.on_commit(run)
 
 
 def retry_event_write(*, write: ManagedEventWrite) -> bool:
@@ -27,9 +48,8 @@ def retry_event_write(*, write: ManagedEventWrite) -> bool:
             locked_until=None,
             lock_token="",
         )
-        if updated and settings.MANAGED_EVENT_WRITE_TRIGGER:
-            trigger = import_string(settings.MANAGED_EVENT_WRITE_TRIGGER)
-            transaction.on_commit(lambda: trigger(write_ids=[write.pk]))
+        if updated:
+            trigger_reconciler_on_commit([write.pk])
     if updated:
         write.refresh_from_db()
     return bool(updated)
