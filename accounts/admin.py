@@ -62,10 +62,16 @@ class ApplicationSecretAdmin(admin.ModelAdmin):
     search_fields = ("application__name", "application__client_id")
     list_select_related = ("application",)
     raw_id_fields = ("application",)
-    # The secret is shown once at creation (create_application); never here.
+    # The secret is shown once at creation (create_application); never here. Secrets are added
+    # by the application's "Add a client secret" action and retired by the action below, both
+    # through oauth_services (which keep one secret active and fill the checksum the
+    # encryption is bound to): this page only lists and shows them.
     exclude = ("secret", "secret_hash", "secret_checksum")
-    readonly_fields = ("created_at",)
+    readonly_fields = ("application", "is_active", "created_at", "retired_at")
     actions = ["retire_secrets"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
     @admin.action(description="Retire selected client secrets")
     def retire_secrets(self, request, queryset):

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from accounts.models import ApplicationSecret
 from calendars.services import apply_provider_events
 from tests.factories import make_calendar, make_event_data
 
@@ -58,3 +59,11 @@ def test_admin_answers_at_its_root(client, db):
     response = client.get("/admin/")
     assert response.status_code == 302  # to the login page
     assert client.get(response["Location"]).status_code == 200
+
+
+def test_admin_client_secrets_change_only_through_the_services(admin_client, db):
+    # Adding a secret here would skip the checksum its encryption is bound to (a 500) and
+    # unticking is_active would bypass the "keep one active secret" rule.
+    assert admin_client.get("/admin/accounts/applicationsecret/add/").status_code == 403
+    model_admin = admin.site._registry[ApplicationSecret]
+    assert {"is_active", "retired_at"} <= set(model_admin.readonly_fields)
