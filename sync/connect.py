@@ -112,3 +112,14 @@ def connect_oauth_profile(
             provider_account=provider_account,
             provider_calendars=None,
         )
+
+
+def relink_prefill(profile: Profile) -> dict:
+    """What the relink form may show before anyone has proved who they are: anybody who knows
+    the profile id can open the page. A CalDAV server and user name help the end-user and
+    grant nothing without the password; an ICS feed URL is itself the credential, so it is
+    never shown."""
+    if profile.provider != Profile.Provider.CALDAV:
+        return {}
+    credentials = profile.credentials or {}
+    return {"server_url": credentials.get("url"), "username": credentials.get("username")}

@@ -12,7 +12,7 @@ from django.views import View
 
 from accounts import pending as pending_authorization
 from accounts.models import Account, Profile
-from sync.connect import connect_with_credentials
+from sync.connect import connect_with_credentials, relink_prefill
 from sync.forms import CalDAVForm, IcsForm
 from sync.providers.base import AuthExpired, ProviderError, TemporaryError
 
@@ -181,14 +181,7 @@ class _RelinkMixin:
         return self.profile
 
     def get(self, request, *args, **kwargs):
-        credentials = self.profile.credentials or {}
-        if self.provider_key == Profile.Provider.CALDAV:
-            initial = {
-                "server_url": credentials.get("url"),
-                "username": credentials.get("username"),
-            }
-        else:
-            initial = {"feed_url": credentials.get("url")}
+        initial = relink_prefill(self.profile)
         return render(request, self.template_name, self.context(self.make_form(initial=initial)))
 
 

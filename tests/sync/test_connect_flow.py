@@ -290,3 +290,20 @@ def test_flow_google_second_sign_in_uses_same_account(client, settings):
     assert Account.objects.count() == 1
     profile = Profile.objects.get()
     assert profile.provider_service == "gsuite"
+
+
+def test_flow_relink_page_never_shows_an_ics_feed_url(client, httpserver):
+    # Anybody who knows a profile id can open its relink page; the feed URL is the credential.
+    httpserver.expect_request("/secret-token.ics").respond_with_data(
+        FEED, content_type="text/calendar"
+    )
+    feed_url = httpserver.url_for("/secret-token.ics")
+    assert client.post("/connect/ics/", {"feed_url": feed_url}).status_code < 400
+    profile = Profile.objects.get()
+    Profile.objects.filter(pk=profile.pk).update(status="disconnected")
+    client.logout()
+
+    page = client.get(f"/connect/relink/{profile.public_id}/")
+
+    assert page.status_code == 200
+    assert b"secret-token" not in page.content
