@@ -599,28 +599,38 @@ def _restore_cache(write: ManagedEventWrite) -> None:
     """The API showed the desired state at once; the write never reached the provider, so put
     the cache back to what the provider holds (integrators are told, through the change log),
     rather than leave a state that exists nowhere. A newer pending write still protects the
-    event. If the provider cannot be asked now, the next sync re-reads the resource."""
+    event. If that cannot be done now, the next sync re-reads the resource."""
     event, calendar = write.event, write.calendar
     href = event.provider_resource
-    fresh = None
     try:
+        fresh = None
         if href:
             provider = build_provider(calendar.profile.provider, calendar.profile.credentials)
             fresh = provider.get_event(href, calendar_id=calendar.provider_calendar_id)
     except base.NotFound:
         fresh = None
-    except (base.ProviderError, InvalidCalendarData) as exc:
-        SyncedResource.objects.filter(calendar=calendar, href=href).update(etag="")
-        log.warning("event write %s: cache not restored now (%s)", write.pk, type(exc).__name__)
+    except base.ProviderError as exc:
+        _resync_resource_later(write, href, exc)
         return
-    with transaction.atomic():
-        if fresh is not None:
-            _apply_resource(calendar, fresh.href, fresh.etag, fresh.ical, protect=True)
-            return
-        SyncedResource.objects.filter(calendar=calendar, href=href).delete()
-        calendar_services.apply_provider_events(
-            calendar=calendar, deletions=[EventIdentity(event.provider_key, event.original_start)]
-        )
+    try:
+        with transaction.atomic():
+            if fresh is not None:
+                _apply_resource(calendar, fresh.href, fresh.etag, fresh.ical, protect=True)
+                return
+            SyncedResource.objects.filter(calendar=calendar, href=href).delete()
+            calendar_services.apply_provider_events(
+                calendar=calendar,
+                deletions=[EventIdentity(event.provider_key, event.original_start)],
+            )
+    except InvalidCalendarData as exc:
+        _resync_resource_later(write, href, exc)
+
+
+def _resync_resource_later(write: ManagedEventWrite, href: str, exc: Exception) -> None:
+    """Forget the resource's etag, so that the next sync reads it again instead of skipping
+    it as unchanged."""
+    SyncedResource.objects.filter(calendar=write.calendar, href=href).update(etag="")
+    log.warning("event write %s: cache not restored now (%s)", write.pk, type(exc).__name__)
 
 
 def retry_delay(attempts: int, exc: Exception | None = None) -> timedelta:

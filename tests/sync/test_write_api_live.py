@@ -12,8 +12,11 @@ from django.test import Client
 
 from calendars.models import ChangeLogEntry, Event, ManagedEventWrite
 from sync import services
+from sync.ical import InvalidCalendarData
+from sync.models import SyncedResource
 from sync.providers.base import PermanentError
 from sync.providers.caldav import CalDAVProvider
+from sync.services import writes
 from tests.factories import make_access_token, make_application
 from tests.sync.helpers import vcalendar, vevent
 from tests.sync.writes_helpers import connect, server_resources
@@ -341,3 +344,29 @@ def test_write_path_sync_snapshot_older_than_a_write_does_not_undo_it(live, monk
     assert not ChangeLogEntry.objects.filter(kind="event_deleted").exists()
     services.sync_calendar(calendar_id=calendar.pk)
     assert [e["event_id"] for e in api.events()] == ["booking-6"]
+
+
+@pytest.mark.django_db
+def test_write_path_unreadable_provider_copy_leaves_the_resource_to_the_next_sync(
+    live, monkeypatch
+):
+    server, user, url, calendar, api = live
+    start = START + timedelta(days=3)
+    server.put_event(url, "odd", vcalendar(vevent("odd", start)), user=user)
+    services.sync_calendar(calendar_id=calendar.pk)
+    event = Event.objects.get(calendar=calendar, provider_key="odd")
+
+    def refuse(self, href, **kwargs):
+        raise PermanentError("403 Forbidden")
+
+    def unreadable(*args, **kwargs):
+        raise InvalidCalendarData("not iCalendar")
+
+    monkeypatch.setattr(CalDAVProvider, "delete_event", refuse)
+    monkeypatch.setattr(writes, "_apply_resource", unreadable)
+    api.call("delete", {"event_uid": event.event_uid})
+    result = services.reconcile_event_writes()
+
+    assert len(result.failed) == 1 and not result.retrying
+    stored = SyncedResource.objects.get(calendar=calendar, href=event.provider_resource)
+    assert stored.etag == ""  # the next sync reads it again instead of trusting it
