@@ -4,7 +4,8 @@
 - calendars: create_calendar, upsert_provider_calendars and the creation errors.
 - managed_events: integrator writes (upsert/delete/participation) recorded as
   ManagedEventWrite rows for the reconciler, and their errors.
-- writes: retry_event_write (support staff), purge_finished_event_writes (retention).
+- writes: retry_event_write (support staff), purge_finished_event_writes and
+  delete_in_batches (retention).
 """
 
 from calendars.services.cache import apply_provider_events, record_changes
@@ -32,7 +33,11 @@ from calendars.services.managed_events import (
     upsert_external_event,
     upsert_managed_event,
 )
-from calendars.services.writes import purge_finished_event_writes, retry_event_write
+from calendars.services.writes import (
+    delete_in_batches,
+    purge_finished_event_writes,
+    retry_event_write,
+)
 
 __all__ = [
     "CalendarCreationError",
@@ -48,6 +53,7 @@ __all__ = [
     "change_participation_status",
     "create_calendar",
     "delete_external_event",
+    "delete_in_batches",
     "delete_managed_event",
     "delete_managed_events",
     "desired_state",

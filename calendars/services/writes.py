@@ -56,7 +56,6 @@ def retry_event_write(*, write: ManagedEventWrite) -> bool:
 
 
 _FINISHED = (ManagedEventWrite.Status.DONE, ManagedEventWrite.Status.SUPERSEDED)
-_PURGE_BATCH = 5000
 
 
 def purge_finished_event_writes(*, now: datetime | None = None) -> int:
@@ -65,8 +64,14 @@ def purge_finished_event_writes(*, now: datetime | None = None) -> int:
     the number deleted; run daily by a schedule."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.EVENT_WRITE_RETENTION_DAYS)
     finished = ManagedEventWrite.objects.filter(status__in=_FINISHED, completed_at__lt=cutoff)
+    return delete_in_batches(finished)
+
+
+def delete_in_batches(queryset, *, batch_size: int = 5000) -> int:
+    """Delete what `queryset` selects by primary-key batches, so that a retention purge never
+    holds one huge transaction. Returns the number of rows deleted (cascades not counted)."""
     deleted = 0
-    while batch := list(finished.values_list("pk", flat=True)[:_PURGE_BATCH]):
-        ManagedEventWrite.objects.filter(pk__in=batch).delete()
+    while batch := list(queryset.values_list("pk", flat=True)[:batch_size]):
+        queryset.model.objects.filter(pk__in=batch).delete()
         deleted += len(batch)
     return deleted

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from calendars.services import delete_in_batches
 from notifications.models import DeliveryAttempt, Notification
 
 _TERMINAL = (
@@ -17,7 +18,6 @@ _TERMINAL = (
     Notification.Status.FAILED,
     Notification.Status.CANCELLED,
 )
-_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -26,23 +26,12 @@ class RetentionReport:
     notifications: int
 
 
-def _delete_in_batches(queryset) -> int:
-    """Delete by primary-key batches so that one run never holds a huge transaction."""
-    deleted = 0
-    while True:
-        batch = list(queryset.values_list("pk", flat=True)[:_BATCH])
-        if not batch:
-            return deleted
-        queryset.model.objects.filter(pk__in=batch).delete()
-        deleted += len(batch)
-
-
 def purge_delivery_history(*, now: datetime | None = None) -> RetentionReport:
     """Delete attempt logs older than PUSH_RETENTION_DAYS, and terminal notifications that
     finished before then (with their attempts). Idempotent; run daily by a schedule."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.PUSH_RETENTION_DAYS)
-    attempts = _delete_in_batches(DeliveryAttempt.objects.filter(started_at__lt=cutoff))
-    notifications = _delete_in_batches(
+    attempts = delete_in_batches(DeliveryAttempt.objects.filter(started_at__lt=cutoff))
+    notifications = delete_in_batches(
         Notification.objects.filter(status__in=_TERMINAL, finished_at__lt=cutoff)
     )
     return RetentionReport(attempts=attempts, notifications=notifications)
