@@ -33,9 +33,7 @@ WEBHOOK_SIGNATURE = "webhook-signature"
 
 def standard_signature(delivery_id: str, timestamp: int, body: bytes, secret: str) -> str:
     """`v1,` + Base64 HMAC-SHA256 over `{id}.{timestamp}.{body}` (Standard Webhooks)."""
-    signed = f"{delivery_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
+    return "v1," + signature(f"{delivery_id}.{timestamp}.".encode() + body, secret)
 
 
 def standard_headers(
