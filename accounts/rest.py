@@ -5,7 +5,6 @@ access token issued by our OAuth provider, or (for the endpoints that accept it)
 application's client secrets used as an API key (cronofy-api.md §1.1).
 """
 
-import hashlib
 from dataclasses import dataclass
 
 from django.utils import timezone
@@ -19,6 +18,7 @@ from rest_framework.views import APIView, exception_handler
 
 from accounts import scopes as scope_names
 from accounts.models import Account, ApplicationSecret
+from accounts.oauth_services import checksum
 from accounts.renderers import CronofyJSONRenderer
 from accounts.throttling import ApplicationRateThrottle
 
@@ -46,10 +46,6 @@ def _bearer_token(request) -> str | None:
     return token.strip()
 
 
-def _checksum(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class AccessTokenAuthentication(BaseAuthentication):
     """An end-user access token from our OAuth provider (stored as a SHA-256 checksum)."""
 
@@ -59,7 +55,7 @@ class AccessTokenAuthentication(BaseAuthentication):
             return None
         access = (
             AccessToken.objects.select_related("application", "user__account")
-            .filter(token_checksum=_checksum(token))
+            .filter(token_checksum=checksum(token))
             .first()
         )
         if access is None or access.expires <= timezone.now() or access.user is None:
@@ -88,7 +84,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             return None
         secret = (
             ApplicationSecret.objects.select_related("application")
-            .filter(secret_checksum=_checksum(token), is_active=True)
+            .filter(secret_checksum=checksum(token), is_active=True)
             .first()
         )
         if secret is None:
