@@ -13,7 +13,7 @@ twice or be missed by that read; the change itself is always reported by the nex
 """
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db.models import Q
@@ -24,7 +24,13 @@ from accounts.models import Account
 from accounts.rest import CronofyValidationError
 from calendars.models import Calendar, Event
 from calendars.paging import PageState
-from calendars.parsing import get_list, parse_bool, parse_time, parse_tzid, window_boundary
+from calendars.parsing import (
+    get_list,
+    parse_bool,
+    parse_tzid,
+    start_of_day,
+    window_boundary,
+)
 
 # Fixed page size of /v1/events and /v1/free_busy (Cronofy does not document its own).
 PAGE_SIZE = 100
@@ -148,13 +154,13 @@ def parse_event_query(params, *, kind: str, now: datetime | None = None) -> Even
     elif only_managed:
         start = None  # Cronofy: the from/to defaults do not apply to managed events
     else:
-        start = _start_of(today - timedelta(days=DEFAULT_PAST_DAYS), tz)
+        start = start_of_day(today - timedelta(days=DEFAULT_PAST_DAYS), tz)
     if raw_to:
         end = window_boundary(raw_to, "to", tz=tz)
     elif only_managed:
         end = None
     else:
-        end = _start_of(today + timedelta(days=DEFAULT_FUTURE_DAYS), tz)
+        end = start_of_day(today + timedelta(days=DEFAULT_FUTURE_DAYS), tz)
     if start is not None and end is not None and end <= start:
         raise CronofyValidationError.single(
             "to", "errors.must_be_after_from", "to must be after from"
@@ -162,7 +168,7 @@ def parse_event_query(params, *, kind: str, now: datetime | None = None) -> Even
 
     last_modified = None
     if params.get("last_modified"):
-        last_modified = _as_instant(parse_time(params["last_modified"], "last_modified", tz=UTC))
+        last_modified = window_boundary(params["last_modified"], "last_modified", tz=UTC)
 
     flags = {
         name: parse_bool(params.get(name), name)
@@ -185,14 +191,6 @@ def parse_event_query(params, *, kind: str, now: datetime | None = None) -> Even
         calendar_ids=tuple(get_list(params, "calendar_ids")),
         **flags,
     )
-
-
-def _start_of(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
-
-
-def _as_instant(parsed) -> datetime:
-    return parsed.instant if parsed.instant is not None else _start_of(parsed.day, UTC)
 
 
 def _window(query: EventQuery) -> Q:
