@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, URLValidator
 
 from accounts.rest import CronofyValidationError, error_entry
-from calendars.parsing import parse_bool, parse_event_time, parse_tzid
+from calendars.parsing import get_list, parse_bool, parse_event_time, parse_tzid
 from calendars.types import ManagedEventContent
 
 SUMMARY_MAX = 1024
@@ -440,8 +440,7 @@ def parse_bulk_delete(body, query) -> BulkDeleteSelection:
     body = require_object(body) if isinstance(body, dict) else {}
     raw_ids = body.get("calendar_ids")
     if raw_ids is None:
-        from_query = [*query.getlist("calendar_ids[]"), *query.getlist("calendar_ids")]
-        raw_ids = from_query or None
+        raw_ids = get_list(query, "calendar_ids") or None
     if raw_ids is not None:
         if (
             not isinstance(raw_ids, list)
