@@ -86,6 +86,11 @@ def _to_utc(value: datetime | date, floating_tz: ZoneInfo) -> datetime:
     return value.astimezone(UTC)
 
 
+def uid_of(component) -> str:
+    """A component's UID as every reader and writer compares it (surrounding space dropped)."""
+    return _text(component, "UID")
+
+
 def _text(component, name: str) -> str:
     value = component.get(name)
     if value is None:
@@ -257,7 +262,7 @@ def normalize_resource(
     floating_tz = _zone(tzid) or UTC
     groups: dict[str, list] = defaultdict(list)
     for component in calendar.walk("VEVENT"):
-        uid = _text(component, "UID")
+        uid = uid_of(component)
         if uid:
             groups[uid].append(component)
     events: list[EventData] = []
@@ -290,7 +295,7 @@ def normalize_resource(
             raise InvalidCalendarData(f"cannot expand recurrence: {exc}"[:200]) from exc
         wanted = set(recurring_uids)
         for instance in instances:
-            uid = _text(instance, "UID")
+            uid = uid_of(instance)
             if uid not in wanted:
                 continue
             recurrence_id = instance.get("RECURRENCE-ID") or instance.get("DTSTART")

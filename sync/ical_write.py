@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
 
-from sync.ical import InvalidCalendarData
+from sync.ical import InvalidCalendarData, uid_of
 
 PRODID = "-//calsync//managed events//EN"
 # Properties that change on every write: left out when deciding whether anything changed.
@@ -51,7 +51,7 @@ def _parse(ical: str) -> icalendar.Calendar:
 def _master(calendar: icalendar.Calendar, uid: str):
     """The VEVENT of `uid` without RECURRENCE-ID (the single event or the series master)."""
     for component in calendar.walk("VEVENT"):
-        if str(component.get("UID", "")) == uid and component.get("RECURRENCE-ID") is None:
+        if uid_of(component) == uid and component.get("RECURRENCE-ID") is None:
             return component
     return None
 
@@ -260,7 +260,7 @@ def set_participation(
     calendar = _parse(current)
     found = changed = False
     for component in calendar.walk("VEVENT"):
-        if str(component.get("UID", "")) != uid:
+        if uid_of(component) != uid:
             continue
         for attendee in _as_list(component.get("ATTENDEE")):
             if _address(attendee) not in self_emails:

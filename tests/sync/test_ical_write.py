@@ -166,3 +166,13 @@ def test_set_participation_changes_only_the_owner_partstat():
             self_emails=frozenset({"x@example.com"}),
             participation_status="accepted",
         )
+
+
+def test_merge_desired_finds_the_master_whatever_space_surrounds_its_uid():
+    created = merge_desired(uid="u1", desired=desired(START)).ical
+    spaced = created.replace("UID:u1", "UID: u1 ")
+
+    merged = merge_desired(uid="u1", desired=desired(START, summary="Moved"), current=spaced)
+
+    masters = icalendar.Calendar.from_ical(merged.ical).walk("VEVENT")
+    assert len(masters) == 1 and str(masters[0]["SUMMARY"]) == "Moved"
