@@ -11,7 +11,6 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
@@ -211,18 +210,6 @@ def cronofy_exception_handler(exc, context):
     return response
 
 
-class CronofyJSONParser(JSONParser):
-    """DRF's JSON parser, but absurdly nested JSON (`[[[[…`) is a parse error like any other
-    malformed body (422 errors.invalid_json through `cronofy_exception_handler`): the json
-    module gives up with a RecursionError, which DRF would let through as a 500."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError as exc:
-            raise exceptions.ParseError("JSON parse error - nested too deeply") from exc
-
-
 class CronofyApiView(APIView):
     """Base of every /v1 view: token (or API key) auth, scopes, Cronofy error shapes.
 
@@ -241,16 +228,6 @@ class CronofyApiView(APIView):
         if self.allow_api_key:
             authenticators.append(ApiKeyAuthentication())
         return authenticators
-
-    def get_parsers(self):
-        # DEFAULT_PARSER_CLASSES as configured, with DRF's JSON parser made recursion-safe.
-        return [
-            CronofyJSONParser() if type(parser) is JSONParser else parser
-            for parser in super().get_parsers()
-        ]
-
-    def get_exception_handler(self):
-        return cronofy_exception_handler
 
     @property
     def caller(self) -> ApiCaller:
