@@ -25,7 +25,7 @@ from accounts.rest import (
     error_entry,
 )
 from calendars import serializers, services, writes
-from calendars.models import Calendar, Event
+from calendars.models import Calendar
 from calendars.options import EventPermissions
 from calendars.paging import InvalidPageToken, decode_page_token, encode_page_token
 from calendars.parsing import parse_bool
@@ -384,15 +384,12 @@ def change_participation_status(caller: ApiCaller, calendar_id: str, event_uid: 
     calendar = _calendar(caller, calendar_id)
     if not writes.is_clean_id(event_uid):
         raise exceptions.NotFound()
-    event = Event.objects.filter(calendar=calendar, event_uid=event_uid).first()
-    if event is None:
-        raise exceptions.NotFound()
-    event.calendar = calendar
     status = writes.parse_participation_status(body)
     _call(
         services.change_participation_status,
         application=caller.application,
-        event=event,
+        calendar=calendar,
+        event_uid=event_uid,
         status=status,
     )
 

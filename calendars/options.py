@@ -31,16 +31,18 @@ def account_emails(account: Account) -> frozenset[str]:
     return frozenset(emails)
 
 
-def _email(person) -> str:
+def person_email(person) -> str:
+    """An attendee's or organizer's address as every comparison uses it (stripped, lowercased;
+    empty for anything else)."""
     if isinstance(person, dict) and isinstance(person.get("email"), str):
         return person["email"].strip().lower()
     return ""
 
 
 def is_attendee_not_organizer(attendees, organizer, emails: frozenset[str]) -> bool:
-    if _email(organizer) in emails:
+    if person_email(organizer) in emails:
         return False
-    return any(_email(attendee) in emails for attendee in attendees or ())
+    return any(person_email(attendee) in emails for attendee in attendees or ())
 
 
 @dataclass(frozen=True)

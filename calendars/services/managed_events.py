@@ -22,7 +22,12 @@ from django.utils import timezone
 from accounts.ids import make_public_id
 from accounts.models import Account
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
-from calendars.options import account_emails, calendar_is_writable, is_attendee_not_organizer
+from calendars.options import (
+    account_emails,
+    calendar_is_writable,
+    is_attendee_not_organizer,
+    person_email,
+)
 from calendars.services.cache import record_changes
 from calendars.services.writes import trigger_reconciler_on_commit
 from calendars.types import EventData, ManagedEventContent
@@ -100,17 +105,14 @@ def event_fingerprint(event: Event) -> str:
 
 
 def _merge_attendees(current, invite, remove) -> list:
-    removed = {email.lower() for email, _ in remove}
-    attendees = [
-        a
-        for a in current or []
-        if isinstance(a, dict) and str(a.get("email", "")).lower() not in removed
-    ]
-    present = {str(a.get("email", "")).lower() for a in attendees}
+    removed = {email.strip().lower() for email, _ in remove}
+    attendees = [a for a in current or [] if isinstance(a, dict) and person_email(a) not in removed]
+    present = {person_email(a) for a in attendees}
     for email, name in invite:
-        if email.lower() not in present and email.lower() not in removed:
+        key = email.strip().lower()
+        if key not in present and key not in removed:
             attendees.append({"email": email, "display_name": name, "status": "needs_action"})
-            present.add(email.lower())
+            present.add(key)
     return attendees
 
 
@@ -220,21 +222,28 @@ def _record(
     return write
 
 
-def _external_event(calendar: Calendar, event_uid: str, *, allow_deleted=False) -> Event:
+def _event_by_uid(calendar: Calendar, event_uid: str, *, allow_deleted=False) -> Event:
+    """The calendar's event `event_uid`, if the API may write it at all (not part of a
+    recurring series). Raises EventNotFound, EventWriteError."""
     event = Event.objects.filter(calendar=calendar, event_uid=event_uid).first()
     if event is None or (event.is_deleted and not allow_deleted):
         raise EventNotFound("event_uid", "errors.not_found", "no such event in this calendar")
-    if event.event_id is not None:
-        raise EventWriteError(
-            "event_uid",
-            "errors.must_be_external_event_uid",
-            "event_uid names a managed event: use its event_id",
-        )
     if event.is_recurring or event.original_start is not None:
         raise EventWriteError(
             "event_uid",
             "errors.recurring_event_not_supported",
             "events of a recurring series cannot be changed through the API yet",
+        )
+    return event
+
+
+def _external_event(calendar: Calendar, event_uid: str, *, allow_deleted=False) -> Event:
+    event = _event_by_uid(calendar, event_uid, allow_deleted=allow_deleted)
+    if event.event_id is not None:
+        raise EventWriteError(
+            "event_uid",
+            "errors.must_be_external_event_uid",
+            "event_uid names a managed event: use its event_id",
         )
     return event
 
@@ -427,32 +436,23 @@ def delete_managed_events(
 
 
 def change_participation_status(
-    *, application, event: Event, status: str
+    *, application, calendar: Calendar, event_uid: str, status: str
 ) -> ManagedEventWrite | None:
     """Answer an invitation for the end-user (POST …/participation_status).
 
     `status` is accepted, tentative or declined. Allowed only where the event's
     options.change_participation_status would be true (calendars.options): an external,
     non-recurring event on a writable calendar whose attendees include the end-user, who is not
-    its organizer. Returns None when it repeats the newest write. Raises EventNotFound (deleted),
-    EventWriteError (`errors.participation_status_not_changeable`,
+    its organizer. Returns None when it repeats the newest write. Raises EventNotFound (unknown
+    or deleted), EventWriteError (`errors.participation_status_not_changeable`,
     `errors.recurring_event_not_supported` and the calendar errors), ProfileNotConnected.
     """
-    calendar = event.calendar
     _check_writable(calendar)
     desired = {"participation_status": status}
     now = timezone.now()
     with transaction.atomic():
         account = _lock_account(calendar.profile.account_id)
-        event = Event.objects.filter(pk=event.pk, is_deleted=False).first()
-        if event is None:
-            raise EventNotFound("event_uid", "errors.not_found", "no such event in this calendar")
-        if event.is_recurring or event.original_start is not None:
-            raise EventWriteError(
-                "event_uid",
-                "errors.recurring_event_not_supported",
-                "events of a recurring series cannot be changed through the API yet",
-            )
+        event = _event_by_uid(calendar, event_uid)
         emails = account_emails(account)
         if event.event_id is not None or not is_attendee_not_organizer(
             event.attendees, event.organizer, emails
@@ -466,10 +466,7 @@ def change_participation_status(
             return None
         event.participation_status = status
         event.attendees = [
-            {**a, "status": status}
-            if isinstance(a, dict) and str(a.get("email", "")).strip().lower() in emails
-            else a
-            for a in event.attendees
+            {**a, "status": status} if person_email(a) in emails else a for a in event.attendees
         ]
         event.fingerprint = event_fingerprint(event)
         event.save()
