@@ -235,6 +235,7 @@ class ChangeLogEntry(models.Model):
     changed_at = models.DateTimeField()
 
     class Meta:
+        verbose_name_plural = "change log entries"
         constraints = [
             models.UniqueConstraint(fields=["account", "sequence"], name="changelog_unique_seq")
         ]

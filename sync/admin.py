@@ -1,11 +1,25 @@
 from django.contrib import admin, messages
 
 from sync import services
-from sync.models import CalendarSyncState
+from sync.models import CalendarSyncState, ProfileSyncState
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Sync bookkeeping is written by the engine only: the admin shows it, never edits it
+    (no add, no delete, a view page without Save). Actions still run."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(CalendarSyncState)
-class CalendarSyncStateAdmin(admin.ModelAdmin):
+class CalendarSyncStateAdmin(ReadOnlyAdmin):
     """Where each calendar's sync stands: support staff look here first."""
 
     list_display = (
@@ -56,3 +70,18 @@ class CalendarSyncStateAdmin(admin.ModelAdmin):
             calendar_ids=list(queryset.values_list("calendar_id", flat=True))
         )
         self.message_user(request, f"{count} calendar sync(s) queued.", messages.SUCCESS)
+
+
+@admin.register(ProfileSyncState)
+class ProfileSyncStateAdmin(ReadOnlyAdmin):
+    """When each profile's calendar list was last refreshed."""
+
+    list_display = ("profile", "profile_status", "calendars_refreshed_at")
+    list_filter = ("profile__provider", "profile__status")
+    search_fields = ("profile__public_id", "profile__account__email")
+    list_select_related = ("profile",)
+    show_full_result_count = False
+
+    @admin.display(description="status")
+    def profile_status(self, obj: ProfileSyncState) -> str:
+        return obj.profile.status
