@@ -20,6 +20,9 @@ from accounts.models import Account, Profile
 @dataclass
 class ReencryptionReport:
     model: str
+    fields: tuple[str, ...] = ()
+    # Rows in the table when its pass started; `scanned` counts up to it as batches commit.
+    total: int = 0
     scanned: int = 0
     reencrypted: int = 0
 
@@ -32,6 +35,7 @@ def reencrypt_secrets(
     Works on the raw ciphertext (the plaintext never leaves the crypto module), one batch per
     transaction, and skips values already under the primary key: an interrupted run is
     resumed by running it again. Raises crypto.DecryptionError if a value fits no key.
+    `on_batch` is called with the model's running report after each committed batch.
     """
     reports = []
     for model in apps.get_models():
@@ -42,13 +46,16 @@ def reencrypt_secrets(
 
 
 def _reencrypt_model(model, fields, batch_size, on_batch) -> ReencryptionReport:
-    report = ReencryptionReport(model=model._meta.label)
+    report = ReencryptionReport(model=model._meta.label, fields=tuple(f.name for f in fields))
     quote = connection.ops.quote_name
     table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
     columns = [quote(f.column) for f in fields]
     select = (
         f"SELECT {pk}, {', '.join(columns)} FROM {table} WHERE {pk} > %s ORDER BY {pk} LIMIT %s"  # noqa: S608 (quoted identifiers from model metadata)
     )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 (quoted identifier)
+        (report.total,) = cursor.fetchone()
     last_pk = 0
     while True:
         with transaction.atomic(), connection.cursor() as cursor:

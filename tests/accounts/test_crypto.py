@@ -1,3 +1,5 @@
+import io
+
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import call_command
@@ -93,7 +95,7 @@ def test_key_rotation_interrupted_midway_resumes(db, settings, monkeypatch):
     )
 
 
-# --- U2: a ciphertext is bound to its row ---
+# --- a ciphertext is bound to its row ---
 def test_credentials_swapped_between_two_profiles_do_not_decrypt(db):
     alice = make_profile(credentials={"password": "alice-pw"})
     bob = make_profile(credentials={"password": "bob-pw"})
@@ -141,3 +143,30 @@ def test_bound_fields_refuse_queryset_update(db):
     profile = make_profile(credentials={"token": "t-1"})
     with pytest.raises(ValueError, match="bound to its row"):
         Profile.objects.filter(pk=profile.pk).update(credentials={"token": "t-2"})
+
+
+def test_rotate_encryption_keys_prints_progress_per_batch_and_a_summary(db, settings):
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.ENCRYPTION_KEYS = [old_key]
+    for i in range(7):
+        make_profile(credentials={"n": i})
+    settings.ENCRYPTION_KEYS = [new_key, old_key]
+
+    out = io.StringIO()
+    call_command("rotate_encryption_keys", batch_size=3, stdout=out)
+
+    lines = out.getvalue().splitlines()
+    progress = [line for line in lines if "rows done" in line]
+    assert progress == [
+        "accounts.Profile.credentials: 3/7 rows done, 3 re-encrypted",
+        "accounts.Profile.credentials: 6/7 rows done, 6 re-encrypted",
+        "accounts.Profile.credentials: 7/7 rows done, 7 re-encrypted",
+    ]
+    assert "accounts.Profile.credentials: 7 re-encrypted of 7 rows" in lines
+    assert "accounts.ApplicationSecret.secret: 0 re-encrypted of 0 rows" in lines
+    assert lines[-1] == "Done: 7 row(s) re-encrypted of 7 scanned in 2 model(s)."
+
+    again = io.StringIO()
+    call_command("rotate_encryption_keys", batch_size=5, stdout=again)
+    assert "accounts.Profile.credentials: 5/7 rows done, 0 re-encrypted" in again.getvalue()
+    assert again.getvalue().splitlines()[-1].startswith("Done: 0 row(s) re-encrypted of 7")
