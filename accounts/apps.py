@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.signals import got_request_exception
 from django.db.models.signals import post_migrate
 
 
@@ -7,6 +8,8 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         # Connecting a signal touches no database; the handler runs after `migrate`.
+        from accounts.errors import remember_exception
         from accounts.support import grant_support_view_permissions
 
         post_migrate.connect(grant_support_view_permissions, dispatch_uid="support_group_perms")
+        got_request_exception.connect(remember_exception, dispatch_uid="api_error_exception")

@@ -2,7 +2,7 @@
 
 Callers authenticate with `Authorization: Bearer <token>` where the token is either an end-user
 access token issued by our OAuth provider, or (for the endpoints that accept it) one of an
-application's client secrets used as an API key (cronofy-api.md §1.1).
+application's client secrets used as an API key (docs/api.md, Credentials).
 """
 
 from dataclasses import dataclass
@@ -134,7 +134,7 @@ class InsufficientScope(exceptions.PermissionDenied):
 
 
 class ProfileLocked(exceptions.APIException):
-    """423: the profile (or account) cannot be written to, e.g. it is disconnected (§4)."""
+    """423: the profile (or account) cannot be written to, e.g. it is disconnected."""
 
     status_code = 423
     default_detail = "profile_locked"
@@ -181,7 +181,7 @@ def _drf_errors_to_cronofy(detail, prefix: str = "") -> dict[str, list[dict[str,
 
 
 def cronofy_exception_handler(exc, context):
-    """Map DRF exceptions to Cronofy's status codes and bodies (cronofy-api.md §1.6, §4)."""
+    """Map DRF exceptions to Cronofy's status codes and bodies (docs/api.md, Errors)."""
     if isinstance(exc, CronofyValidationError):
         return Response({"errors": exc.errors}, status=422)
     if isinstance(exc, exceptions.ValidationError):
@@ -201,19 +201,22 @@ def cronofy_exception_handler(exc, context):
     elif isinstance(exc, InsufficientScope):
         response["WWW-Authenticate"] = f'{REALM}, error="insufficient_scope"'
         response.data = {"error": "insufficient_scope"}
-    elif isinstance(exc, exceptions.NotFound):
+    elif response.status_code == 404:  # NotFound, and Django's Http404 that DRF converts
         response.data = {"error": "not_found"}
     elif isinstance(exc, ProfileLocked):
         response.data = {"error": "profile_locked"}
     elif isinstance(exc, exceptions.Throttled):
         response.data = {"error": "too_many_requests"}
+    elif isinstance(response.data, dict) and "detail" in response.data:
+        # Every other DRF error (405, 406, 415…) in the same {"error": code} shape.
+        response.data = {"error": getattr(response.data["detail"], "code", "error")}
     return response
 
 
 class CronofyApiView(APIView):
     """Base of every /v1 view: token (or API key) auth, scopes, Cronofy error shapes.
 
-    Subclasses set `required_scopes`; set `allow_api_key = True` where §1.1 accepts the
+    Subclasses set `required_scopes`; set `allow_api_key = True` where Cronofy accepts the
     application's client secret as well.
     """
 

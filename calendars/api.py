@@ -1,5 +1,5 @@
 """/v1/calendars, /v1/events and /v1/free_busy with their page links, and the event writes:
-upsert, delete, bulk delete, participation status and /v1/batch (cronofy-api.md §2.4–§3)."""
+upsert, delete, bulk delete, participation status and /v1/batch (docs/api.md)."""
 
 import logging
 import re
@@ -13,6 +13,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from accounts import scopes
+from accounts.errors import is_transient_database_error
 from accounts.links import absolute_url
 from accounts.models import Profile
 from accounts.rest import (
@@ -80,7 +81,7 @@ class CalendarListView(CronofyApiView):
                 application=self.caller.application,
             )
         except services.DuplicateCalendarName as exc:
-            # pycronofy reads errors.name[0].key: this exact shape (§2.4).
+            # pycronofy reads errors.name[0].key: this exact shape.
             raise CronofyValidationError(
                 {"name": [error_entry("errors.duplicate_calendar_name", str(exc))]}
             ) from exc
@@ -138,7 +139,7 @@ class _PagedReadView(CronofyApiView):
         if self.kind == "free_busy":
             return frozenset({scopes.READ_FREE_BUSY})
         if self._only_managed(request):
-            return frozenset()  # reading one's own managed events needs no read_events (§1.5)
+            return frozenset()  # reading one's own managed events needs no read_events
         return frozenset({scopes.READ_EVENTS})
 
     def _only_managed(self, request) -> bool:
@@ -199,7 +200,7 @@ _PAGE_DOC = (
 
 
 class EventListView(_PagedReadView):
-    """GET reads events; DELETE deletes the caller's managed events in bulk (§2.8)."""
+    """GET reads events; DELETE deletes the caller's managed events in bulk."""
 
     kind = "events"
     page_url_name = "api_events_page"
@@ -395,7 +396,7 @@ def change_participation_status(caller: ApiCaller, calendar_id: str, event_uid: 
 
 
 class CalendarEventsView(CronofyApiView):
-    """POST upserts an event (202), DELETE deletes one (202), §2.7 and §2.8."""
+    """POST upserts an event (202), DELETE deletes one (202)."""
 
     def get_required_scopes(self, request):
         if request.method == "DELETE":
@@ -430,7 +431,7 @@ class CalendarEventsView(CronofyApiView):
 
 
 class ParticipationStatusView(CronofyApiView):
-    """POST answers an invitation for the end-user (202), §2.9."""
+    """POST answers an invitation for the end-user (202)."""
 
     required_scopes = frozenset({scopes.CHANGE_PARTICIPATION_STATUS})
 
@@ -497,15 +498,20 @@ def _batch_result(caller: ApiCaller, request, context: dict) -> dict:
         if response.data:
             entry["data"] = response.data
         return entry
-    except Exception:
+    except Exception as exc:
         # One broken entry must not lose the answers of the others (they are committed).
+        if is_transient_database_error(exc):
+            logger.warning("batch entry: database busy (503): %s", exc)
+            return {"status": 503, "data": {"error": "temporarily_unavailable"}}
         logger.exception("batch entry failed")
-        return {"status": 500, "data": {"error": "internal_error"}}
+        return {"status": 500, "data": {"error": "server_error"}}
     return {"status": 202}
 
 
 class BatchView(CronofyApiView):
-    """POST /v1/batch (§2.13): event writes run one by one, each in its own transaction.
+    """POST /v1/batch: event writes run one by one, each in its own transaction.
+
+    See docs/api.md, Batch.
 
     207 with one entry per request, in order; a success is exactly {"status": 202}. Scopes are
     checked per entry (403 entry), so the batch itself needs only a valid token.
