@@ -77,6 +77,12 @@ class ApplyResult:
     def changed(self) -> int:
         return self.created + self.updated + self.deleted
 
+    def add(self, other: "ApplyResult") -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.deleted += other.deleted
+        self.unchanged += other.unchanged
+
 
 @dataclass(frozen=True)
 class CalendarData:

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "oauth2_provider",
     "social_django",
     "django_q",
@@ -86,6 +87,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that it also sees what escapes the other layers: JSON errors under /v1, /oauth.
+    "accounts.errors.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -123,8 +126,21 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     (BASE_DIR / "var").mkdir(exist_ok=True)
-    # The web server and the worker share the file: wait for each other's write locks.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # The web server and the worker share one file (docs/operations.md, "SQLite"):
+    # - WAL: readers never wait for the writer, nor the writer for readers;
+    # - BEGIN IMMEDIATE: a transaction takes the write lock when it starts. A deferred one that
+    #   reads first and then writes fails at once with "database is locked" when another
+    #   writer holds the lock (SQLite cannot wait there without risking a deadlock), so the
+    #   busy timeout only helps immediate transactions;
+    # - the busy timeout: how long a writer waits for the lock (sync writes are batched so
+    #   that nobody waits more than a fraction of a second).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env_int("SQLITE_BUSY_TIMEOUT_SECONDS", 20),
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -197,13 +213,17 @@ SPECTACULAR_SETTINGS = {
         "ParticipationStatusEnum": "calendars.serializers.PARTICIPATION_STATUSES",
         "EventStatusEnum": "calendars.serializers.EVENT_STATUSES",
     },
+    # /v1/docs serves Swagger UI from our static files (drf-spectacular-sidecar), not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Per-application API rate limits (Cronofy's defaults).
 API_RATE_LIMIT_PER_SECOND = env_int("API_RATE_LIMIT_PER_SECOND", 50)
 API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 500)
 
-# OAuth 2.0 provider to integrators (django-oauth-toolkit). See reliability.md §1.3.
+# OAuth 2.0 provider to integrators (django-oauth-toolkit). See docs/api.md, "OAuth security".
 OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
@@ -273,7 +293,7 @@ PUSH_RESPONSE_BODY_LIMIT = env_int("PUSH_RESPONSE_BODY_LIMIT", 4096)
 # The scheduled pump relays and dispatches for this long per run, polling at this interval.
 PUSH_PUMP_SECONDS = env_int("PUSH_PUMP_SECONDS", 55)
 PUSH_POLL_INTERVAL_SECONDS = env_int("PUSH_POLL_INTERVAL_SECONDS", 1)
-# Delivery attempts and finished notifications are purged after this many days (P4).
+# Delivery attempts and finished notifications are purged after this many days.
 PUSH_RETENTION_DAYS = env_int("PUSH_RETENTION_DAYS", 30)
 # Enqueue a dispatch task right after a transaction that created notifications commits.
 PUSH_ENQUEUE_ON_COMMIT = env_bool("PUSH_ENQUEUE_ON_COMMIT", True)
@@ -284,7 +304,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django-q2 logs every task start, enqueue and scheduler run at INFO.
+        "django-q": {"level": env_str("Q_LOG_LEVEL", "WARNING")},
+    },
 }
 
 # Kept at django-oauth-toolkit's default model; named here so apps can reference it.

@@ -6,6 +6,7 @@ looks it up (`sync.services.engine`).
 """
 
 from sync.services.engine import (
+    APPLY_BATCH_EVENTS,
     CLAIM_SECONDS,
     JITTER,
     LEASE_SECONDS,
@@ -32,6 +33,7 @@ from sync.services.writes import (
 )
 
 __all__ = [
+    "APPLY_BATCH_EVENTS",
     "CLAIM_SECONDS",
     "JITTER",
     "LEASE_SECONDS",

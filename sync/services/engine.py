@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from accounts import services as account_services
+from accounts.errors import is_transient_database_error
 from accounts.models import Account, Profile
 from calendars import services as calendar_services
 from calendars.models import Calendar, Event, ManagedEventWrite
@@ -176,10 +177,9 @@ def store_connected_profile(
             calendars = list(profile.calendars.filter(is_deleted=False))
         else:
             calendars = _store_calendar_list(profile, provider_calendars)
-        # A relink resumes polling now, with a clean failure count.
-        CalendarSyncState.objects.filter(calendar__in=calendars).update(
-            next_poll_at=timezone.now(), consecutive_failures=0, last_error="", last_error_class=""
-        )
+        # A relink resumes polling now. The failure record stays (what went wrong and when)
+        # until the next successful sync: a relink alone does not prove anything was fixed.
+        CalendarSyncState.objects.filter(calendar__in=calendars).update(next_poll_at=timezone.now())
         for calendar in calendars:
             transaction.on_commit(lambda pk=calendar.pk: _enqueue_sync(pk))
         # Writes kept pending while the profile was disconnected are due again now.
@@ -255,6 +255,14 @@ def _maybe_refresh_calendars(profile: Profile, now: datetime) -> None:
 
 
 # --- syncing one calendar ---
+# Provider data is applied in write transactions of at most this many events, so that on
+# SQLite (one writer at a time) no API request waits for a sync for more than a moment; the
+# cursor is saved with the last batch.
+APPLY_BATCH_EVENTS = 250
+
+Progress = Callable[[int, int], None]  # (events applied so far, events to apply)
+
+
 @dataclass
 class SyncOutcome:
     calendar_id: int
@@ -264,26 +272,39 @@ class SyncOutcome:
     error: str = ""
     skipped_resources: int = 0
 
+    @property
+    def fetched(self) -> int:
+        """Events the provider reported: every one was created, updated or left unchanged."""
+        r = self.result
+        return r.created + r.updated + r.unchanged
+
     def __str__(self) -> str:
         if self.status in ("synced", "unchanged"):
             r = self.result
             kind = "full" if self.full else "incremental"
-            return (
+            text = (
                 f"{self.status} ({kind}): {r.created} created, {r.updated} updated, "
-                f"{r.deleted} deleted, {r.unchanged} unchanged"
+                f"{r.unchanged} unchanged of {self.fetched} fetched; {r.deleted} deleted"
             )
+            if self.skipped_resources:
+                text += f"; {self.skipped_resources} unreadable resources kept as they were"
+            return text
         return f"{self.status}: {self.error}"
 
 
-def sync_calendar(*, calendar_id: int, full: bool = False) -> SyncOutcome:
+def sync_calendar(
+    *, calendar_id: int, full: bool = False, progress: Progress | None = None
+) -> SyncOutcome:
     """Bring one calendar's cache up to date with its provider. Idempotent; single-flight.
 
     Takes a lease on the calendar by conditional UPDATE (a second sync of the same calendar
     returns `skipped`); fetches changes since the stored cursor (a full fetch when there is
     none, when `full`, when the window rolled to a new day, or when the provider rejects the
-    cursor — mark-and-sweep, the cache is never blanked); applies them and stores the new cursor
-    in one transaction. Provider errors are recorded on the sync state and decide the next
-    poll (backoff, Retry-After) or disconnect the profile (auth failure); they are not raised.
+    cursor — mark-and-sweep, the cache is never blanked); applies them in batches of
+    APPLY_BATCH_EVENTS and stores the new cursor with the last one. `progress(done, total)` is
+    called after each batch. Every failure — provider error, database error or a bug — is
+    recorded on the sync state and decides the next poll (backoff, Retry-After) or disconnects
+    the profile (auth failure); none is raised.
     """
     now = timezone.now()
     CalendarSyncState.objects.get_or_create(calendar_id=calendar_id, defaults={"next_poll_at": now})
@@ -300,14 +321,32 @@ def sync_calendar(*, calendar_id: int, full: bool = False) -> SyncOutcome:
     if not leased:
         return SyncOutcome(calendar_id, "skipped", error="another sync of it is running")
     try:
-        return _sync_leased(calendar_id, token, full)
+        return _sync_leased(calendar_id, token, full, progress)
+    except Exception as exc:  # noqa: BLE001 - recorded where support staff look, not lost
+        return _record_failure(calendar_id, exc, token)
     finally:
         CalendarSyncState.objects.filter(calendar_id=calendar_id, lock_token=token).update(
             locked_until=None, lock_token=""
         )
 
 
-def _sync_leased(calendar_id: int, token: str, full: bool) -> SyncOutcome:
+class LeaseLost(Exception):
+    """Another sync took the calendar over (our lease lapsed); stop writing."""
+
+
+def _hold_lease(state: CalendarSyncState, token: str) -> CalendarSyncState:
+    """Inside a write transaction: the state row, locked, while the lease is still ours."""
+    locked = (
+        CalendarSyncState.objects.select_for_update().filter(pk=state.pk, lock_token=token).first()
+    )
+    if locked is None:
+        raise LeaseLost
+    return locked
+
+
+def _sync_leased(
+    calendar_id: int, token: str, full: bool, progress: Progress | None
+) -> SyncOutcome:
     state = CalendarSyncState.objects.select_related("calendar__profile__account").get(
         calendar_id=calendar_id
     )
@@ -319,73 +358,72 @@ def _sync_leased(calendar_id: int, token: str, full: bool) -> SyncOutcome:
     window = current_window(now)
     window_rolled = state.window_start != window.start.date()
     full = full or not state.cursor or window_rolled
+    provider = build_provider(profile.provider, profile.credentials)
+
+    def known_etags() -> dict[str, str]:
+        return dict(SyncedResource.objects.filter(calendar=calendar).values_list("href", "etag"))
+
     try:
-        provider = build_provider(profile.provider, profile.credentials)
-
-        def known_etags() -> dict[str, str]:
-            return dict(
-                SyncedResource.objects.filter(calendar=calendar).values_list("href", "etag")
-            )
-
-        try:
-            changes = provider.fetch_changes(
-                calendar.provider_calendar_id,
-                None if full else state.cursor,
-                known_ctag="" if full else state.ctag,
-                known_etags=known_etags,
-            )
-        except base.CursorInvalid:
-            # Routine (Google/Graph/CalDAV all do it): resync by mark-and-sweep.
-            log.info("cursor of %s rejected: full resync", calendar.public_id)
-            full = True
-            changes = provider.fetch_changes(
-                calendar.provider_calendar_id, None, known_etags=known_etags
-            )
-    except base.ProviderError as exc:
-        return _record_failure(state, exc, token)
+        changes = provider.fetch_changes(
+            calendar.provider_calendar_id,
+            None if full else state.cursor,
+            known_ctag="" if full else state.ctag,
+            known_etags=known_etags,
+        )
+    except base.CursorInvalid:
+        # Routine (Google/Graph/CalDAV all do it): resync by mark-and-sweep.
+        log.info("cursor of %s rejected: full resync", calendar.public_id)
+        full = True
+        changes = provider.fetch_changes(
+            calendar.provider_calendar_id, None, known_etags=known_etags
+        )
 
     outcome = SyncOutcome(calendar_id, "unchanged" if changes.unchanged else "synced", full=full)
-    with transaction.atomic():
-        # The cursor is saved only with the data it covers, and only while we hold the lease.
-        locked = (
-            CalendarSyncState.objects.select_for_update()
-            .filter(pk=state.pk, lock_token=token)
-            .first()
+    plan = None
+    if not changes.unchanged:
+        plan = _plan_changes(
+            calendar=calendar, changes=changes, window=window, reuse_unchanged=not window_rolled
         )
-        if locked is None:
-            return SyncOutcome(calendar_id, "skipped", error="lease lost")
-        if not changes.unchanged:
-            outcome.result, outcome.skipped_resources = _apply_changes(
-                calendar=calendar,
-                changes=changes,
-                window=window,
-                reuse_unchanged=not window_rolled,
-                snapshot_taken_at=now,
-            )
-        done = timezone.now()
-        locked.cursor = changes.cursor
-        locked.ctag = changes.ctag
-        locked.window_start = window.start.date()
-        locked.last_synced_at = done
-        locked.last_error = locked.last_error_class = ""
-        locked.consecutive_failures = 0
-        locked.next_poll_at = done + _poll_delay(settings.SYNC_POLL_INTERVAL_SECONDS)
-        locked.save(
-            update_fields=[
-                "cursor",
-                "ctag",
-                "window_start",
-                "last_synced_at",
-                "last_error",
-                "last_error_class",
-                "consecutive_failures",
-                "next_poll_at",
-                "updated_at",
-            ]
-        )
-        _complete_initial_sync_if_done(profile)
+        outcome.skipped_resources = plan.skipped
+        outcome.result.unchanged = plan.kept_events
+    try:
+        if plan is not None:
+            _apply_plan(calendar, plan, state, token, outcome.result, now, progress)
+        with transaction.atomic():
+            # The cursor is saved only with the data it covers, and only while we hold the lease.
+            locked = _hold_lease(state, token)
+            if plan is not None:
+                _store_resource_map(calendar, plan.stored, plan.new_map, plan.gone_hrefs)
+            _save_success(locked, changes, window)
+            _complete_initial_sync_if_done(profile)
+    except LeaseLost:
+        return SyncOutcome(calendar_id, "skipped", error="lease lost")
     _maybe_refresh_calendars(profile, now)
     return outcome
+
+
+def _save_success(locked: CalendarSyncState, changes: base.ChangeSet, window: Window) -> None:
+    done = timezone.now()
+    locked.cursor = changes.cursor
+    locked.ctag = changes.ctag
+    locked.window_start = window.start.date()
+    locked.last_synced_at = done
+    locked.last_error = locked.last_error_class = ""
+    locked.consecutive_failures = 0
+    locked.next_poll_at = done + _poll_delay(settings.SYNC_POLL_INTERVAL_SECONDS)
+    locked.save(
+        update_fields=[
+            "cursor",
+            "ctag",
+            "window_start",
+            "last_synced_at",
+            "last_error",
+            "last_error_class",
+            "consecutive_failures",
+            "next_poll_at",
+            "updated_at",
+        ]
+    )
 
 
 def _self_emails(calendar: Calendar) -> frozenset[str]:
@@ -396,18 +434,63 @@ def _self_emails(calendar: Calendar) -> frozenset[str]:
     return frozenset(e.lower() for e in emails if e and "@" in e)
 
 
-def _apply_changes(
-    *,
+@dataclass
+class ChangePlan:
+    """What a change set does to the cache, worked out before anything is written."""
+
+    upserts: list[EventData]
+    deletions: list[EventIdentity]
+    stored: dict[str, SyncedResource]  # the resource map as it was
+    new_map: dict[str, tuple[str, list[str]]]  # href -> (etag, uids) of re-read resources
+    gone_hrefs: set[str]
+    skipped: int  # unparseable resources (kept as they were)
+    kept_events: int  # cached events of resources a full sync found unchanged (same etag)
+
+
+def _apply_plan(
     calendar: Calendar,
-    changes: base.ChangeSet,
-    window: Window,
-    reuse_unchanged: bool,
-    snapshot_taken_at: datetime | None = None,
-) -> tuple[ApplyResult, int]:
-    """Turn a ChangeSet into event upserts/tombstones and resource-map updates (caller's
-    transaction). Returns the apply result and the number of unparseable resources.
+    plan: ChangePlan,
+    state: CalendarSyncState,
+    token: str,
+    result: ApplyResult,
+    snapshot_taken_at: datetime,
+    progress: Progress | None,
+) -> None:
+    """Apply the plan's upserts, then its deletions, one short transaction per batch.
+
+    A crash between batches loses nothing: the cursor is not saved yet, so the next sync
+    fetches the same changes again, and what was already applied compares as unchanged.
     `snapshot_taken_at`: when the provider was asked; events an API write changed at the
     provider after that are newer than the snapshot and are left alone."""
+    total = len(plan.upserts) + len(plan.deletions)
+    batches = [
+        (plan.upserts[i : i + APPLY_BATCH_EVENTS], [])
+        for i in range(0, len(plan.upserts), APPLY_BATCH_EVENTS)
+    ] + [
+        ([], plan.deletions[i : i + APPLY_BATCH_EVENTS])
+        for i in range(0, len(plan.deletions), APPLY_BATCH_EVENTS)
+    ]
+    done = 0
+    for upserts, deletions in batches:
+        with transaction.atomic():
+            _hold_lease(state, token)
+            result.add(
+                calendar_services.apply_provider_events(
+                    calendar=calendar,
+                    upserts=upserts,
+                    deletions=deletions,
+                    writes_done_since=snapshot_taken_at,
+                )
+            )
+        done += len(upserts) + len(deletions)
+        if progress is not None:
+            progress(done, total)
+
+
+def _plan_changes(
+    *, calendar: Calendar, changes: base.ChangeSet, window: Window, reuse_unchanged: bool
+) -> ChangePlan:
+    """Turn a ChangeSet into event upserts, tombstones and resource-map updates (reads only)."""
     account = calendar.profile.account
     default_tzid = changes.default_tzid or account.default_tzid or "Etc/UTC"
     self_emails = _self_emails(calendar)
@@ -464,17 +547,18 @@ def _apply_changes(
         if href in stored:
             affected_uids.update(stored[href].uids)
 
-    deletions = _stale_identities(
+    deletions, kept_events = _stale_identities(
         calendar, affected_uids, set(upserts), window, sweep_all=changes.is_full, kept=kept_uids
     )
-    result = calendar_services.apply_provider_events(
-        calendar=calendar,
+    return ChangePlan(
         upserts=list(upserts.values()),
         deletions=deletions,
-        writes_done_since=snapshot_taken_at,
+        stored=stored,
+        new_map=new_map,
+        gone_hrefs=gone_hrefs,
+        skipped=skipped,
+        kept_events=kept_events,
     )
-    _store_resource_map(calendar, stored, new_map, gone_hrefs)
-    return result, skipped
 
 
 def _stored_resources(calendar: Calendar, hrefs: set[str]) -> dict[str, SyncedResource]:
@@ -496,10 +580,11 @@ def _stale_identities(
     *,
     sweep_all: bool,
     kept: set[str],
-) -> list[EventIdentity]:
+) -> tuple[list[EventIdentity], int]:
     """Live cached events of `uids` (or, for a full sync, of the whole calendar except the
-    `kept` UIDs) that the provider no longer produces. Instances that merely aged out of the
-    window (original start before it) are left alone: they did not change."""
+    `kept` UIDs) that the provider no longer produces, and how many live events the `kept`
+    UIDs hold. Instances that merely aged out of the window (original start before it) are
+    left alone: they did not change."""
     live = Event.objects.filter(calendar=calendar, is_deleted=False)
     if sweep_all:
         rows = live.values_list("provider_key", "original_start")
@@ -513,14 +598,18 @@ def _stale_identities(
                 )
             )
     stale = []
+    kept_events = 0
     for key, original_start in rows:
         identity = EventIdentity(key, original_start)
-        if identity in fresh or (sweep_all and key in kept and key not in uids):
+        if identity in fresh:
+            continue
+        if sweep_all and key in kept and key not in uids:
+            kept_events += 1
             continue
         if original_start is not None and original_start < window.start:
             continue
         stale.append(identity)
-    return stale
+    return stale, kept_events
 
 
 def _store_resource_map(calendar, stored, new_map, gone_hrefs) -> None:
@@ -555,9 +644,14 @@ def _complete_initial_sync_if_done(profile: Profile) -> None:
             _on_initial_sync_completed(profile)
 
 
-def _record_failure(state: CalendarSyncState, exc: base.ProviderError, token: str) -> SyncOutcome:
-    """Record a failed sync: backoff (or Retry-After), or disconnect on an auth failure.
-    The cursor and the cached data are left as they were: nothing is lost."""
+def _record_failure(calendar_id: int, exc: Exception, token: str) -> SyncOutcome:
+    """Record a failed sync on its state: when, what, and the next poll (exponential backoff,
+    or Retry-After); disconnect the profile on an auth failure. The cursor and the cached data
+    are left as they were: nothing is lost. Logged once: one line for a provider error or a
+    busy database, the traceback for anything else (a bug)."""
+    state = CalendarSyncState.objects.select_related("calendar__profile").get(
+        calendar_id=calendar_id
+    )
     now = timezone.now()
     failures = state.consecutive_failures + 1
     interval = settings.SYNC_POLL_INTERVAL_SECONDS
@@ -566,15 +660,20 @@ def _record_failure(state: CalendarSyncState, exc: base.ProviderError, token: st
         delay = max(delay, exc.retry_after)
     with transaction.atomic():
         CalendarSyncState.objects.filter(pk=state.pk, lock_token=token).update(
-            last_error=str(exc)[:1000],
+            last_error=str(exc)[:1000] or type(exc).__name__,
             last_error_class=type(exc).__name__,
+            last_error_at=now,
             consecutive_failures=failures,
             next_poll_at=now + _poll_delay(delay),
         )
         if isinstance(exc, base.AuthExpired):
             _disconnect_profile(state.calendar.profile, reason=str(exc)[:255])
-    log.warning("sync of %s failed (%s): %s", state.calendar.public_id, type(exc).__name__, exc)
-    return SyncOutcome(state.calendar_id, "failed", error=f"{type(exc).__name__}: {exc}")
+    name = state.calendar.public_id
+    if isinstance(exc, base.ProviderError) or is_transient_database_error(exc):
+        log.warning("sync of %s failed (%s): %s", name, type(exc).__name__, exc)
+    else:
+        log.error("sync of %s failed", name, exc_info=(type(exc), exc, exc.__traceback__))
+    return SyncOutcome(calendar_id, "failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def _disconnect_profile(profile: Profile, *, reason: str) -> None:

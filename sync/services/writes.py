@@ -448,7 +448,7 @@ def _apply_resource(
     (caller's transaction). `application`: whose write produced it (None: the provider's
     own edit)."""
     uids, events = _normalized(calendar, href, etag, ical)
-    deletions = _stale_identities(
+    deletions, _ = _stale_identities(
         calendar,
         set(uids),
         {e.identity for e in events},

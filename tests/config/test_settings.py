@@ -1,3 +1,4 @@
+import logging
 import os
 import subprocess
 import sys
@@ -41,3 +42,29 @@ def test_settings_missing_production_value_names_it(missing):
 
 def test_settings_development_defaults_need_nothing():
     assert load_settings({"DEBUG": "true"}).returncode == 0
+
+
+def test_settings_django_q_logger_stays_quiet_at_info_but_shows_warnings():
+    # django-q2's idle chatter (task started, enqueued, scheduler runs) is INFO.
+    logger = logging.getLogger("django-q")
+    assert not logger.isEnabledFor(logging.INFO)
+    assert logger.isEnabledFor(logging.WARNING)
+    assert logger.isEnabledFor(logging.ERROR)
+
+
+def test_settings_q_log_level_sets_the_django_q_logger_level():
+    script = (
+        "import django, logging; django.setup(); "
+        "print(logging.getLevelName(logging.getLogger('django-q').getEffectiveLevel()))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", "Q_LOG_LEVEL": "DEBUG"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "DEBUG"

@@ -35,8 +35,20 @@ class Command(BaseCommand):
                 if not calendars:
                     raise CommandError(f"no calendar {public_id}")
             for calendar in calendars:
-                outcome = services.sync_calendar(calendar_id=calendar.pk, full=full)
+                self.stdout.write(f"{calendar.public_id} {calendar.name}: syncing…")
+                outcome = services.sync_calendar(
+                    calendar_id=calendar.pk, full=full, progress=self._progress(calendar)
+                )
                 failed = failed or outcome.status == "failed"
                 self.stdout.write(f"{calendar.public_id} {calendar.name}: {outcome}")
         if failed:
             raise CommandError("some calendars failed to sync")
+
+    def _progress(self, calendar: Calendar):
+        """Prints how far a long sync has got (every batch of events it applies)."""
+
+        def report(done: int, total: int) -> None:
+            if total > services.APPLY_BATCH_EVENTS:
+                self.stdout.write(f"{calendar.public_id}: applied {done}/{total} changes")
+
+        return report

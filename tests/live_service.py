@@ -1,0 +1,134 @@
+"""The whole service as a newcomer runs it: `manage.py serve` (web server + django-q2 worker) in
+its own processes, on a database of its own (a temporary SQLite file, or a throw-away
+PostgreSQL database when DATABASE_URL points at PostgreSQL).
+
+Tests talk to it over real HTTP and inspect its database with `manage.py shell`, never through
+the test process's own connection (the service must see committed data only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from tests.radicale import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def throwaway_postgres_url(base_url: str) -> str:
+    """Create an empty database next to the one `base_url` names; returns its URL."""
+    import psycopg
+
+    name = f"calsync_live_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_with_database(base_url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return _with_database(base_url, name)
+
+
+def drop_postgres_database(url: str) -> None:
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(_with_database(url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+@dataclass
+class LiveService:
+    database_url: str
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    env_overrides: dict = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "serve.log"
+
+    def env(self) -> dict:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("DJANGO_", "PYTEST_")) and key not in ("REDIS_URL",)
+        }
+        env.update(
+            DATABASE_URL=self.database_url,
+            DJANGO_SETTINGS_MODULE="config.settings",
+            PYTHONUNBUFFERED="1",
+            **self.env_overrides,
+        )
+        return env
+
+    def start(self, timeout: float = 120) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--no-radicale", "--port", str(self.port)],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=self.log_path.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() ends every child
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve exited early:\n{self.log()}")
+            try:
+                if requests.get(f"{self.url}/connect/", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"serve did not answer within {timeout} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def manage(self, *args: str, timeout: float = 120) -> str:
+        """Run a management command against the service's database; returns its stdout."""
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def shell_json(self, code: str, timeout: float = 120):
+        """Run Python in `manage.py shell` that prints one JSON document; returns it."""
+        output = self.manage("shell", "-c", code, timeout=timeout)
+        return json.loads(output.strip().splitlines()[-1])
