@@ -1,4 +1,7 @@
-"""/v1/account, /v1/userinfo, /v1/profiles, /v1/profiles/{id}/revoke (cronofy-api.md §2.1-2.3)."""
+"""/v1/account, /v1/userinfo, /v1/profiles, /v1/profiles/{id}/revoke.
+
+See docs/api.md, "Account and profiles".
+"""
 
 from django.http import Http404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -51,7 +54,7 @@ class AccountView(CronofyApiView):
 
 
 class UserinfoView(CronofyApiView):
-    # Any valid token may read who it acts for (cronofy-api.md §1.5).
+    # Any valid token may read who it acts for (docs/api.md, Scopes).
 
     @extend_schema(
         operation_id="userinfo", responses=serializers.UserinfoResponseSerializer, tags=["account"]

@@ -3,8 +3,7 @@
 A ciphertext is bound to its column (the purpose "app_label.Model.field") and, with `bind_to`,
 to its row: the value of an immutable field of the row that exists before the first save
 (a public id, a checksum) is part of the purpose. A ciphertext copied into another column or
-another row then fails to decrypt instead of handing one user's secret to another
-(reliability.md U2).
+another row then fails to decrypt instead of handing one user's secret to another.
 
 Bound fields decrypt on first attribute access, because `from_db_value` does not know the row,
 and encrypt in `pre_save`, which does. They can therefore only be written by `save()` or

@@ -2,7 +2,7 @@
 
 Everything that decides whether a request to /oauth/* is acceptable lives here; the views in
 accounts/oauth_views.py only translate HTTP. What we add over django-oauth-toolkit 3.4.1
-(reliability.md §1.3):
+(docs/api.md, "OAuth security"):
 
 - authorization codes are stored as SHA-256 checksums, never in plaintext;
 - a redeemed code is remembered (IssuedCode): a replay is refused *and* revokes every token
@@ -124,7 +124,7 @@ class CronofyOAuth2Validator(OAuth2Validator):
         if request.redirect_uri is not None and request.redirect_uri != grant.redirect_uri:
             return False
         if not self._pkce_ok(grant, request):
-            # A wrong verifier burns the code: no second guess (reliability.md O4).
+            # A wrong verifier burns the code: no second guess.
             grant.delete()
             return False
         request.scopes = grant.scope.split(" ")

@@ -145,7 +145,7 @@ def authenticate_client(*, client_id: str, client_secret: str) -> Application | 
 
 
 def revoke_authorization(*, application: Application, token: str = "", sub: str = "") -> int:
-    """Revoke a whole authorization of `application` (cronofy-api.md §1.4, RFC 7009).
+    """Revoke a whole authorization of `application` (docs/api.md, "The OAuth flow"; RFC 7009).
 
     `token` may be an access or a refresh token: every token of its refresh-token family
     (all rotations of that authorization) dies. `sub` (an account id) revokes every

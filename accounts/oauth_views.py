@@ -140,7 +140,10 @@ class AuthorizeView(CronofyOAuthMixin, AuthorizationView):
 @method_decorator(csrf_exempt, name="dispatch")
 @method_decorator(sensitive_post_parameters("client_secret", "code", "refresh_token"), "post")
 class TokenView(CronofyOAuthMixin, View):
-    """POST /oauth/token: authorization_code and refresh_token grants (cronofy-api.md §1.3)."""
+    """POST /oauth/token: authorization_code and refresh_token grants.
+
+    See docs/api.md, "The OAuth flow".
+    """
 
     def post(self, request, *args, **kwargs):
         params = request_body_params(request)
@@ -198,7 +201,7 @@ def _cronofy_token_response(data: dict, params: dict) -> dict:
 class RevokeView(View):
     """POST /oauth/token/revoke: 200 with an empty body, also for unknown tokens (RFC 7009).
 
-    `token` wins over `sub`; node's SDK sends only `refresh_token` (cronofy-api.md §1.4).
+    `token` wins over `sub`; node's SDK sends only `refresh_token`.
     """
 
     def post(self, request, *args, **kwargs):

@@ -39,7 +39,7 @@ class PendingAuthorization:
 
 
 def parse_bool(value: str) -> bool:
-    """Cronofy's SDKs send True/False, true/false or 1/0 (cronofy-api.md §0)."""
+    """Cronofy's SDKs send True/False, true/false or 1/0 (docs/api.md, Conventions)."""
     return value.strip().lower() in TRUE_VALUES
 
 

@@ -1,4 +1,6 @@
-"""JSON rendering for the API: orjson, Cronofy's time formats, `charset=utf-8` (cronofy-api.md §0).
+"""JSON rendering for the API: orjson, Cronofy's time formats, `charset=utf-8`.
+
+See docs/api.md, Conventions.
 
 Aware datetimes render as `YYYY-MM-DDTHH:MM:SSZ` in UTC and with their offset otherwise
 (`2014-09-06T13:40:00+01:00`), always to the second; dates as `YYYY-MM-DD`. Serializing with

@@ -1,4 +1,4 @@
-"""Wire shapes of /v1/account, /v1/userinfo and /v1/profiles (cronofy-api.md §2.1–2.3).
+"""Wire shapes of /v1/account, /v1/userinfo and /v1/profiles (docs/api.md, "Account and profiles").
 
 The `render_*` functions build the response bodies; the Serializer classes describe the same
 shapes for the OpenAPI document (drf-spectacular) and are not used to render.

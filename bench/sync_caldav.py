@@ -65,7 +65,8 @@ def vevent(n: int, base: datetime, summary: str = "Event") -> str:
 
 
 def seed(server, user: str, name: str, count: int, base: datetime) -> str:
-    """One PUT of a whole VCALENDAR: Radicale splits it by UID (field-notes.md: fast seeding)."""
+    """One PUT of a whole VCALENDAR: Radicale splits it by UID (fast seeding; see
+    docs/providers.md, Server quirks)."""
     url = f"{server.base_url}/{user}/{name}/"
     body = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//bench//EN\r\n"
     body += "".join(vevent(n, base) for n in range(count)) + "END:VCALENDAR\r\n"

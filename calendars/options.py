@@ -1,5 +1,5 @@
-"""What an application may do with an event: the `options` of read events (cronofy-api.md §2.5)
-and the checks the write services apply, from one set of rules.
+"""What an application may do with an event: the `options` of read events and the checks the
+write services apply, from one set of rules (docs/api.md, "Reading events").
 
 - update / delete: a managed event of this application, or an external event (not of any
   application) that is not part of a recurring series, on a writable calendar (not readonly,

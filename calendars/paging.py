@@ -1,4 +1,4 @@
-"""Opaque page tokens for /v1/events and /v1/free_busy (cronofy-api.md §3).
+"""Opaque page tokens for /v1/events and /v1/free_busy (docs/api.md, Paging).
 
 SDKs fetch `next_page` verbatim, without the original parameters, so a token carries the whole
 query, the snapshot time, the keyset cursor and the page numbers. It is encrypted and

@@ -1,4 +1,4 @@
-"""Tolerant parsing of API input (cronofy-api.md §0, §6), shared by the read and write paths.
+"""Tolerant parsing of API input (docs/api.md, Conventions), shared by the read and write paths.
 
 Every parser takes the raw value and the request key it came from, and raises
 `CronofyValidationError` (422, Cronofy's shape) naming that key on bad input. None of them

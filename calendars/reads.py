@@ -1,4 +1,4 @@
-"""Reading the cached schedule: GET /v1/events and /v1/free_busy (cronofy-api.md §2.5, §2.6, §3).
+"""Reading the cached schedule: GET /v1/events and /v1/free_busy (docs/api.md, Reading events).
 
 `parse_event_query` turns request parameters into an `EventQuery`; `read_page` returns one page
 of rows in (start, id) order using keyset paging over the (account, start, id) index.
@@ -112,7 +112,7 @@ class EventQuery:
     localized_times: bool = False
     include_geo: bool = False
     calendar_ids: tuple[str, ...] = ()
-    # free/busy only ([cs] sends them)
+    # free/busy only (the .NET SDK sends them)
     include_free: bool = False
     include_ids: bool = False
 

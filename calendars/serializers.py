@@ -1,4 +1,4 @@
-"""Wire shapes of /v1/calendars, /v1/events and /v1/free_busy (cronofy-api.md §2.4–2.6).
+"""Wire shapes of /v1/calendars, /v1/events and /v1/free_busy (docs/api.md, Calendars).
 
 `render_*` build response bodies from rows (fast: a page of events is plain dicts handed to
 orjson, which writes datetimes as `…Z` and dates as `YYYY-MM-DD`). `CalendarCreateSerializer`
@@ -90,7 +90,7 @@ class EventRenderer:
         self.query_zone = query.zone
 
     def times(self, row: dict):
-        """(start, end) as Cronofy encodes them (§2.5); orjson formats dates and datetimes."""
+        """(start, end) as Cronofy encodes them; orjson formats dates and datetimes."""
         if row["is_all_day"]:
             start, end = row["start_date"], row["end_date"]
             if start is None:  # defensive: an all-day row without dates uses its UTC midnights

@@ -1,7 +1,7 @@
-"""Validation of write request bodies (cronofy-api.md §2.7–§2.9), shared by the views and batch.
+"""Validation of write request bodies (docs/api.md, Writing events), shared by the views and batch.
 
 Each parser takes the decoded JSON body and returns plain values or dataclasses, or raises
-`CronofyValidationError` (422) naming every bad field at once. Unknown keys are ignored (§0),
+`CronofyValidationError` (422) naming every bad field at once. Unknown keys are ignored,
 so are the upsert keys we do not act on (`extended_transparency`, `conferencing`,
 `subscriptions`, `attachments`). None of them touches the database.
 """
@@ -299,7 +299,7 @@ def _attendees(errors: _Errors, body: dict):
         errors.add("attendees", "errors.invalid", "attendees must be {invite, remove}")
         return (), ()
     invite = _people(errors, value.get("invite"), "attendees.invite")
-    # [rb] documents `reject` for removal, the API `remove` (cronofy-api.md §10.2): both work.
+    # The Ruby SDK documents `reject` for removal, the API `remove`: both work.
     remove_key = "remove" if value.get("remove") is not None else "reject"
     remove = _people(errors, value.get(remove_key), f"attendees.{remove_key}")
     return invite, remove
@@ -433,7 +433,7 @@ class BulkDeleteSelection:
 
 
 def parse_bulk_delete(body, query) -> BulkDeleteSelection:
-    """Selection from the JSON body ([rb][node][cs]) or the query string ([py]), §2.8.
+    """Selection from the JSON body (Ruby, Node, .NET SDKs) or the query string (pycronofy).
 
     `calendar_ids` wins over `delete_all` when both are given; neither is a 422.
     """

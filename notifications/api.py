@@ -1,4 +1,4 @@
-"""/v1/channels (cronofy-api.md §2.10). Channels belong to the token's (account, application)."""
+"""/v1/channels (docs/api.md, Channels). Channels belong to the token's (account, application)."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions

@@ -79,7 +79,7 @@ class Channel(models.Model):
         return bool(self.filters.get("only_managed"))
 
     def wire(self) -> dict:
-        """The channel as the API and notification bodies show it (cronofy-api.md §2.10)."""
+        """The channel as the API and notification bodies show it (docs/api.md, Channels)."""
         return {
             "channel_id": self.public_id,
             "callback_url": self.callback_url,

@@ -1,7 +1,7 @@
 """Push signatures.
 
-- Cronofy's `Cronofy-HMAC-SHA256` (cronofy-api.md §5): what Cronofy's SDKs verify.
-- Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`; reliability.md W7):
+- Cronofy's `Cronofy-HMAC-SHA256`: what Cronofy's SDKs verify.
+- Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`):
   the signature also covers the delivery id and the time of the attempt, so a receiver that
   checks the timestamp can refuse a replayed request. The key is the client secret's UTF-8
   bytes (the same key as Cronofy's scheme; there is no `whsec_` encoding).

@@ -2,7 +2,7 @@
 
 Pure networking: no models, no settings (callers pass the allow-list and limits).
 
-Defences (reliability.md W2, W3, W11, W12, W13):
+Defences (docs/api.md, Channels):
 - only http(s), no userinfo, no `localhost`, no obfuscated numeric IPv4 (`2130706433`,
   `0x7f000001`, `017700000001`, `127.1`), at most 1024 characters;
 - every address a name resolves to must be public (IPv4-mapped/compatible IPv6 is judged by its

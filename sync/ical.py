@@ -2,10 +2,10 @@
 
 Timed events become aware UTC instants plus the original IANA zone (Windows zone names are
 mapped by icalendar; X-WR-TIMEZONE and floating times are resolved to a zone); all-day events
-become dates with an exclusive end. Recurring series are expanded on our side (never by the
-server, field-notes.md) into the instances inside the sync window, with EXDATE, RDATE and
-RECURRENCE-ID overrides applied; an instance is identified by (UID, original start in UTC), which
-is stable across syncs.
+become dates with an exclusive end. Recurring series are expanded on our side, never by the
+server (docs/providers.md, Server quirks), into the instances inside the sync window, with
+EXDATE, RDATE and RECURRENCE-ID overrides applied; an instance is identified by (UID, original
+start in UTC), which is stable across syncs.
 """
 
 from __future__ import annotations

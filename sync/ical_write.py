@@ -3,7 +3,7 @@
 `merge_desired` builds a new VCALENDAR for a managed event, or merges the desired state into
 the provider's current iCalendar text, touching only the properties we manage: other attendees,
 X- properties, alarms we were not asked to change and recurrence instances (RECURRENCE-ID
-overrides) round-trip unchanged (providers.md §2.3 item 4). `set_participation` changes only
+overrides) round-trip unchanged (docs/providers.md, Writes). `set_participation` changes only
 the end-user's PARTSTAT. Both return `Rendered(ical, changed)`: `changed` False means the
 provider already holds that state (ignoring DTSTAMP, LAST-MODIFIED and SEQUENCE), so the caller
 makes no provider call.

@@ -18,7 +18,7 @@ from sync.providers.base import AuthExpired, ProviderError, TemporaryError
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
-# Cronofy's provider_name values (cronofy-api.md §1.2) and ours -> the chooser's entries.
+# Cronofy's provider_name values (docs/api.md, The OAuth flow) and ours -> the chooser's entries.
 PRESELECT = {
     "google": "google",
     "office365": "microsoft",

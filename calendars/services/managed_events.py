@@ -1,4 +1,4 @@
-"""Integrator writes to events (cronofy-api.md §2.7–§2.9): recorded now, applied in background.
+"""Integrator writes to events (docs/api.md, Writing events): recorded now, applied in background.
 
 Each service runs one transaction that (1) locks the account row, so that concurrent writes
 of one account serialize and the get-or-create of a managed event is race-free, (2) updates the
@@ -54,7 +54,7 @@ class EventNotFound(EventWriteError):
 
 
 class ProfileNotConnected(EventWriteError):
-    """The calendar's profile is disconnected: nothing can be written to it (423, §4)."""
+    """The calendar's profile is disconnected: nothing can be written to it (423)."""
 
     status = 423
 

@@ -74,7 +74,7 @@ def format_time(moment: datetime) -> str:
 
 
 def render_body(notification: Notification, channel: Channel) -> bytes:
-    """The exact bytes POSTed (and signed): cronofy-api.md §5."""
+    """The exact bytes POSTed (and signed); see docs/api.md, "Push notifications"."""
     note: dict = {"type": notification.type}
     if notification.type == Notification.Type.CHANGE and notification.changes_since:
         note["changes_since"] = format_time(notification.changes_since)
@@ -153,7 +153,7 @@ def claim_due(*, limit: int, now: datetime | None = None) -> list[Claim]:
         }
         if keys:
             headers[signing.HEADER] = signing.header_value(body, keys)
-            # Signed afresh at every attempt (W9): the id is stable, the timestamp is now.
+            # Signed afresh at every attempt: the id is stable, the timestamp is now.
             headers.update(
                 signing.standard_headers(row.delivery_id, int(now.timestamp()), body, keys)
             )
@@ -221,7 +221,7 @@ def record_results(
                 )
                 for claim, result in results
             ],
-            # A duplicate run of the same claim (F7) logs nothing twice and then finds the
+            # A duplicate run of the same claim logs nothing twice and then finds the
             # conditional update already applied: it reports "stale".
             ignore_conflicts=True,
         )

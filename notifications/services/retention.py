@@ -1,7 +1,8 @@
 """Retention: delivery history is kept for support staff and integrators, then purged.
 
-reliability.md P4: attempt logs and payloads are not kept forever. Only notifications in a
-terminal state (delivered, failed, cancelled) are purged; pending ones are never touched.
+Attempt logs and payloads are not kept forever (docs/operations.md, Retention). Only
+notifications in a terminal state (delivered, failed, cancelled) are purged; pending ones are
+never touched.
 """
 
 from dataclasses import dataclass

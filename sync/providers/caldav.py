@@ -2,8 +2,9 @@
 
 The `caldav` library does discovery, authentication negotiation and transport; the sync
 requests (PROPFIND, sync-collection, calendar-multiget) are written out here so that we ask
-for exactly what we need (field-notes.md: the library's calendar-query asks for schedule-tag and
-widens ranges, and server-side expansion is unreliable — we expand recurrences ourselves).
+for exactly what we need: the library's calendar-query asks for schedule-tag and widens ranges,
+and server-side expansion is unreliable, so we expand recurrences ourselves (docs/providers.md,
+Server quirks).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from sync.providers.base import (
 ICLOUD_URL = "https://caldav.icloud.com/"
 TIMEOUT_SECONDS = 30
 # Hrefs per calendar-multiget: Radicale caps VEVENTs per REPORT (max_expand_occurrence) and
-# every request costs a full collection scan there, so batches are large (field-notes.md).
+# every request costs a full collection scan there, so batches are large (docs/providers.md,
+# Server quirks).
 MULTIGET_CHUNK = 500
 # Guard against a server that keeps answering 507 (truncated) forever.
 MAX_SYNC_ROUNDS = 1000

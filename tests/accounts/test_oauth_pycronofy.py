@@ -13,7 +13,8 @@ from tests.oauth_flow import make_connected_user, make_integrator, redirect_para
 
 @pytest.fixture
 def sdk(live_server, monkeypatch):
-    """A pycronofy client factory pointed at the live test server (cronofy-api.md §7)."""
+    """A pycronofy client factory pointed at the live test server (docs/api.md, "Using
+    Cronofy's SDKs")."""
     monkeypatch.setattr(pycronofy.settings, "API_BASE_URL", live_server.url)
     monkeypatch.setattr(pycronofy.settings, "APP_BASE_URL", live_server.url)
     return pycronofy.Client

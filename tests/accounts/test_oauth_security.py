@@ -1,4 +1,4 @@
-"""The OAuth provider's security properties: reliability.md checklist O1-O12, one test each."""
+"""The OAuth provider's security properties (docs/api.md, "OAuth security"), O1-O12 below."""
 
 import datetime as dt
 import math
@@ -404,7 +404,7 @@ def test_revoke_by_sub_and_by_refresh_token_field(client):
     assert api_status(client, second["access_token"]) == 401
 
     third = issue_tokens(client, integrator)
-    # Node's SDK sends only refresh_token (cronofy-api.md §1.4).
+    # Node's SDK sends only refresh_token.
     assert revoke(client, integrator, refresh_token=third["refresh_token"]).status_code == 200
     assert api_status(client, third["access_token"]) == 401
 

@@ -1,4 +1,4 @@
-"""GET/POST /v1/calendars (cronofy-api.md §2.4)."""
+"""GET/POST /v1/calendars (docs/api.md, Calendars)."""
 
 import pytest
 

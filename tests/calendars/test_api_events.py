@@ -1,4 +1,4 @@
-"""GET /v1/events and its page links (cronofy-api.md §2.5, §3, §4)."""
+"""GET /v1/events and its page links (docs/api.md, Reading events, Paging, Errors)."""
 
 import json
 from datetime import UTC, date, datetime, timedelta

@@ -1,4 +1,4 @@
-"""GET /v1/free_busy (cronofy-api.md §2.6)."""
+"""GET /v1/free_busy (docs/api.md, Free/busy)."""
 
 from datetime import UTC, date, datetime, timedelta
 

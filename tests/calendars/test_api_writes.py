@@ -1,4 +1,4 @@
-"""Event writes through the API (cronofy-api.md §2.7–§2.9, §2.13): recorded as cached events,
+"""Event writes through the API (docs/api.md, Writing events, Batch): recorded as cached events,
 change-log entries and ManagedEventWrite rows for the reconciler."""
 
 import json
@@ -898,7 +898,7 @@ def test_write_endpoint_on_another_accounts_calendar_is_404(
     path = _path(kind, foreign_calendar, foreign_event)
     if kind == "bulk":
         response = call(client, path, ctx.token, {"calendar_ids": [foreign_calendar.public_id]})
-        assert response.status_code == 422  # §2.8: errors.invalid_calendar_ids
+        assert response.status_code == 422  # errors.invalid_calendar_ids
     else:
         assert call(client, path, ctx.token, payload).status_code == 404
     # An event of another calendar, named through one of ours: 404 too.

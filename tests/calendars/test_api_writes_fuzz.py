@@ -1,4 +1,4 @@
-"""reliability.md I1: generated bodies against the write endpoints never cause a 500.
+"""Generated bodies against the write endpoints never cause a 500.
 
 Two generators: arbitrary JSON (any shape at all), and upsert bodies that are almost valid
 (every known key, each with a value of a plausible or a wrong type), which reach deeper into the

@@ -1,4 +1,4 @@
-"""Tolerant parsing of query and body values (cronofy-api.md §0, §6)."""
+"""Tolerant parsing of query and body values (docs/api.md, Conventions)."""
 
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo

@@ -1,4 +1,7 @@
-"""Acceptance: Cronofy's official Python SDK writes events to a live server (§2.7–§2.9, §2.13)."""
+"""Acceptance: Cronofy's official Python SDK writes events to a live server.
+
+See docs/api.md, "Writing events" and "Batch".
+"""
 
 from datetime import UTC, date, datetime
 

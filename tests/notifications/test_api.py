@@ -159,7 +159,7 @@ def test_channels_without_a_valid_token_are_401(client, db, method, path):
 
 
 def test_channels_accept_any_valid_token_scope(client, db, receiver):
-    # cronofy-api.md §1.5: any valid token may manage its own channels.
+    # Any valid token may manage its own channels (docs/api.md, Scopes).
     token = make_access_token(account=make_account(), scope="read_free_busy")
     response = call(client, "post", "/v1/channels", token, {"callback_url": receiver.url()})
     assert response.status_code == 200

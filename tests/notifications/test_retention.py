@@ -1,4 +1,4 @@
-"""P4: delivery history is purged after PUSH_RETENTION_DAYS; pending work never is."""
+"""Delivery history is purged after PUSH_RETENTION_DAYS; pending work never is."""
 
 from datetime import timedelta
 

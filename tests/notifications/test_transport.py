@@ -1,4 +1,4 @@
-"""SSRF defences: at channel creation and again at every send (reliability.md W11, W12)."""
+"""SSRF defences: at channel creation and again at every send (docs/api.md, Channels)."""
 
 import ipaddress
 import socket

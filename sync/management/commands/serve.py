@@ -1,8 +1,8 @@
 """Run the whole service for development: migrations, schedules, web server, django-q2 worker
 and a local Radicale CalDAV server holding a sample calendar (to try the sync loop offline).
 
-Ctrl-C (or SIGTERM) stops both children; a worker that hangs while stopping (django-q2 can,
-see field-notes.md) is escalated to SIGINT and then SIGKILL.
+Ctrl-C (or SIGTERM) stops both children; a worker that hangs while stopping (django-q2 can)
+is escalated to SIGINT and then SIGKILL.
 """
 
 import secrets
