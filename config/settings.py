@@ -90,6 +90,9 @@ MIDDLEWARE = [
     # First, so that it also sees what escapes the other layers: JSON errors under /v1, /oauth.
     "accounts.errors.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, Swagger UI) from the web server itself; from the apps' folders in
+    # development, from STATIC_ROOT (collectstatic, which `serve` runs) with DEBUG off.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -157,6 +160,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+
+# `manage.py serve`: gunicorn processes and threads per process for the web server.
+WEB_WORKERS = env_int("WEB_WORKERS", 2)
+WEB_THREADS = env_int("WEB_THREADS", 4)
 
 LOGIN_URL = "/admin/login/"
 

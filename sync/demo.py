@@ -8,14 +8,26 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
+from oauth2_provider.models import get_application_model
+
+from accounts.models import Account, Profile
+from accounts.oauth_services import create_application, issue_tokens
+from accounts.services import create_account
+from sync.services import connect_profile
+
+Application = get_application_model()
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo"  # noqa: S105 - a local demo server on 127.0.0.1
 DEMO_CALENDAR = "sample"
+DEMO_EMAIL = "demo@localhost"
+DEMO_APPLICATION = "Demo integrator"
+DEMO_REDIRECT_URI = "http://127.0.0.1:8000/demo/callback"
 
 
 def start_radicale(root: Path, *, host: str = "127.0.0.1", port: int = 5232) -> subprocess.Popen:
@@ -133,3 +145,44 @@ def seed_sample_calendar(base_url: str) -> str:
             timeout=10,
         ).raise_for_status()
     return url
+
+
+@dataclass(frozen=True)
+class DemoAccess:
+    account_id: str
+    profile_id: str
+    client_id: str
+    client_secret: str  # only when the application was created just now; "" afterwards
+    access_token: str
+
+
+def ensure_demo_access(base_url: str) -> DemoAccess:
+    """The demo account with the sample calendar connected (first run only: later runs keep
+    what the user did with it), the "Demo integrator" application, and a fresh access token
+    of that application for the demo account."""
+    account = Account.objects.filter(email=DEMO_EMAIL).order_by("pk").first()
+    account = account or create_account(email=DEMO_EMAIL, name="Demo user")
+    profile = account.profiles.filter(provider=Profile.Provider.CALDAV).first()
+    if profile is None:
+        profile = connect_profile(
+            account=account,
+            provider_key=Profile.Provider.CALDAV,
+            credentials_dict={
+                "url": f"{base_url}/",
+                "username": DEMO_USER,
+                "password": DEMO_PASSWORD,
+            },
+        )
+    application = Application.objects.filter(name=DEMO_APPLICATION).first()
+    secret = ""
+    if application is None:
+        created = create_application(name=DEMO_APPLICATION, redirect_uris=[DEMO_REDIRECT_URI])
+        application, secret = created.application, created.client_secret
+    tokens = issue_tokens(account=account, application=application, scope="read_write")
+    return DemoAccess(
+        account_id=account.public_id,
+        profile_id=profile.public_id,
+        client_id=application.client_id,
+        client_secret=secret,
+        access_token=tokens.access_token,
+    )

@@ -1,5 +1,6 @@
-"""Run the whole service for development: migrations, schedules, web server, django-q2 worker
-and a local Radicale CalDAV server holding a sample calendar (to try the sync loop offline).
+"""Run the whole service: migrations, schedules, the web server (gunicorn), the django-q2 worker
+and a local Radicale CalDAV server holding a sample calendar, connected to a demo account, with
+an access token printed (to try the whole loop offline in a minute).
 
 Ctrl-C (or SIGTERM) stops both children; a worker that hangs while stopping (django-q2 can)
 is escalated to SIGINT and then SIGKILL.
@@ -35,13 +36,15 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, radicale_port: int, no_radicale: bool, **options):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("setup_schedules", verbosity=0, stdout=self.stdout)
+        if not settings.DEBUG:
+            call_command("collectstatic", interactive=False, verbosity=0)
         self._ensure_admin_user(host, port)
         manage = [sys.executable, "manage.py"]
         children = []
         if not no_radicale:
-            children.append(self._start_demo_radicale(radicale_port))
+            children.append(self._start_demo_radicale(radicale_port, f"http://{host}:{port}"))
         children += [
-            subprocess.Popen([*manage, "runserver", "--noreload", f"{host}:{port}"]),
+            subprocess.Popen(self._web_server_command(host, port)),
             subprocess.Popen([*manage, "qcluster"]),
         ]
         self.stdout.write(f"Service up: http://{host}:{port}/admin/  (Ctrl-C stops it)")
@@ -59,27 +62,56 @@ class Command(BaseCommand):
             _stop(child)
         self.stdout.write("Stopped.")
 
-    def _start_demo_radicale(self, radicale_port: int) -> subprocess.Popen:
+    @staticmethod
+    def _web_server_command(host: str, port: int) -> list[str]:
+        """gunicorn with threads: Django's runserver refuses connections past a small backlog
+        (2 of 40 simultaneous clients), and one process of many threads makes every request
+        wait for the others' CPU while it holds a database lock."""
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            str(settings.WEB_WORKERS),
+            "--threads",
+            str(settings.WEB_THREADS),
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "5",
+            "--access-logfile",
+            "-",
+        ]
+
+    def _start_demo_radicale(self, radicale_port: int, service_url: str) -> subprocess.Popen:
         base_url = f"http://127.0.0.1:{radicale_port}"
         process = demo.start_radicale(settings.BASE_DIR / "var" / "radicale", port=radicale_port)
         calendar_url = demo.seed_sample_calendar(base_url)
-        connect = (
-            "from accounts.models import Account; from sync.services import connect_profile; "
-            "from django.contrib.auth import get_user_model; "
-            "u, _ = get_user_model().objects.get_or_create(username='demo'); "
-            "a, _ = Account.objects.get_or_create(user=u, defaults={'email': 'demo@localhost'}); "
-            f"print(connect_profile(account=a, provider_key='caldav', credentials_dict={{"
-            f"'url': '{base_url}/', 'username': '{demo.DEMO_USER}', "
-            f"'password': '{demo.DEMO_PASSWORD}'}}))"
-        )
+        access = demo.ensure_demo_access(base_url)
         self.stdout.write(
             f"Local CalDAV server (Radicale): {base_url}/  user {demo.DEMO_USER!r}, "
             f"password {demo.DEMO_PASSWORD!r}\n"
-            f"  sample calendar: {calendar_url}\n"
-            "  connect it to a demo account (the worker then syncs it every "
-            f"{settings.SYNC_POLL_INTERVAL_SECONDS} s):\n"
-            f'    {sys.executable} manage.py shell -c "{connect}"\n'
-            f"  then: {sys.executable} manage.py sync_calendar pro_…  (prints what changed)"
+            f"  sample calendar: {calendar_url}, connected to the demo account "
+            f"{access.account_id} as profile {access.profile_id} (synced every "
+            f"{settings.SYNC_POLL_INTERVAL_SECONDS} s)\n"
+            f"  application {demo.DEMO_APPLICATION!r}: client_id {access.client_id}"
+            + (
+                f", client_secret {access.client_secret} (shown once)"
+                if access.client_secret
+                else ""
+            )
+            + "\n  an access token for the demo account (read_write, valid 1 hour):\n"
+            f"    {access.access_token}\n"
+            "  read its events:\n"
+            f"    curl -H 'Authorization: Bearer {access.access_token}' "
+            f"'{service_url}/v1/events?tzid=Etc/UTC'\n"
+            f"  another token: {sys.executable} manage.py create_access_token "
+            f"--account {access.account_id} --application {access.client_id}\n"
+            f"  sync now and see what changed: {sys.executable} manage.py sync_calendar "
+            f"{access.profile_id}"
         )
         return process
 
