@@ -55,6 +55,7 @@ class LiveService:
     workdir: Path
     port: int = field(default_factory=free_port)
     env_overrides: dict = field(default_factory=dict)
+    radicale_port: int | None = None  # run serve's demo CalDAV server on this port
     process: subprocess.Popen | None = None
 
     @property
@@ -80,8 +81,18 @@ class LiveService:
         return env
 
     def start(self, timeout: float = 120) -> None:
+        demo = (
+            [
+                "--radicale-port",
+                str(self.radicale_port),
+                "--radicale-dir",
+                str(self.workdir / "dav"),
+            ]
+            if self.radicale_port
+            else ["--no-radicale"]
+        )
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--no-radicale", "--port", str(self.port)],
+            [sys.executable, "manage.py", "serve", "--port", str(self.port), *demo],
             cwd=ROOT,
             env=self.env(),
             stdout=self.log_path.open("w"),

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -32,8 +33,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-radicale", action="store_true", help="do not start the local demo CalDAV server"
         )
+        parser.add_argument(
+            "--radicale-dir",
+            default=str(settings.BASE_DIR / "var" / "radicale"),
+            help="storage of the demo CalDAV server (default var/radicale)",
+        )
 
-    def handle(self, *args, host: str, port: int, radicale_port: int, no_radicale: bool, **options):
+    def handle(
+        self,
+        *args,
+        host: str,
+        port: int,
+        radicale_port: int,
+        no_radicale: bool,
+        radicale_dir: str,
+        **options,
+    ):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("setup_schedules", verbosity=0, stdout=self.stdout)
         if not settings.DEBUG:
@@ -42,7 +57,11 @@ class Command(BaseCommand):
         manage = [sys.executable, "manage.py"]
         children = []
         if not no_radicale:
-            children.append(self._start_demo_radicale(radicale_port, f"http://{host}:{port}"))
+            children.append(
+                self._start_demo_radicale(
+                    radicale_port, Path(radicale_dir), f"http://{host}:{port}"
+                )
+            )
         children += [
             subprocess.Popen(self._web_server_command(host, port)),
             subprocess.Popen([*manage, "qcluster"]),
@@ -86,9 +105,11 @@ class Command(BaseCommand):
             "-",
         ]
 
-    def _start_demo_radicale(self, radicale_port: int, service_url: str) -> subprocess.Popen:
+    def _start_demo_radicale(
+        self, radicale_port: int, root: Path, service_url: str
+    ) -> subprocess.Popen:
         base_url = f"http://127.0.0.1:{radicale_port}"
-        process = demo.start_radicale(settings.BASE_DIR / "var" / "radicale", port=radicale_port)
+        process = demo.start_radicale(root, port=radicale_port)
         calendar_url = demo.seed_sample_calendar(base_url)
         access = demo.ensure_demo_access(base_url)
         self.stdout.write(
