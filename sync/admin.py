@@ -29,6 +29,7 @@ class CalendarSyncStateAdmin(ReadOnlyAdmin):
         "next_poll_at",
         "consecutive_failures",
         "last_error_class",
+        "last_error_at",
     )
     list_filter = ("last_error_class", "calendar__profile__provider", "calendar__profile__status")
     search_fields = (
@@ -48,6 +49,7 @@ class CalendarSyncStateAdmin(ReadOnlyAdmin):
         "last_attempt_at",
         "last_error",
         "last_error_class",
+        "last_error_at",
         "consecutive_failures",
         "locked_until",
         "created_at",
