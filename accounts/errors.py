@@ -10,11 +10,13 @@ import logging
 import sys
 
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 log = logging.getLogger(__name__)
+request_log = logging.getLogger("django.request")
 
 API_PATH_PREFIXES = ("/v1/", "/oauth/")
 RETRY_AFTER = "2"  # seconds
@@ -70,7 +72,7 @@ def remember_exception(sender, request=None, **kwargs) -> None:
 class ApiErrorMiddleware:
     """Turns an exception under /v1 or /oauth into Cronofy-shaped JSON.
 
-    Listed first in MIDDLEWARE, so that it sees what escapes every other layer too: an
+    Listed right after SecurityMiddleware, so that it sees what escapes the other layers: an
     exception from a view arrives in `process_exception`; one from another middleware (e.g.
     saving the session) arrives as Django's error page, which is replaced by the same JSON.
     """
@@ -80,22 +82,20 @@ class ApiErrorMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if not is_api_path(request.path) or response.get("Content-Type", "").startswith(
-            "application/json"
+        if (
+            response.status_code < 500
+            or not is_api_path(request.path_info)
+            or response.get("Content-Type", "").startswith("application/json")
         ):
             return response
-        if response.status_code == 404:
-            return not_found(request)
-        if response.status_code >= 500:
-            # Django's handler has logged it (with its traceback) already.
-            exception = getattr(request, "unhandled_exception", None)
-            if exception is not None and is_transient_database_error(exception):
-                return json_error(503, "temporarily_unavailable", Retry_After=RETRY_AFTER)
-            return json_error(response.status_code, "server_error")
-        return response
+        # Django's handler has logged it (with its traceback) already.
+        exception = getattr(request, "unhandled_exception", None)
+        if exception is not None and is_transient_database_error(exception):
+            return json_error(503, "temporarily_unavailable", Retry_After=RETRY_AFTER)
+        return json_error(response.status_code, "server_error")
 
     def process_exception(self, request, exception):
-        if not is_api_path(request.path):
+        if not is_api_path(request.path_info):
             return None
         # Django's own answers to these, as JSON.
         if isinstance(exception, Http404):
@@ -109,10 +109,12 @@ class ApiErrorMiddleware:
                 "database busy on %s %s (answered 503): %s", request.method, request.path, exception
             )
             return json_error(503, "temporarily_unavailable", Retry_After=RETRY_AFTER)
-        log.error(
-            "unhandled error on %s %s (answered 500)",
-            request.method,
+        # Where Django reports its own 500s, so that error mails and error trackers see it.
+        got_request_exception.send(sender=type(self), request=request)
+        request_log.error(
+            "Internal Server Error: %s (answered JSON 500)",
             request.path,
             exc_info=(type(exception), exception, exception.__traceback__),
+            extra={"status_code": 500, "request": request},
         )
         return json_error(500, "server_error")

@@ -9,6 +9,7 @@ that created it.
 
 import hashlib
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -251,7 +252,14 @@ def issue_tokens(*, account: Account, application: Application, scope: str) -> I
         )
         set_token_value(access, access_raw)
         access.save()
-        refresh = RefreshToken(user=account.user, application=application, access_token=access)
+        # A family of its own, as DOT gives a fresh grant: replaying a rotated refresh token
+        # then revokes every token of the family (REFRESH_TOKEN_REUSE_PROTECTION).
+        refresh = RefreshToken(
+            user=account.user,
+            application=application,
+            access_token=access,
+            token_family=uuid.uuid4(),
+        )
         set_token_value(refresh, refresh_raw)
         refresh.save()
     return IssuedTokens(access_raw, refresh_raw, expires_in, access.scope)

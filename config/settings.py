@@ -87,9 +87,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so that it also sees what escapes the other layers: JSON errors under /v1, /oauth.
-    "accounts.errors.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Early, so that it also sees what escapes the other layers: JSON errors under /v1, /oauth.
+    "accounts.errors.ApiErrorMiddleware",
     # Static files (admin, Swagger UI) from the web server itself; from the apps' folders in
     # development, from STATIC_ROOT (collectstatic, which `serve` runs) with DEBUG off.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -160,6 +160,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing one
 
 # `manage.py serve`: gunicorn processes and threads per process for the web server.
 WEB_WORKERS = env_int("WEB_WORKERS", 2)

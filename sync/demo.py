@@ -27,7 +27,6 @@ DEMO_PASSWORD = "demo"  # noqa: S105 - a local demo server on 127.0.0.1
 DEMO_CALENDAR = "sample"
 DEMO_EMAIL = "demo@localhost"
 DEMO_APPLICATION = "Demo integrator"
-DEMO_REDIRECT_URI = "http://127.0.0.1:8000/demo/callback"
 
 
 def start_radicale(root: Path, *, host: str = "127.0.0.1", port: int = 5232) -> subprocess.Popen:
@@ -156,7 +155,7 @@ class DemoAccess:
     access_token: str
 
 
-def ensure_demo_access(base_url: str) -> DemoAccess:
+def ensure_demo_access(base_url: str, *, redirect_uri: str) -> DemoAccess:
     """The demo account with the sample calendar connected (first run only: later runs keep
     what the user did with it), the "Demo integrator" application, and a fresh access token
     of that application for the demo account."""
@@ -176,7 +175,7 @@ def ensure_demo_access(base_url: str) -> DemoAccess:
     application = Application.objects.filter(name=DEMO_APPLICATION).first()
     secret = ""
     if application is None:
-        created = create_application(name=DEMO_APPLICATION, redirect_uris=[DEMO_REDIRECT_URI])
+        created = create_application(name=DEMO_APPLICATION, redirect_uris=[redirect_uri])
         application, secret = created.application, created.client_secret
     tokens = issue_tokens(account=account, application=application, scope="read_write")
     return DemoAccess(

@@ -81,27 +81,19 @@ class LiveService:
         return env
 
     def start(self, timeout: float = 120) -> None:
-        demo = (
-            [
-                "--radicale-port",
-                str(self.radicale_port),
-                "--radicale-dir",
-                str(self.workdir / "dav"),
-            ]
-            if self.radicale_port
-            else ["--no-radicale"]
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(self.port), *demo],
-            cwd=ROOT,
-            env=self.env(),
-            stdout=self.log_path.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stop() ends every child
-        )
+        with self.log_path.open("w") as log_file:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "serve", "--port", str(self.port), *self._demo()],
+                cwd=ROOT,
+                env=self.env(),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() ends every child
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"serve exited early:\n{self.log()}")
             try:
                 if requests.get(f"{self.url}/connect/", timeout=2).status_code == 200:
@@ -112,15 +104,32 @@ class LiveService:
         self.stop()
         raise RuntimeError(f"serve did not answer within {timeout} s:\n{self.log()}")
 
+    def _demo(self) -> list[str]:
+        if not self.radicale_port:
+            return ["--no-radicale"]
+        return [
+            "--radicale-port",
+            str(self.radicale_port),
+            "--radicale-dir",
+            str(self.workdir / "dav"),
+        ]
+
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """End serve and every process it started (its whole process group), even when serve
+        itself has already exited."""
+        if self.process is None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        for sig, wait in ((signal.SIGTERM, 40), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return  # the group is empty: everything has ended
+            try:
+                self.process.wait(timeout=wait)
+                if sig == signal.SIGTERM:
+                    time.sleep(0.5)  # children stopped by serve; then sweep what is left
+            except subprocess.TimeoutExpired:
+                continue
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -237,21 +237,23 @@ def refresh_profile_calendars(*, profile: Profile) -> list[Calendar]:
         return _store_calendar_list(profile, provider_calendars)
 
 
-def _maybe_refresh_calendars(profile: Profile, now: datetime) -> None:
-    """Refresh the calendar list at most once per poll interval per profile (claimed by a
-    conditional UPDATE, so concurrent calendar syncs do it once)."""
+def _maybe_refresh_calendars(calendar_id: int) -> None:
+    """After a successful sync: refresh the profile's calendar list, at most once per poll
+    interval per profile (claimed by a conditional UPDATE, so concurrent calendar syncs do it
+    once). A failure here is logged; it does not turn the sync into a failed one."""
+    now = timezone.now()
     due = now - timedelta(seconds=settings.SYNC_POLL_INTERVAL_SECONDS)
-    claimed = (
-        ProfileSyncState.objects.filter(profile=profile)
-        .filter(Q(calendars_refreshed_at__isnull=True) | Q(calendars_refreshed_at__lt=due))
-        .update(calendars_refreshed_at=now)
-    )
-    if not claimed:
-        return
     try:
-        refresh_profile_calendars(profile=profile)
-    except base.ProviderError as exc:
-        log.warning("calendar list of %s not refreshed: %s", profile.public_id, exc)
+        profile = Profile.objects.select_related("account").get(calendars__pk=calendar_id)
+        claimed = (
+            ProfileSyncState.objects.filter(profile=profile)
+            .filter(Q(calendars_refreshed_at__isnull=True) | Q(calendars_refreshed_at__lt=due))
+            .update(calendars_refreshed_at=now)
+        )
+        if claimed:
+            refresh_profile_calendars(profile=profile)
+    except (base.ProviderError, DatabaseError) as exc:
+        log.warning("calendar list of calendar %s not refreshed: %s", calendar_id, exc)
 
 
 # --- syncing one calendar ---
@@ -321,13 +323,53 @@ def sync_calendar(
     if not leased:
         return SyncOutcome(calendar_id, "skipped", error="another sync of it is running")
     try:
-        return _sync_leased(calendar_id, token, full, progress)
+        outcome = _sync_leased(calendar_id, token, full, progress)
     except Exception as exc:  # noqa: BLE001 - recorded where support staff look, not lost
-        return _record_failure(calendar_id, exc, token)
+        outcome = _record_failure_safely(calendar_id, exc, token)
     finally:
+        _release_lease(calendar_id, token)
+    if outcome.status in ("synced", "unchanged"):
+        _maybe_refresh_calendars(outcome.calendar_id)
+    return outcome
+
+
+def _release_lease(calendar_id: int, token: str) -> None:
+    try:
         CalendarSyncState.objects.filter(calendar_id=calendar_id, lock_token=token).update(
             locked_until=None, lock_token=""
         )
+    except DatabaseError as exc:
+        # The lease then lapses by itself (LEASE_SECONDS); nothing else is held.
+        log.warning("lease on calendar %s not released: %s", calendar_id, exc)
+
+
+def _record_failure_safely(calendar_id: int, exc: Exception, token: str) -> SyncOutcome:
+    """_record_failure, unless the database refuses that too: then the failure is only
+    logged, and the lease lapses so that the next poll retries."""
+    try:
+        return _record_failure(calendar_id, exc, token)
+    except DatabaseError as db_exc:
+        log.warning(
+            "sync of calendar %s failed (%s: %s) and could not be recorded: %s",
+            calendar_id,
+            type(exc).__name__,
+            exc,
+            db_exc,
+        )
+        return SyncOutcome(calendar_id, "failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def lock_owner(profile: Profile) -> None:
+    """Inside a transaction that writes sync bookkeeping of `profile` and may touch the profile
+    or its account (initial-sync flag, disconnect, change log): lock the profile row, then the
+    account row, before any sync state row.
+
+    The lock order of the sync paths is profile -> calendars -> account -> sync state (a
+    relink locks the profile and updates calendars and sync states; a sync batch writes the
+    change log, which locks the account, and renews its lease on the sync state last). Taking
+    them in another order let a relink and a sync deadlock each other on PostgreSQL."""
+    list(Profile.objects.select_for_update().filter(pk=profile.pk).values_list("pk"))
+    list(Account.objects.select_for_update().filter(pk=profile.account_id).values_list("pk"))
 
 
 class LeaseLost(Exception):
@@ -335,13 +377,14 @@ class LeaseLost(Exception):
 
 
 def _hold_lease(state: CalendarSyncState, token: str) -> CalendarSyncState:
-    """Inside a write transaction: the state row, locked, while the lease is still ours."""
-    locked = (
-        CalendarSyncState.objects.select_for_update().filter(pk=state.pk, lock_token=token).first()
+    """Inside a write transaction: the state row, locked, while the lease is still ours; the
+    lease is renewed (every batch is a heartbeat, so a long sync is never taken over)."""
+    renewed = CalendarSyncState.objects.filter(pk=state.pk, lock_token=token).update(
+        locked_until=timezone.now() + timedelta(seconds=LEASE_SECONDS)
     )
-    if locked is None:
+    if not renewed:
         raise LeaseLost
-    return locked
+    return CalendarSyncState.objects.select_for_update().get(pk=state.pk)
 
 
 def _sync_leased(
@@ -391,14 +434,14 @@ def _sync_leased(
             _apply_plan(calendar, plan, state, token, outcome.result, now, progress)
         with transaction.atomic():
             # The cursor is saved only with the data it covers, and only while we hold the lease.
+            lock_owner(profile)
             locked = _hold_lease(state, token)
             if plan is not None:
-                _store_resource_map(calendar, plan.stored, plan.new_map, plan.gone_hrefs)
+                _store_resource_map(calendar, plan.stored, {}, plan.gone_hrefs)
             _save_success(locked, changes, window)
             _complete_initial_sync_if_done(profile)
     except LeaseLost:
         return SyncOutcome(calendar_id, "skipped", error="lease lost")
-    _maybe_refresh_calendars(profile, now)
     return outcome
 
 
@@ -438,13 +481,17 @@ def _self_emails(calendar: Calendar) -> frozenset[str]:
 class ChangePlan:
     """What a change set does to the cache, worked out before anything is written."""
 
-    upserts: list[EventData]
+    upserts: dict[str, list[EventData]]  # href -> the events of that re-read resource
     deletions: list[EventIdentity]
     stored: dict[str, SyncedResource]  # the resource map as it was
     new_map: dict[str, tuple[str, list[str]]]  # href -> (etag, uids) of re-read resources
     gone_hrefs: set[str]
     skipped: int  # unparseable resources (kept as they were)
     kept_events: int  # cached events of resources a full sync found unchanged (same etag)
+
+    @property
+    def size(self) -> int:
+        return sum(len(events) for events in self.upserts.values()) + len(self.deletions)
 
 
 def _apply_plan(
@@ -458,33 +505,48 @@ def _apply_plan(
 ) -> None:
     """Apply the plan's upserts, then its deletions, one short transaction per batch.
 
+    An upsert batch holds whole resources (at least one, up to APPLY_BATCH_EVENTS events) and
+    writes their resource-map rows with their events, so the map never lags behind the cache.
     A crash between batches loses nothing: the cursor is not saved yet, so the next sync
     fetches the same changes again, and what was already applied compares as unchanged.
     `snapshot_taken_at`: when the provider was asked; events an API write changed at the
     provider after that are newer than the snapshot and are left alone."""
-    total = len(plan.upserts) + len(plan.deletions)
-    batches = [
-        (plan.upserts[i : i + APPLY_BATCH_EVENTS], [])
-        for i in range(0, len(plan.upserts), APPLY_BATCH_EVENTS)
-    ] + [
-        ([], plan.deletions[i : i + APPLY_BATCH_EVENTS])
-        for i in range(0, len(plan.deletions), APPLY_BATCH_EVENTS)
-    ]
-    done = 0
-    for upserts, deletions in batches:
+    total, done = plan.size, 0
+    for hrefs, upserts, deletions in _batches(plan):
         with transaction.atomic():
-            _hold_lease(state, token)
-            result.add(
-                calendar_services.apply_provider_events(
-                    calendar=calendar,
-                    upserts=upserts,
-                    deletions=deletions,
-                    writes_done_since=snapshot_taken_at,
-                )
+            applied = calendar_services.apply_provider_events(
+                calendar=calendar,
+                upserts=upserts,
+                deletions=deletions,
+                writes_done_since=snapshot_taken_at,
             )
+            _store_resource_map(
+                calendar, plan.stored, {href: plan.new_map[href] for href in hrefs}, set()
+            )
+            # Last, in lock order (the account row, locked by the change log, comes before
+            # the sync state); a lost lease rolls the batch back.
+            _hold_lease(state, token)
+        result.add(applied)
         done += len(upserts) + len(deletions)
         if progress is not None:
             progress(done, total)
+
+
+def _batches(plan: ChangePlan):
+    """(hrefs, upserts, deletions) per transaction: whole resources up to the batch size, then
+    the deletions in chunks."""
+    hrefs: list[str] = []
+    upserts: list[EventData] = []
+    for href in plan.new_map:
+        hrefs.append(href)
+        upserts.extend(plan.upserts[href])
+        if len(upserts) >= APPLY_BATCH_EVENTS:
+            yield hrefs, upserts, []
+            hrefs, upserts = [], []
+    if hrefs:
+        yield hrefs, upserts, []
+    for i in range(0, len(plan.deletions), APPLY_BATCH_EVENTS):
+        yield [], [], plan.deletions[i : i + APPLY_BATCH_EVENTS]
 
 
 def _plan_changes(
@@ -500,9 +562,11 @@ def _plan_changes(
     else:
         stored = _stored_resources(calendar, hrefs)
 
-    upserts: dict[EventIdentity, EventData] = {}
+    upserts: dict[str, list[EventData]] = {}
+    fresh: set[EventIdentity] = set()
     affected_uids: set[str] = set()
     kept_uids: set[str] = set()  # full sync: resources skipped as unchanged
+    unreadable_uids: set[str] = set()  # what we had of resources that no longer parse
     new_map: dict[str, tuple[str, list[str]]] = {}
     skipped = 0
     for resource in changes.resources:
@@ -530,13 +594,13 @@ def _plan_changes(
             log.warning("skipping unparseable %s in %s: %s", resource.href, calendar, exc)
             skipped += 1
             if previous is not None:
-                kept_uids.update(previous.uids)
+                unreadable_uids.update(previous.uids)
             continue
         affected_uids.update(uids)
         if previous is not None:
             affected_uids.update(previous.uids)
-        for data in events:
-            upserts[data.identity] = data
+        upserts[resource.href] = events
+        fresh.update(data.identity for data in events)
         new_map[resource.href] = (resource.etag, uids)
 
     gone_hrefs = set(changes.deleted)
@@ -548,10 +612,16 @@ def _plan_changes(
             affected_uids.update(stored[href].uids)
 
     deletions, kept_events = _stale_identities(
-        calendar, affected_uids, set(upserts), window, sweep_all=changes.is_full, kept=kept_uids
+        calendar,
+        affected_uids,
+        fresh,
+        window,
+        sweep_all=changes.is_full,
+        kept=kept_uids,
+        unreadable=unreadable_uids,
     )
     return ChangePlan(
-        upserts=list(upserts.values()),
+        upserts=upserts,
         deletions=deletions,
         stored=stored,
         new_map=new_map,
@@ -580,11 +650,12 @@ def _stale_identities(
     *,
     sweep_all: bool,
     kept: set[str],
+    unreadable: frozenset[str] | set[str] = frozenset(),
 ) -> tuple[list[EventIdentity], int]:
     """Live cached events of `uids` (or, for a full sync, of the whole calendar except the
-    `kept` UIDs) that the provider no longer produces, and how many live events the `kept`
-    UIDs hold. Instances that merely aged out of the window (original start before it) are
-    left alone: they did not change."""
+    `kept` and `unreadable` UIDs) that the provider no longer produces, and how many live
+    events inside the window the `kept` UIDs hold. Instances that merely aged out of the window
+    (original start before it) are left alone: they did not change."""
     live = Event.objects.filter(calendar=calendar, is_deleted=False)
     if sweep_all:
         rows = live.values_list("provider_key", "original_start")
@@ -601,12 +672,10 @@ def _stale_identities(
     kept_events = 0
     for key, original_start in rows:
         identity = EventIdentity(key, original_start)
-        if identity in fresh:
+        if identity in fresh or (original_start is not None and original_start < window.start):
             continue
-        if sweep_all and key in kept and key not in uids:
-            kept_events += 1
-            continue
-        if original_start is not None and original_start < window.start:
+        if sweep_all and key not in uids and (key in kept or key in unreadable):
+            kept_events += key in kept
             continue
         stale.append(identity)
     return stale, kept_events
@@ -649,9 +718,13 @@ def _record_failure(calendar_id: int, exc: Exception, token: str) -> SyncOutcome
     or Retry-After); disconnect the profile on an auth failure. The cursor and the cached data
     are left as they were: nothing is lost. Logged once: one line for a provider error or a
     busy database, the traceback for anything else (a bug)."""
-    state = CalendarSyncState.objects.select_related("calendar__profile").get(
-        calendar_id=calendar_id
+    state = (
+        CalendarSyncState.objects.select_related("calendar__profile")
+        .filter(calendar_id=calendar_id)
+        .first()
     )
+    if state is None:  # the calendar is gone meanwhile
+        return SyncOutcome(calendar_id, "failed", error=f"{type(exc).__name__}: {exc}")
     now = timezone.now()
     failures = state.consecutive_failures + 1
     interval = settings.SYNC_POLL_INTERVAL_SECONDS
@@ -659,14 +732,16 @@ def _record_failure(calendar_id: int, exc: Exception, token: str) -> SyncOutcome
     if isinstance(exc, base.RateLimited) and exc.retry_after:
         delay = max(delay, exc.retry_after)
     with transaction.atomic():
-        CalendarSyncState.objects.filter(pk=state.pk, lock_token=token).update(
+        lock_owner(state.calendar.profile)
+        recorded = CalendarSyncState.objects.filter(pk=state.pk, lock_token=token).update(
             last_error=str(exc)[:1000] or type(exc).__name__,
             last_error_class=type(exc).__name__,
             last_error_at=now,
             consecutive_failures=failures,
             next_poll_at=now + _poll_delay(delay),
         )
-        if isinstance(exc, base.AuthExpired):
+        # Only while the lease is ours: a sync that took over decides for itself.
+        if recorded and isinstance(exc, base.AuthExpired):
             _disconnect_profile(state.calendar.profile, reason=str(exc)[:255])
     name = state.calendar.public_id
     if isinstance(exc, base.ProviderError) or is_transient_database_error(exc):

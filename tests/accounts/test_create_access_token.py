@@ -65,3 +65,26 @@ def test_create_access_token_refuses_what_does_not_exist(args, message):
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
     with pytest.raises(CommandError, match=message):
         _mint(*[part for pair in base.items() for part in pair])
+
+
+def test_create_access_token_replayed_refresh_revokes_the_family(client):
+    account = make_account()
+    integrator = make_integrator()
+    tokens = _mint("--account", account.public_id, "--application", integrator.client_id)
+
+    def refresh(token: str):
+        return client.post(
+            "/oauth/token",
+            {
+                "grant_type": "refresh_token",
+                "client_id": integrator.client_id,
+                "client_secret": integrator.client_secret,
+                "refresh_token": token,
+            },
+        )
+
+    rotated = refresh(tokens["refresh_token"]).json()
+    assert refresh(tokens["refresh_token"]).status_code == 400  # replay of the rotated one
+    assert refresh(rotated["refresh_token"]).status_code == 400  # the whole family is revoked
+    me = client.get("/v1/account", HTTP_AUTHORIZATION=f"Bearer {rotated['access_token']}")
+    assert me.status_code == 401

@@ -22,7 +22,10 @@ def test_serve_prints_a_token_whose_curl_reads_the_demo_events(tmp_path):
         deadline = time.monotonic() + 60
         while "curl -H" not in service.log() and time.monotonic() < deadline:
             time.sleep(0.2)
-        [curl] = re.findall(r"^\s*(curl -H .*)$", service.log(), flags=re.MULTILINE)
+        curls = re.findall(r"^\s*(curl -H .*)$", service.log(), flags=re.MULTILINE)
+        assert len(curls) == 1, service.log()
+        curl = curls[0]
+        deadline = time.monotonic() + 60
         parts = shlex.split(curl)
         header, url = parts[2], parts[3]
         assert url.startswith(service.url + "/v1/events")

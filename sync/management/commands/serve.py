@@ -56,7 +56,10 @@ class Command(BaseCommand):
         self._ensure_admin_user(host, port)
         manage = [sys.executable, "manage.py"]
         children = []
-        if not no_radicale:
+        if not no_radicale and not settings.DEBUG:
+            # The demo account, application and printed token have no place in production.
+            self.stdout.write("DEBUG is off: the demo CalDAV server is not started.")
+        elif not no_radicale:
             children.append(
                 self._start_demo_radicale(
                     radicale_port, Path(radicale_dir), f"http://{host}:{port}"
@@ -110,8 +113,12 @@ class Command(BaseCommand):
     ) -> subprocess.Popen:
         base_url = f"http://127.0.0.1:{radicale_port}"
         process = demo.start_radicale(root, port=radicale_port)
-        calendar_url = demo.seed_sample_calendar(base_url)
-        access = demo.ensure_demo_access(base_url)
+        try:
+            calendar_url = demo.seed_sample_calendar(base_url)
+            access = demo.ensure_demo_access(base_url, redirect_uri=f"{service_url}/demo/callback")
+        except Exception:
+            _stop(process)
+            raise
         self.stdout.write(
             f"Local CalDAV server (Radicale): {base_url}/  user {demo.DEMO_USER!r}, "
             f"password {demo.DEMO_PASSWORD!r}\n"
