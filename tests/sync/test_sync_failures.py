@@ -119,3 +119,43 @@ def test_sync_calendar_command_full_resync_counts_add_up(seven_events):
     assert "synced (full): 0 created, 0 updated, 7 unchanged of 7 fetched; 0 deleted" in (
         out.getvalue()
     )
+
+
+def test_sync_interrupted_batch_keeps_its_resources_known(
+    seven_events, radicale_server, monkeypatch
+):
+    # A batch writes the resource map of its resources with their events: a resource created
+    # by an interrupted sync and deleted at the provider before the retry is tombstoned.
+    calendar = seven_events
+    assert services.sync_calendar(calendar_id=calendar.pk).status == "synced"
+    url = calendar.provider_calendar_id
+    for n in range(4):
+        radicale_server.put_event(url, f"new{n}", vcalendar(vevent(f"new{n}", soon(20 + n))))
+    monkeypatch.setattr(engine, "APPLY_BATCH_EVENTS", 2)
+    apply = calendar_services.apply_provider_events
+    calls = []
+
+    def fail_second_batch(**kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError("database is locked")
+        return apply(**kwargs)
+
+    with mock.patch.object(calendar_services, "apply_provider_events", fail_second_batch):
+        assert services.sync_calendar(calendar_id=calendar.pk).status == "failed"
+    applied = set(
+        Event.objects.filter(calendar=calendar, provider_key__startswith="new").values_list(
+            "provider_key", flat=True
+        )
+    )
+    assert len(applied) == 2
+    gone = sorted(applied)[0]
+    radicale_server.delete_event(url, gone)
+
+    assert services.sync_calendar(calendar_id=calendar.pk).status == "synced"
+    live = set(
+        Event.objects.filter(
+            calendar=calendar, provider_key__startswith="new", is_deleted=False
+        ).values_list("provider_key", flat=True)
+    )
+    assert live == {f"new{n}" for n in range(4)} - {gone}
