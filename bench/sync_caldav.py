@@ -5,8 +5,9 @@
 Measures (1) initial sync of a big calendar (events/s) against the time the `caldav` library
 alone needs to fetch the same events, and (2) an incremental sync after one changed event at
 the small and the big size, split into time spent waiting for the server (adapter calls) and
-our own time (parsing, diffing, database). Uses a throw-away SQLite database unless
-DATABASE_URL is set.
+our own time (parsing, diffing, database), and (3) the first sync after UTC midnight, when the
+recurrence window moves a day (one event in a hundred is a weekly series). Uses a throw-away
+SQLite database unless DATABASE_URL is set.
 """
 
 import argparse
@@ -28,6 +29,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 import caldav  # noqa: E402
 import django  # noqa: E402
+import time_machine  # noqa: E402
 
 django.setup()
 
@@ -64,12 +66,22 @@ def vevent(n: int, base: datetime, summary: str = "Event") -> str:
     )
 
 
+def series_count(events: int) -> int:
+    return max(1, events // 100)
+
+
 def seed(server, user: str, name: str, count: int, base: datetime) -> str:
     """One PUT of a whole VCALENDAR: Radicale splits it by UID (fast seeding; see
     docs/providers.md, Server quirks)."""
     url = f"{server.base_url}/{user}/{name}/"
     body = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//bench//EN\r\n"
-    body += "".join(vevent(n, base) for n in range(count)) + "END:VCALENDAR\r\n"
+    body += "".join(vevent(n, base) for n in range(count))
+    # A few weekly series too (one in a hundred events), as real calendars have.
+    body += "".join(
+        vevent(n, base, summary="Series").replace("END:VEVENT", "RRULE:FREQ=WEEKLY\r\nEND:VEVENT")
+        for n in range(count, count + series_count(count))
+    )
+    body += "END:VCALENDAR\r\n"
     server.session(user).put(
         url, data=body.encode(), headers={"Content-Type": "text/calendar"}, timeout=600
     ).raise_for_status()
@@ -100,6 +112,21 @@ def incremental(server, calendar, url, base, repeat):
     return {"total_s": round(total, 4), "server_s": round(srv, 4), "ours_s": round(total - srv, 4)}
 
 
+def daily_roll(calendar):
+    """The first sync after UTC midnight (the window moves a day): its time, the time spent
+    waiting for the server, and whether it had to fetch everything."""
+    SERVER_TIME[0] = 0.0
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=1), tick=True):
+        elapsed, outcome = timed(lambda: services.sync_calendar(calendar_id=calendar.pk))
+    assert outcome.status in ("synced", "unchanged"), outcome
+    return {
+        "total_s": round(elapsed, 3),
+        "server_s": round(SERVER_TIME[0], 3),
+        "full_fetch": outcome.full,
+        "created": outcome.result.created,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=10000)
@@ -119,7 +146,7 @@ def main():
 
         client = caldav.DAVClient(url=server.base_url + "/", username=user, password=password)
         baseline_s, fetched = timed(lambda: client.calendar(url=big_url).events())
-        assert len(fetched) == args.events, len(fetched)
+        assert len(fetched) == args.events + series_count(args.events), len(fetched)
         # Touch the data so the library's lazy parsing is not left out of its time.
         parse_s, _ = timed(lambda: [e.icalendar_component["UID"] for e in fetched])
 
@@ -137,13 +164,14 @@ def main():
         SERVER_TIME[0] = 0.0
         initial_s, outcome = timed(lambda: services.sync_calendar(calendar_id=big.pk))
         initial_server_s = SERVER_TIME[0]
-        assert outcome.result.created == args.events, outcome
+        assert outcome.result.created > args.events, outcome  # plus the series' instances
         services.sync_calendar(calendar_id=small.pk)
         noop_s, noop = timed(lambda: services.sync_calendar(calendar_id=big.pk))
         assert noop.status == "unchanged"
 
         inc_small = incremental(server, small, small_url, base, args.repeat)
         inc_big = incremental(server, big, big_url, base, args.repeat)
+        roll = daily_roll(big)
         figures = {
             "bench": "sync_caldav",
             "database": os.environ["DATABASE_URL"].split(":", 1)[0],
@@ -159,6 +187,7 @@ def main():
             f"incremental_{args.events}": inc_big,
             "incremental_ratio_total": round(inc_big["total_s"] / inc_small["total_s"], 2),
             "incremental_ratio_ours": round(inc_big["ours_s"] / inc_small["ours_s"], 2),
+            "daily_roll": roll,
         }
         print(json.dumps(figures))
     finally:

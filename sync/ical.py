@@ -306,3 +306,12 @@ def normalize_resource(
             if data is not None:
                 events.append(data)
     return list(groups), events
+
+
+_RECURRENCE = re.compile(r"^(RRULE|RDATE)[;:]", re.MULTILINE | re.IGNORECASE)
+
+
+def has_recurrence(ical: str) -> bool:
+    """Whether the resource holds a recurring series (an RRULE or RDATE line): its instances
+    depend on the window, so the window roll must re-expand it."""
+    return bool(_RECURRENCE.search(ical))

@@ -76,6 +76,9 @@ class SyncedResource(models.Model):
     href = models.CharField(max_length=1024)
     etag = models.CharField(max_length=255, blank=True)
     uids = models.JSONField(default=list)
+    # The resource's iCalendar text when it holds a recurring series (empty otherwise): the
+    # daily window roll re-expands the series from it, without asking the provider.
+    series_ical = models.TextField(blank=True)
 
     class Meta:
         constraints = [

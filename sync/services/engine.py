@@ -26,7 +26,7 @@ from calendars import services as calendar_services
 from calendars.models import Calendar, Event, ManagedEventWrite
 from calendars.types import ApplyResult, CalendarData, EventData, EventIdentity
 from notifications import services as notification_services
-from sync.ical import InvalidCalendarData, Window, normalize_resource
+from sync.ical import InvalidCalendarData, Window, has_recurrence, normalize_resource
 from sync.models import CalendarSyncState, ProfileSyncState, SyncedResource
 from sync.providers import base
 from sync.providers.registry import provider_class
@@ -400,7 +400,11 @@ def _sync_leased(
     now = timezone.now()
     window = current_window(now)
     window_rolled = state.window_start != window.start.date()
-    full = full or not state.cursor or window_rolled
+    full = full or not state.cursor
+    rolled = ApplyResult()
+    if window_rolled and not full:
+        rolled = _roll_window(calendar, state, token, window, now, progress)
+        window_rolled = False
     provider = build_provider(profile.provider, profile.credentials)
 
     def known_etags() -> dict[str, str]:
@@ -421,14 +425,16 @@ def _sync_leased(
             calendar.provider_calendar_id, None, known_etags=known_etags
         )
 
-    outcome = SyncOutcome(calendar_id, "unchanged" if changes.unchanged else "synced", full=full)
+    unchanged = changes.unchanged and not rolled.changed
+    outcome = SyncOutcome(calendar_id, "unchanged" if unchanged else "synced", full=full)
+    outcome.result.add(rolled)
     plan = None
     if not changes.unchanged:
         plan = _plan_changes(
             calendar=calendar, changes=changes, window=window, reuse_unchanged=not window_rolled
         )
         outcome.skipped_resources = plan.skipped
-        outcome.result.unchanged = plan.kept_events
+        outcome.result.unchanged += plan.kept_events
     try:
         if plan is not None:
             _apply_plan(calendar, plan, state, token, outcome.result, now, progress)
@@ -443,6 +449,40 @@ def _sync_leased(
     except LeaseLost:
         return SyncOutcome(calendar_id, "skipped", error="lease lost")
     return outcome
+
+
+def _roll_window(
+    calendar: Calendar,
+    state: CalendarSyncState,
+    token: str,
+    window: Window,
+    now: datetime,
+    progress: Progress | None,
+) -> ApplyResult:
+    """A new day: re-expand the calendar's recurring series into the new window from their
+    stored iCalendar, without asking the provider (so it works while the provider is down, and
+    costs no full fetch). Instances that aged out are kept; new ones at the far end appear.
+    The window is saved with the last batch; the provider's own changes follow as usual."""
+    series = [
+        base.RawResource(href=r.href, etag=r.etag, ical=r.series_ical)
+        for r in SyncedResource.objects.filter(calendar=calendar).exclude(series_ical="")
+    ]
+    result = ApplyResult()
+    if series:
+        plan = _plan_changes(
+            calendar=calendar,
+            changes=base.ChangeSet(cursor="", resources=series),
+            window=window,
+            reuse_unchanged=False,
+        )
+        _apply_plan(calendar, plan, state, token, result, now, progress)
+    with transaction.atomic():
+        lock_owner(calendar.profile)
+        locked = _hold_lease(state, token)
+        locked.window_start = window.start.date()
+        locked.save(update_fields=["window_start", "updated_at"])
+    log.info("window of %s rolled to %s: %s", calendar.public_id, window.start.date(), result)
+    return result
 
 
 def _save_success(locked: CalendarSyncState, changes: base.ChangeSet, window: Window) -> None:
@@ -484,7 +524,7 @@ class ChangePlan:
     upserts: dict[str, list[EventData]]  # href -> the events of that re-read resource
     deletions: list[EventIdentity]
     stored: dict[str, SyncedResource]  # the resource map as it was
-    new_map: dict[str, tuple[str, list[str]]]  # href -> (etag, uids) of re-read resources
+    new_map: dict[str, tuple[str, list[str], str]]  # href -> (etag, uids, series_ical)
     gone_hrefs: set[str]
     skipped: int  # unparseable resources (kept as they were)
     kept_events: int  # cached events of resources a full sync found unchanged (same etag)
@@ -567,7 +607,7 @@ def _plan_changes(
     affected_uids: set[str] = set()
     kept_uids: set[str] = set()  # full sync: resources skipped as unchanged
     unreadable_uids: set[str] = set()  # what we had of resources that no longer parse
-    new_map: dict[str, tuple[str, list[str]]] = {}
+    new_map: dict[str, tuple[str, list[str], str]] = {}
     skipped = 0
     for resource in changes.resources:
         previous = stored.get(resource.href)
@@ -601,7 +641,8 @@ def _plan_changes(
             affected_uids.update(previous.uids)
         upserts[resource.href] = events
         fresh.update(data.identity for data in events)
-        new_map[resource.href] = (resource.etag, uids)
+        series = resource.ical if has_recurrence(resource.ical) else ""
+        new_map[resource.href] = (resource.etag, uids, series)
 
     gone_hrefs = set(changes.deleted)
     if changes.is_full:
@@ -684,15 +725,19 @@ def _stale_identities(
 def _store_resource_map(calendar, stored, new_map, gone_hrefs) -> None:
     SyncedResource.objects.filter(calendar=calendar, href__in=sorted(gone_hrefs)).delete()
     to_update, to_create = [], []
-    for href, (etag, uids) in new_map.items():
+    for href, (etag, uids, series) in new_map.items():
         previous = stored.get(href)
         if previous is None:
-            to_create.append(SyncedResource(calendar=calendar, href=href, etag=etag, uids=uids))
-        elif previous.etag != etag or previous.uids != uids:
-            previous.etag, previous.uids = etag, uids
+            to_create.append(
+                SyncedResource(
+                    calendar=calendar, href=href, etag=etag, uids=uids, series_ical=series
+                )
+            )
+        elif (previous.etag, previous.uids, previous.series_ical) != (etag, uids, series):
+            previous.etag, previous.uids, previous.series_ical = etag, uids, series
             to_update.append(previous)
     SyncedResource.objects.bulk_create(to_create, batch_size=500)
-    SyncedResource.objects.bulk_update(to_update, ["etag", "uids"], batch_size=500)
+    SyncedResource.objects.bulk_update(to_update, ["etag", "uids", "series_ical"], batch_size=500)
 
 
 def _complete_initial_sync_if_done(profile: Profile) -> None:

@@ -40,7 +40,7 @@ from accounts.models import Profile
 from calendars import services as calendar_services
 from calendars.models import Calendar, Event, ManagedEventWrite
 from calendars.types import EventData, EventIdentity
-from sync.ical import InvalidCalendarData, normalize_resource
+from sync.ical import InvalidCalendarData, has_recurrence, normalize_resource
 from sync.ical_write import ParticipantNotFound, Rendered, merge_desired, set_participation
 from sync.models import SyncedResource
 from sync.providers import base
@@ -464,7 +464,13 @@ def _apply_resource(
         application=application,
     )
     SyncedResource.objects.update_or_create(
-        calendar=calendar, href=href, defaults={"etag": etag, "uids": uids}
+        calendar=calendar,
+        href=href,
+        defaults={
+            "etag": etag,
+            "uids": uids,
+            "series_ical": ical if has_recurrence(ical) else "",
+        },
     )
     return events
 

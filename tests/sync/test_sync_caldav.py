@@ -184,9 +184,38 @@ def test_sync_calendar_window_rolls_forward_daily(synced):
     count = live.count()
     with time_machine.travel(timezone.now() + timedelta(days=7), tick=True):
         outcome = services.sync_calendar(calendar_id=calendar.pk)
-    assert outcome.full  # a new day re-expands every series
+    # A new day re-expands every series, from the stored series: no full fetch.
+    assert outcome.status == "synced" and not outcome.full
     assert outcome.result.created == 1 and outcome.result.deleted == 0
     assert live.count() == count + 1  # the instance that aged out is kept, not deleted
+
+
+def test_sync_calendar_window_roll_needs_no_provider(own_radicale_server):
+    server = own_radicale_server
+    server.make_calendar("alice")
+    profile = _connect(server)
+    calendar = profile.calendars.get()
+    url = calendar.provider_calendar_id
+    server.put_event(
+        url,
+        "daily",
+        vcalendar(vevent("daily", soon(-3), summary="Daily", extra="RRULE:FREQ=DAILY")),
+    )
+    assert services.sync_calendar(calendar_id=calendar.pk).status == "synced"
+    live = Event.objects.filter(calendar=calendar, provider_key="daily", is_deleted=False)
+    count = live.count()
+
+    server.stop()
+    try:
+        with time_machine.travel(timezone.now() + timedelta(days=2), tick=True):
+            outcome = services.sync_calendar(calendar_id=calendar.pk)
+            window_start = services.current_window().start.date()
+    finally:
+        server.restart()
+    assert outcome.status == "failed" and "TemporaryError" in outcome.error  # provider down
+    assert live.count() == count + 2  # ... and yet two more days of the series are there
+    state = CalendarSyncState.objects.get(calendar=calendar)
+    assert state.window_start == window_start and state.cursor  # the cursor was kept
 
 
 def test_sync_calendar_server_down_backs_off_and_loses_nothing(own_radicale_server, settings):
