@@ -35,6 +35,7 @@ from sync.providers.base import (
     TemporaryError,
     WrittenEvent,
 )
+from sync.providers.retry_after import parse_retry_after
 
 ICLOUD_URL = "https://caldav.icloud.com/"
 TIMEOUT_SECONDS = 30
@@ -90,7 +91,12 @@ def _check_status(response, what: str) -> None:
     if status == 404:
         raise PermanentError(f"{what}: the calendar no longer exists at the CalDAV server")
     if status in (429, 503):
-        raise RateLimited(f"{what}: the CalDAV server answered {status}")
+        raise RateLimited(
+            f"{what}: the CalDAV server answered {status}",
+            retry_after=parse_retry_after(
+                (getattr(response, "headers", None) or {}).get("Retry-After")
+            ),
+        )
     if status >= 500:
         raise TemporaryError(f"{what}: the CalDAV server answered {status}")
     raise PermanentError(f"{what}: the CalDAV server answered {status}")

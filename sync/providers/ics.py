@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import icalendar
@@ -23,6 +21,7 @@ from sync.providers.base import (
     RawResource,
     TemporaryError,
 )
+from sync.providers.retry_after import parse_retry_after
 
 MAX_FEED_BYTES = 10 * 1024 * 1024
 TIMEOUT_SECONDS = 30
@@ -35,21 +34,6 @@ def normalize_feed_url(url: str) -> str:
     if scheme.lower() in ("webcal", "webcals"):
         return f"https://{rest}"
     return url
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    """Retry-After in seconds, given as seconds or as an HTTP date (RFC 9110 §10.2.3)."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
 
 
 # Calendar-level properties copied into every per-UID resource (X-WR-TIMEZONE decides the zone
@@ -82,7 +66,7 @@ class IcsProvider(Provider):
         if response.status_code in (401, 403):
             raise AuthExpired(f"the feed answered {response.status_code}")
         if response.status_code in (429, 503):
-            raise RateLimited(retry_after=_retry_after(response))
+            raise RateLimited(retry_after=parse_retry_after(response.headers.get("Retry-After")))
         if response.status_code == 404 or response.status_code == 410:
             raise PermanentError(f"the feed answered {response.status_code}")
         if response.status_code >= 500:

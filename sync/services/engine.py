@@ -30,6 +30,7 @@ from sync.ical import InvalidCalendarData, Window, has_recurrence, normalize_res
 from sync.models import CalendarSyncState, ProfileSyncState, SyncedResource
 from sync.providers import base
 from sync.providers.registry import provider_class
+from sync.services.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -772,10 +773,13 @@ def _record_failure(calendar_id: int, exc: Exception, token: str) -> SyncOutcome
         return SyncOutcome(calendar_id, "failed", error=f"{type(exc).__name__}: {exc}")
     now = timezone.now()
     failures = state.consecutive_failures + 1
-    interval = settings.SYNC_POLL_INTERVAL_SECONDS
-    delay = min(interval * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
-    if isinstance(exc, base.RateLimited) and exc.retry_after:
-        delay = max(delay, exc.retry_after)
+    delay = backoff_delay(
+        attempt=failures,
+        base_seconds=settings.SYNC_POLL_INTERVAL_SECONDS,
+        cap_seconds=MAX_BACKOFF_SECONDS,
+        jitter=JITTER,
+        error=exc,
+    )
     with transaction.atomic():
         lock_owner(state.calendar.profile)
         recorded = CalendarSyncState.objects.filter(pk=state.pk, lock_token=token).update(
@@ -783,7 +787,7 @@ def _record_failure(calendar_id: int, exc: Exception, token: str) -> SyncOutcome
             last_error_class=type(exc).__name__,
             last_error_at=now,
             consecutive_failures=failures,
-            next_poll_at=now + _poll_delay(delay),
+            next_poll_at=now + delay,
         )
         # Only while the lease is ours: a sync that took over decides for itself.
         if recorded and isinstance(exc, base.AuthExpired):

@@ -25,7 +25,6 @@ FAILED writes are kept and can be retried from the admin (calendars.services.ret
 from __future__ import annotations
 
 import logging
-import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -44,6 +43,7 @@ from sync.ical import InvalidCalendarData, has_recurrence, normalize_resource
 from sync.ical_write import ParticipantNotFound, Rendered, merge_desired, set_participation
 from sync.models import SyncedResource
 from sync.providers import base
+from sync.services.backoff import backoff_delay
 from sync.services.engine import (
     _disconnect_profile,
     _self_emails,
@@ -642,11 +642,13 @@ def _resync_resource_later(write: ManagedEventWrite, href: str, exc: Exception) 
 def retry_delay(attempts: int, exc: Exception | None = None) -> timedelta:
     """Backoff after `attempts` failed attempts: BASE_DELAY_SECONDS doubling, capped at
     MAX_DELAY_SECONDS, +-JITTER; at least the provider's Retry-After."""
-    delay = min(BASE_DELAY_SECONDS * 2 ** max(attempts - 1, 0), MAX_DELAY_SECONDS)
-    delay *= random.uniform(1 - JITTER, 1 + JITTER)
-    if isinstance(exc, base.RateLimited) and exc.retry_after:
-        delay = max(delay, exc.retry_after)
-    return timedelta(seconds=delay)
+    return backoff_delay(
+        attempt=attempts,
+        base_seconds=BASE_DELAY_SECONDS,
+        cap_seconds=MAX_DELAY_SECONDS,
+        jitter=JITTER,
+        error=exc,
+    )
 
 
 def _retry_later(write: ManagedEventWrite, token: str, exc: Exception) -> _Outcome:
