@@ -39,6 +39,15 @@ class Account(models.Model):
     def __str__(self) -> str:
         return f"{self.public_id} <{self.email}>"
 
+    def email_addresses(self) -> frozenset[str]:
+        """The end-user's own addresses, lowercased: the account's and every profile's (one
+        query). The one rule for "this attendee is the end-user": read options, answering an
+        invitation through the API, the reconciler that applies the answer, and sync."""
+        emails = {self.email.strip().lower()} if self.email else set()
+        names = Profile.objects.filter(account=self).values_list("profile_name", flat=True)
+        emails.update(name.strip().lower() for name in names if "@" in name)
+        return frozenset(emails)
+
     def allocate_change_sequences(self, count: int) -> range:
         """Reserve `count` consecutive change-log sequence numbers; call inside a transaction."""
         Account.objects.filter(pk=self.pk).update(last_change_seq=F("last_change_seq") + count)

@@ -4,8 +4,8 @@ Client secrets live in ApplicationSecret rows (several may be active during a ro
 SHA-256 checksum that authenticates them (at /oauth/token and as API keys; the secrets are 256
 random bits, so a slow hash would add nothing), a password-hasher hash kept from before
 (unused for authentication), and an encrypted copy because push notifications are signed with
-every active secret (Cronofy's scheme). The plaintext leaves this module exactly once, as the return value of the function
-that created it.
+every active secret (Cronofy's scheme). The plaintext leaves this module exactly once, as the
+return value of the function that created it.
 """
 
 import hashlib

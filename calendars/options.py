@@ -14,21 +14,13 @@ Deleted events allow nothing.
 from dataclasses import dataclass
 
 from accounts import scopes as scope_names
-from accounts.models import Account, Profile
+from accounts.models import Account
 from calendars.models import Calendar
 
 
 def calendar_is_writable(calendar: Calendar) -> bool:
     """`calendar.profile` should be loaded (select_related)."""
     return not calendar.is_readonly and not calendar.is_deleted and calendar.profile.is_connected
-
-
-def account_emails(account: Account) -> frozenset[str]:
-    """The end-user's addresses, lowercased: the account's and its profiles' (one query)."""
-    emails = {account.email.lower()} if account.email else set()
-    names = Profile.objects.for_account(account).values_list("profile_name", flat=True)
-    emails.update(name.strip().lower() for name in names if "@" in name)
-    return frozenset(emails)
 
 
 def person_email(person) -> str:
@@ -69,7 +61,7 @@ class EventPermissions:
             scopes=frozenset(scopes),
             writable_calendar_ids=frozenset(writable),
             unrestricted_calendar_ids=frozenset(unrestricted),
-            emails=account_emails(account),
+            emails=account.email_addresses(),
         )
 
     def options(self, row: dict) -> dict:

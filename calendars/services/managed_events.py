@@ -23,7 +23,6 @@ from accounts.ids import make_public_id
 from accounts.models import Account
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
 from calendars.options import (
-    account_emails,
     calendar_is_writable,
     is_attendee_not_organizer,
     person_email,
@@ -453,7 +452,7 @@ def change_participation_status(
     with transaction.atomic():
         account = _lock_account(calendar.profile.account_id)
         event = _event_by_uid(calendar, event_uid)
-        emails = account_emails(account)
+        emails = account.email_addresses()
         if event.event_id is not None or not is_attendee_not_organizer(
             event.attendees, event.organizer, emails
         ):

@@ -510,14 +510,6 @@ def _save_success(locked: CalendarSyncState, changes: base.ChangeSet, window: Wi
     )
 
 
-def _self_emails(calendar: Calendar) -> frozenset[str]:
-    profile = calendar.profile
-    emails = {profile.account.email, profile.profile_name}
-    username = (profile.credentials or {}).get("username", "") if profile.credentials else ""
-    emails.add(username)
-    return frozenset(e.lower() for e in emails if e and "@" in e)
-
-
 @dataclass
 class ChangePlan:
     """What a change set does to the cache, worked out before anything is written."""
@@ -596,7 +588,7 @@ def _plan_changes(
     """Turn a ChangeSet into event upserts, tombstones and resource-map updates (reads only)."""
     account = calendar.profile.account
     default_tzid = changes.default_tzid or account.default_tzid or "Etc/UTC"
-    self_emails = _self_emails(calendar)
+    self_emails = account.email_addresses()
     hrefs = {r.href for r in changes.resources} | set(changes.deleted)
     if changes.is_full:
         stored = {r.href: r for r in SyncedResource.objects.filter(calendar=calendar)}

@@ -46,7 +46,6 @@ from sync.providers import base
 from sync.services.backoff import backoff_delay
 from sync.services.engine import (
     _disconnect_profile,
-    _self_emails,
     _stale_identities,
     build_provider,
     current_window,
@@ -314,7 +313,7 @@ def _render(write: ManagedEventWrite, uid: str, current: str) -> Rendered:
         return set_participation(
             uid=uid,
             current=current,
-            self_emails=_self_emails(write.calendar),
+            self_emails=write.calendar.profile.account.email_addresses(),
             participation_status=write.desired.get("participation_status", ""),
         )
     merged = merge_desired(
@@ -330,16 +329,18 @@ def _render(write: ManagedEventWrite, uid: str, current: str) -> Rendered:
     answered = set_participation(
         uid=uid,
         current=merged.ical,
-        self_emails=_self_emails(write.calendar),
+        self_emails=write.calendar.profile.account.email_addresses(),
         participation_status=status,
     )
     return Rendered(ical=answered.ical, changed=merged.changed or answered.changed)
 
 
 def _organizer_email(calendar: Calendar) -> str:
-    emails = sorted(_self_emails(calendar))
-    account_email = (calendar.profile.account.email or "").lower()
-    return account_email if account_email in emails else (emails[0] if emails else "")
+    """Who organizes an event we create: the account's address, else the address of the
+    calendar's own profile (never another profile's)."""
+    account_email = (calendar.profile.account.email or "").strip().lower()
+    profile_name = calendar.profile.profile_name.strip().lower()
+    return account_email or (profile_name if "@" in profile_name else "")
 
 
 def _put(
@@ -437,7 +438,7 @@ def _normalized(calendar: Calendar, href: str, etag: str, ical: str):
         href=href,
         etag=etag,
         default_tzid=account.default_tzid or "Etc/UTC",
-        self_emails=_self_emails(calendar),
+        self_emails=calendar.profile.account.email_addresses(),
     )
 
 

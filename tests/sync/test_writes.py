@@ -17,6 +17,7 @@ from sync.providers.base import RateLimited
 from sync.providers.caldav import CalDAVProvider
 from sync.schedules import SCHEDULES
 from sync.services import engine, writes
+from tests.factories import make_access_token, make_profile
 from tests.sync.helpers import soon, vcalendar, vevent
 from tests.sync.writes_helpers import connect, desired, server_resources, write
 
@@ -472,3 +473,43 @@ def test_reconcile_logs_no_credentials(setup, caplog):
     _refresh(w)
     assert "wrong-Secret-123" not in caplog.text and "wrong-Secret-123" not in w.last_error
     assert server.password(user) not in caplog.text
+
+
+def test_reconcile_participation_for_the_users_other_address(setup, client):
+    # One rule for "the end-user": an invitation sent to the address of the user's other
+    # profile is accepted by the API (202) and applied at the provider, not failed there.
+    server, user, url, calendar = setup
+    account = calendar.profile.account
+    make_profile(account=account, profile_name="ada.private@example.org")
+    server.put_event(
+        url,
+        "private-invite",
+        vcalendar(
+            vevent(
+                "private-invite",
+                soon(5),
+                summary="Dinner",
+                extra="ORGANIZER:mailto:friend@example.com\n"
+                "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:Ada.Private@example.org",
+            )
+        ),
+        user=user,
+    )
+    services.sync_calendar(calendar_id=calendar.pk)
+    event = Event.objects.get(calendar=calendar, provider_key="private-invite")
+    token = make_access_token(account=account, scope="read_write change_participation_status")
+    response = client.post(
+        f"/v1/calendars/{calendar.public_id}/events/{event.event_uid}/participation_status",
+        {"status": "accepted"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert response.status_code == 202, response.content
+
+    result = _reconcile()
+    assert result.failed == [] and len(result.done) == 1
+
+    [ical] = server_resources(server, user, url).values()
+    [vevent_] = icalendar.Calendar.from_ical(ical).walk("VEVENT")
+    [attendee] = [vevent_.get("ATTENDEE")]
+    assert str(attendee.params["PARTSTAT"]) == "ACCEPTED"
