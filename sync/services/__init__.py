@@ -1,8 +1,8 @@
 """Services of the sync app: the sync engine (engine.py) and the write reconciler (writes.py).
 
 Callers use `from sync import services` / `sync.services.<name>`: this package re-exports the
-public names of its modules. Tests that replace a private hook patch it on the module that
-looks it up (`sync.services.engine`).
+public names of its modules. Tests that replace a seam (`enqueue_sync`,
+`on_initial_sync_completed`) patch it on the module that looks it up (`sync.services.engine`).
 """
 
 from sync.services.engine import (
@@ -19,6 +19,8 @@ from sync.services.engine import (
     current_window,
     enqueue_due_syncs,
     enqueue_managed_event_writes,
+    enqueue_sync,
+    on_initial_sync_completed,
     refresh_profile_calendars,
     request_sync,
     store_connected_profile,
@@ -47,6 +49,8 @@ __all__ = [
     "current_window",
     "enqueue_due_syncs",
     "enqueue_managed_event_writes",
+    "enqueue_sync",
+    "on_initial_sync_completed",
     "reconcile_due_event_writes",
     "reconcile_event_writes",
     "refresh_profile_calendars",

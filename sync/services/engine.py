@@ -44,9 +44,9 @@ TICK_BATCH = 500
 
 
 # --- telling integrators (push notifications) ---
-def _on_initial_sync_completed(profile: Profile) -> None:
+def on_initial_sync_completed(profile: Profile) -> None:
     """Inside the transaction that clears the initial-sync flag; only channels that existed
-    before this moment are told (Cronofy's rule)."""
+    before this moment are told (Cronofy's rule). A seam tests may replace."""
     log.info("profile %s completed its initial sync", profile.public_id)
     notification_services.notify_profile_initial_sync_completed(profile)
 
@@ -88,7 +88,8 @@ def _poll_delay(seconds: float) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(1 - JITTER, 1 + JITTER))
 
 
-def _enqueue_sync(calendar_id: int) -> None:
+def enqueue_sync(calendar_id: int) -> None:
+    """Queue one calendar's sync (a seam: tests replace it to run syncs themselves)."""
     async_task("sync.tasks.sync_calendar", calendar_id, task_name=f"sync_calendar:{calendar_id}")
 
 
@@ -182,7 +183,7 @@ def store_connected_profile(
         # until the next successful sync: a relink alone does not prove anything was fixed.
         CalendarSyncState.objects.filter(calendar__in=calendars).update(next_poll_at=timezone.now())
         for calendar in calendars:
-            transaction.on_commit(lambda pk=calendar.pk: _enqueue_sync(pk))
+            transaction.on_commit(lambda pk=calendar.pk: enqueue_sync(pk))
         # Writes kept pending while the profile was disconnected are due again now.
         write_ids = list(
             ManagedEventWrite.objects.pending()
@@ -748,7 +749,7 @@ def _complete_initial_sync_if_done(profile: Profile) -> None:
         )
         if cleared:
             profile.is_initial_sync_required = False
-            _on_initial_sync_completed(profile)
+            on_initial_sync_completed(profile)
 
 
 def _record_failure(calendar_id: int, exc: Exception, token: str) -> SyncOutcome:
@@ -826,7 +827,7 @@ def enqueue_due_syncs(
     itself is single-flight too (lease). Returns the claimed calendar ids.
     """
     now = now or timezone.now()
-    enqueue = enqueue or _enqueue_sync
+    enqueue = enqueue or enqueue_sync
     with transaction.atomic():
         claimed = list(
             CalendarSyncState.objects.due(now)
@@ -850,5 +851,5 @@ def request_sync(*, calendar_ids: Sequence[int]) -> int:
             next_poll_at=timezone.now()
         )
         for calendar_id in calendar_ids:
-            transaction.on_commit(lambda pk=calendar_id: _enqueue_sync(pk))
+            transaction.on_commit(lambda pk=calendar_id: enqueue_sync(pk))
     return count

@@ -43,7 +43,7 @@ def test_admin_sync_now_action_makes_calendar_due_and_enqueues(admin_client, mon
     calendar = make_calendar()
     CalendarSyncState.objects.create(calendar=calendar, next_poll_at=None)
     enqueued = []
-    monkeypatch.setattr(engine, "_enqueue_sync", enqueued.append)
+    monkeypatch.setattr(engine, "enqueue_sync", enqueued.append)
     state = CalendarSyncState.objects.get(calendar=calendar)
     response = admin_client.post(
         reverse("admin:sync_calendarsyncstate_changelist"),

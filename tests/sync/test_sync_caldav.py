@@ -277,9 +277,9 @@ def test_connect_profile_creates_profile_calendars_and_first_sync_clears_flag(
     work = server.make_calendar("bob", name="Work")
     server.make_calendar("bob", name="Home")
     enqueued = []
-    monkeypatch.setattr(engine, "_enqueue_sync", enqueued.append)
+    monkeypatch.setattr(engine, "enqueue_sync", enqueued.append)
     completed = []
-    monkeypatch.setattr(engine, "_on_initial_sync_completed", completed.append)
+    monkeypatch.setattr(engine, "on_initial_sync_completed", completed.append)
 
     with django_capture_on_commit_callbacks(execute=True):
         profile = _connect(server, "bob")

@@ -294,7 +294,7 @@ def test_reconcile_auth_failure_disconnects_and_keeps_the_write_until_relink(
     monkeypatch.setattr(
         engine, "enqueue_managed_event_writes", lambda *, write_ids: enqueued.append(write_ids)
     )
-    monkeypatch.setattr(engine, "_enqueue_sync", lambda pk: None)
+    monkeypatch.setattr(engine, "enqueue_sync", lambda pk: None)
     with django_capture_on_commit_callbacks(execute=True):
         services.connect_profile(
             account=profile.account,
