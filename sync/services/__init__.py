@@ -6,7 +6,6 @@ public names of its modules. Tests that replace a seam (`enqueue_sync`,
 """
 
 from sync.services.engine import (
-    APPLY_BATCH_EVENTS,
     CLAIM_SECONDS,
     JITTER,
     LEASE_SECONDS,
@@ -16,7 +15,6 @@ from sync.services.engine import (
     build_provider,
     connect_profile,
     create_calendar_at_provider,
-    current_window,
     enqueue_due_syncs,
     enqueue_managed_event_writes,
     enqueue_sync,
@@ -27,6 +25,7 @@ from sync.services.engine import (
     sync_calendar,
     sync_profile,
 )
+from sync.services.resources import APPLY_BATCH_EVENTS, current_window
 from sync.services.writes import (
     ReconcileResult,
     reconcile_due_event_writes,

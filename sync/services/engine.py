@@ -23,14 +23,16 @@ from accounts import services as account_services
 from accounts.errors import is_transient_database_error
 from accounts.models import Account, Profile
 from calendars import services as calendar_services
-from calendars.models import Calendar, Event, ManagedEventWrite
-from calendars.types import ApplyResult, CalendarData, EventData, EventIdentity
+from calendars.models import Calendar, ManagedEventWrite
+from calendars.types import ApplyResult, CalendarData
 from notifications import services as notification_services
-from sync.ical import InvalidCalendarData, Window, has_recurrence, normalize_resource
+from sync.ical import Window
 from sync.models import CalendarSyncState, ProfileSyncState, SyncedResource
 from sync.providers import base
 from sync.providers.registry import provider_class
+from sync.services import resources
 from sync.services.backoff import backoff_delay
+from sync.services.resources import current_window
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +75,6 @@ def build_provider(provider_key: str, credentials: dict) -> base.Provider:
     except KeyError as exc:
         raise base.PermanentError(f"stored credentials lack {exc.args[0]!r}") from None
     return cls(creds)
-
-
-def current_window(now: datetime | None = None) -> Window:
-    now = now or timezone.now()
-    return Window.around(
-        now.date(),
-        past_days=settings.SYNC_WINDOW_PAST_DAYS,
-        future_days=settings.SYNC_WINDOW_FUTURE_DAYS,
-    )
 
 
 def _poll_delay(seconds: float) -> timedelta:
@@ -259,11 +252,6 @@ def _maybe_refresh_calendars(calendar_id: int) -> None:
 
 
 # --- syncing one calendar ---
-# Provider data is applied in write transactions of at most this many events, so that on
-# SQLite (one writer at a time) no API request waits for a sync for more than a moment; the
-# cursor is saved with the last batch.
-APPLY_BATCH_EVENTS = 250
-
 Progress = Callable[[int, int], None]  # (events applied so far, events to apply)
 
 
@@ -432,7 +420,7 @@ def _sync_leased(
     outcome.result.add(rolled)
     plan = None
     if not changes.unchanged:
-        plan = _plan_changes(
+        plan = resources.plan_changes(
             calendar=calendar, changes=changes, window=window, reuse_unchanged=not window_rolled
         )
         outcome.skipped_resources = plan.skipped
@@ -445,7 +433,7 @@ def _sync_leased(
             lock_owner(profile)
             locked = _hold_lease(state, token)
             if plan is not None:
-                _store_resource_map(calendar, plan.stored, {}, plan.gone_hrefs)
+                resources.store_resource_map(calendar, plan.stored, {}, plan.gone_hrefs)
             _save_success(locked, changes, window)
             _complete_initial_sync_if_done(profile)
     except LeaseLost:
@@ -471,7 +459,7 @@ def _roll_window(
     ]
     result = ApplyResult()
     if series:
-        plan = _plan_changes(
+        plan = resources.plan_changes(
             calendar=calendar,
             changes=base.ChangeSet(cursor="", resources=series),
             window=window,
@@ -511,26 +499,9 @@ def _save_success(locked: CalendarSyncState, changes: base.ChangeSet, window: Wi
     )
 
 
-@dataclass
-class ChangePlan:
-    """What a change set does to the cache, worked out before anything is written."""
-
-    upserts: dict[str, list[EventData]]  # href -> the events of that re-read resource
-    deletions: list[EventIdentity]
-    stored: dict[str, SyncedResource]  # the resource map as it was
-    new_map: dict[str, tuple[str, list[str], str]]  # href -> (etag, uids, series_ical)
-    gone_hrefs: set[str]
-    skipped: int  # unparseable resources (kept as they were)
-    kept_events: int  # cached events of resources a full sync found unchanged (same etag)
-
-    @property
-    def size(self) -> int:
-        return sum(len(events) for events in self.upserts.values()) + len(self.deletions)
-
-
 def _apply_plan(
     calendar: Calendar,
-    plan: ChangePlan,
+    plan: resources.ChangePlan,
     state: CalendarSyncState,
     token: str,
     result: ApplyResult,
@@ -546,16 +517,10 @@ def _apply_plan(
     `snapshot_taken_at`: when the provider was asked; events an API write changed at the
     provider after that are newer than the snapshot and are left alone."""
     total, done = plan.size, 0
-    for hrefs, upserts, deletions in _batches(plan):
+    for hrefs, upserts, deletions in resources.batches(plan):
         with transaction.atomic():
-            applied = calendar_services.apply_provider_events(
-                calendar=calendar,
-                upserts=upserts,
-                deletions=deletions,
-                writes_done_since=snapshot_taken_at,
-            )
-            _store_resource_map(
-                calendar, plan.stored, {href: plan.new_map[href] for href in hrefs}, set()
+            applied = resources.apply_batch(
+                calendar, plan, hrefs, upserts, deletions, writes_done_since=snapshot_taken_at
             )
             # Last, in lock order (the account row, locked by the change log, comes before
             # the sync state); a lost lease rolls the batch back.
@@ -564,174 +529,6 @@ def _apply_plan(
         done += len(upserts) + len(deletions)
         if progress is not None:
             progress(done, total)
-
-
-def _batches(plan: ChangePlan):
-    """(hrefs, upserts, deletions) per transaction: whole resources up to the batch size, then
-    the deletions in chunks."""
-    hrefs: list[str] = []
-    upserts: list[EventData] = []
-    for href in plan.new_map:
-        hrefs.append(href)
-        upserts.extend(plan.upserts[href])
-        if len(upserts) >= APPLY_BATCH_EVENTS:
-            yield hrefs, upserts, []
-            hrefs, upserts = [], []
-    if hrefs:
-        yield hrefs, upserts, []
-    for i in range(0, len(plan.deletions), APPLY_BATCH_EVENTS):
-        yield [], [], plan.deletions[i : i + APPLY_BATCH_EVENTS]
-
-
-def _plan_changes(
-    *, calendar: Calendar, changes: base.ChangeSet, window: Window, reuse_unchanged: bool
-) -> ChangePlan:
-    """Turn a ChangeSet into event upserts, tombstones and resource-map updates (reads only)."""
-    account = calendar.profile.account
-    default_tzid = changes.default_tzid or account.default_tzid or "Etc/UTC"
-    self_emails = account.email_addresses()
-    hrefs = {r.href for r in changes.resources} | set(changes.deleted)
-    if changes.is_full:
-        stored = {r.href: r for r in SyncedResource.objects.filter(calendar=calendar)}
-    else:
-        stored = _stored_resources(calendar, hrefs)
-
-    upserts: dict[str, list[EventData]] = {}
-    fresh: set[EventIdentity] = set()
-    affected_uids: set[str] = set()
-    kept_uids: set[str] = set()  # full sync: resources skipped as unchanged
-    unreadable_uids: set[str] = set()  # what we had of resources that no longer parse
-    new_map: dict[str, tuple[str, list[str], str]] = {}
-    skipped = 0
-    for resource in changes.resources:
-        previous = stored.get(resource.href)
-        if (
-            changes.is_full
-            and reuse_unchanged
-            and previous is not None
-            and resource.etag
-            and previous.etag == resource.etag
-        ):
-            kept_uids.update(previous.uids)
-            continue
-        try:
-            uids, events = normalize_resource(
-                resource.ical,
-                window=window,
-                href=resource.href,
-                etag=resource.etag,
-                default_tzid=default_tzid,
-                self_emails=self_emails,
-            )
-        except InvalidCalendarData as exc:
-            # One broken resource must not stop the calendar; keep what we had of it.
-            log.warning("skipping unparseable %s in %s: %s", resource.href, calendar, exc)
-            skipped += 1
-            if previous is not None:
-                unreadable_uids.update(previous.uids)
-            continue
-        affected_uids.update(uids)
-        if previous is not None:
-            affected_uids.update(previous.uids)
-        upserts[resource.href] = events
-        fresh.update(data.identity for data in events)
-        series = resource.ical if has_recurrence(resource.ical) else ""
-        new_map[resource.href] = (resource.etag, uids, series)
-
-    gone_hrefs = set(changes.deleted)
-    if changes.is_full:
-        seen = {r.href for r in changes.resources}
-        gone_hrefs |= {href for href in stored if href not in seen}
-    for href in gone_hrefs:
-        if href in stored:
-            affected_uids.update(stored[href].uids)
-
-    deletions, kept_events = _stale_identities(
-        calendar,
-        affected_uids,
-        fresh,
-        window,
-        sweep_all=changes.is_full,
-        kept=kept_uids,
-        unreadable=unreadable_uids,
-    )
-    return ChangePlan(
-        upserts=upserts,
-        deletions=deletions,
-        stored=stored,
-        new_map=new_map,
-        gone_hrefs=gone_hrefs,
-        skipped=skipped,
-        kept_events=kept_events,
-    )
-
-
-def _stored_resources(calendar: Calendar, hrefs: set[str]) -> dict[str, SyncedResource]:
-    found: dict[str, SyncedResource] = {}
-    ordered = sorted(hrefs)
-    for i in range(0, len(ordered), 500):
-        for resource in SyncedResource.objects.filter(
-            calendar=calendar, href__in=ordered[i : i + 500]
-        ):
-            found[resource.href] = resource
-    return found
-
-
-def _stale_identities(
-    calendar: Calendar,
-    uids: set[str],
-    fresh: set[EventIdentity],
-    window: Window,
-    *,
-    sweep_all: bool,
-    kept: set[str],
-    unreadable: frozenset[str] | set[str] = frozenset(),
-) -> tuple[list[EventIdentity], int]:
-    """Live cached events of `uids` (or, for a full sync, of the whole calendar except the
-    `kept` and `unreadable` UIDs) that the provider no longer produces, and how many live
-    events inside the window the `kept` UIDs hold. Instances that merely aged out of the window
-    (original start before it) are left alone: they did not change."""
-    live = Event.objects.filter(calendar=calendar, is_deleted=False)
-    if sweep_all:
-        rows = live.values_list("provider_key", "original_start")
-    else:
-        ordered = sorted(uids)
-        rows = []
-        for i in range(0, len(ordered), 500):
-            rows.extend(
-                live.filter(provider_key__in=ordered[i : i + 500]).values_list(
-                    "provider_key", "original_start"
-                )
-            )
-    stale = []
-    kept_events = 0
-    for key, original_start in rows:
-        identity = EventIdentity(key, original_start)
-        if identity in fresh or (original_start is not None and original_start < window.start):
-            continue
-        if sweep_all and key not in uids and (key in kept or key in unreadable):
-            kept_events += key in kept
-            continue
-        stale.append(identity)
-    return stale, kept_events
-
-
-def _store_resource_map(calendar, stored, new_map, gone_hrefs) -> None:
-    SyncedResource.objects.filter(calendar=calendar, href__in=sorted(gone_hrefs)).delete()
-    to_update, to_create = [], []
-    for href, (etag, uids, series) in new_map.items():
-        previous = stored.get(href)
-        if previous is None:
-            to_create.append(
-                SyncedResource(
-                    calendar=calendar, href=href, etag=etag, uids=uids, series_ical=series
-                )
-            )
-        elif (previous.etag, previous.uids, previous.series_ical) != (etag, uids, series):
-            previous.etag, previous.uids, previous.series_ical = etag, uids, series
-            to_update.append(previous)
-    SyncedResource.objects.bulk_create(to_create, batch_size=500)
-    SyncedResource.objects.bulk_update(to_update, ["etag", "uids", "series_ical"], batch_size=500)
 
 
 def _complete_initial_sync_if_done(profile: Profile) -> None:

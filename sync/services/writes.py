@@ -36,19 +36,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Profile
-from calendars import services as calendar_services
 from calendars.models import Calendar, Event, ManagedEventWrite
-from calendars.types import EventData, EventIdentity
-from sync.ical import InvalidCalendarData, has_recurrence, normalize_resource
+from sync.ical import InvalidCalendarData
 from sync.ical_write import ParticipantNotFound, Rendered, merge_desired, set_participation
 from sync.models import SyncedResource
 from sync.providers import base
+from sync.services import resources
 from sync.services.backoff import backoff_delay
 from sync.services.engine import (
     _disconnect_profile,
-    _stale_identities,
     build_provider,
-    current_window,
     enqueue_managed_event_writes,
 )
 
@@ -430,58 +427,12 @@ def _guess_href(calendar: Calendar, uid: str) -> str:
 
 
 # --- recording outcomes ---
-def _normalized(calendar: Calendar, href: str, etag: str, ical: str):
-    account = calendar.profile.account
-    return normalize_resource(
-        ical,
-        window=current_window(),
-        href=href,
-        etag=etag,
-        default_tzid=account.default_tzid or "Etc/UTC",
-        self_emails=calendar.profile.account.email_addresses(),
-    )
-
-
-def _apply_resource(
-    calendar: Calendar, href: str, etag: str, ical: str, *, protect: bool, application=None
-) -> list[EventData]:
-    """Bring the cache and the resource map in line with one resource the provider holds
-    (caller's transaction). `application`: whose write produced it (None: the provider's
-    own edit)."""
-    uids, events = _normalized(calendar, href, etag, ical)
-    deletions, _ = _stale_identities(
-        calendar,
-        set(uids),
-        {e.identity for e in events},
-        current_window(),
-        sweep_all=False,
-        kept=set(),
-    )
-    calendar_services.apply_provider_events(
-        calendar=calendar,
-        upserts=events,
-        deletions=deletions,
-        protect_pending_writes=protect,
-        application=application,
-    )
-    SyncedResource.objects.update_or_create(
-        calendar=calendar,
-        href=href,
-        defaults={
-            "etag": etag,
-            "uids": uids,
-            "series_ical": ical if has_recurrence(ical) else "",
-        },
-    )
-    return events
-
-
 def _record_server_version(calendar: Calendar, fresh: base.RawResource) -> None:
     """A conflict showed an edit made at the provider: record it in the cache (change log,
     notifications) before our write is merged over it, so it is not silently lost."""
     try:
         with transaction.atomic():
-            _apply_resource(calendar, fresh.href, fresh.etag, fresh.ical, protect=False)
+            resources.apply_resource(calendar, fresh, protect_pending_writes=False)
     except InvalidCalendarData as exc:
         log.warning("server version of %s not cached: %s", fresh.href, exc)
 
@@ -509,12 +460,9 @@ def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> 
             _record_deleted(write, written.href)
         else:
             # The write is DONE, so only a newer pending write still protects the event.
-            _apply_resource(
+            resources.apply_resource(
                 calendar,
-                written.href,
-                written.etag,
-                written.ical,
-                protect=True,
+                base.RawResource(href=written.href, etag=written.etag, ical=written.ical),
                 application=write.application,
             )
             # Our identity and version, even if a newer pending write kept the content.
@@ -533,17 +481,8 @@ def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> 
 
 
 def _record_deleted(write: ManagedEventWrite, href: str) -> None:
-    calendar = write.calendar
-    stored = SyncedResource.objects.filter(calendar=calendar, href=href).first()
-    uids = set(stored.uids) if stored else set()
-    uids.add(write.event.ical_uid or write.event.provider_key)
-    SyncedResource.objects.filter(calendar=calendar, href=href).delete()
-    live = Event.objects.filter(calendar=calendar, provider_key__in=sorted(uids), is_deleted=False)
-    calendar_services.apply_provider_events(
-        calendar=calendar,
-        deletions=[
-            EventIdentity(k, s) for k, s in live.values_list("provider_key", "original_start")
-        ],
+    resources.forget_resource(
+        write.calendar, href, uids={write.event.ical_uid or write.event.provider_key}
     )
     Event.objects.filter(pk=write.event_id).update(provider_etag="")
 
@@ -622,13 +561,9 @@ def _restore_cache(write: ManagedEventWrite) -> None:
     try:
         with transaction.atomic():
             if fresh is not None:
-                _apply_resource(calendar, fresh.href, fresh.etag, fresh.ical, protect=True)
+                resources.apply_resource(calendar, fresh)
                 return
-            SyncedResource.objects.filter(calendar=calendar, href=href).delete()
-            calendar_services.apply_provider_events(
-                calendar=calendar,
-                deletions=[EventIdentity(event.provider_key, event.original_start)],
-            )
+            resources.forget_resource(calendar, href, uids={event.ical_uid or event.provider_key})
     except InvalidCalendarData as exc:
         _resync_resource_later(write, href, exc)
 

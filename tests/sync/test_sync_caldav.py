@@ -314,3 +314,24 @@ def test_refresh_profile_calendars_adds_new_and_marks_removed(own_radicale_serve
         ChangeLogEntry.objects.filter(account=profile.account).values_list("kind", flat=True)
     )
     assert {"calendar_created", "calendar_deleted"} <= kinds
+
+
+def test_sync_calendar_deleted_series_takes_its_past_instances(synced):
+    # Instances that aged out of the window are kept while their series lives on; when the
+    # series itself is deleted at the provider, they are tombstoned with it.
+    server, url, calendar = synced
+    server.put_event(
+        url,
+        "daily",
+        vcalendar(vevent("daily", soon(-3), summary="Daily", extra="RRULE:FREQ=DAILY")),
+    )
+    services.sync_calendar(calendar_id=calendar.pk)
+    series = Event.objects.filter(calendar=calendar, provider_key="daily")
+    with time_machine.travel(timezone.now() + timedelta(days=45), tick=True):
+        services.sync_calendar(calendar_id=calendar.pk)
+        window_start = services.current_window().start
+        assert series.filter(is_deleted=False, original_start__lt=window_start).exists()
+        server.delete_event(url, "daily")
+        outcome = services.sync_calendar(calendar_id=calendar.pk)
+    assert outcome.status == "synced"
+    assert not series.filter(is_deleted=False).exists()

@@ -15,7 +15,7 @@ from calendars import services as calendar_services
 from calendars.models import Event
 from sync import services
 from sync.models import CalendarSyncState
-from sync.services import engine
+from sync.services import engine, resources
 from tests.sync.helpers import soon, vcalendar, vevent
 from tests.sync.writes_helpers import connect
 
@@ -62,7 +62,7 @@ def test_sync_any_failure_is_recorded_backed_off_and_logged_once(
 
 def test_sync_applies_in_batches_and_an_interrupted_sync_resumes(seven_events, monkeypatch):
     calendar = seven_events
-    monkeypatch.setattr(engine, "APPLY_BATCH_EVENTS", 3)
+    monkeypatch.setattr(resources, "APPLY_BATCH_EVENTS", 3)
     apply = calendar_services.apply_provider_events
     calls = []
 
@@ -131,7 +131,7 @@ def test_sync_interrupted_batch_keeps_its_resources_known(
     url = calendar.provider_calendar_id
     for n in range(4):
         radicale_server.put_event(url, f"new{n}", vcalendar(vevent(f"new{n}", soon(20 + n))))
-    monkeypatch.setattr(engine, "APPLY_BATCH_EVENTS", 2)
+    monkeypatch.setattr(resources, "APPLY_BATCH_EVENTS", 2)
     apply = calendar_services.apply_provider_events
     calls = []
 

@@ -12,11 +12,9 @@ from django.test import Client
 
 from calendars.models import ChangeLogEntry, Event, ManagedEventWrite
 from sync import services
-from sync.ical import InvalidCalendarData
 from sync.models import SyncedResource
-from sync.providers.base import PermanentError
+from sync.providers.base import PermanentError, RawResource
 from sync.providers.caldav import CalDAVProvider
-from sync.services import writes
 from tests.factories import make_access_token, make_application
 from tests.sync.helpers import vcalendar, vevent
 from tests.sync.writes_helpers import connect, server_resources
@@ -359,11 +357,11 @@ def test_write_path_unreadable_provider_copy_leaves_the_resource_to_the_next_syn
     def refuse(self, href, **kwargs):
         raise PermanentError("403 Forbidden")
 
-    def unreadable(*args, **kwargs):
-        raise InvalidCalendarData("not iCalendar")
+    def unreadable(self, href, **kwargs):
+        return RawResource(href=href, etag='"odd"', ical="this is not iCalendar")
 
     monkeypatch.setattr(CalDAVProvider, "delete_event", refuse)
-    monkeypatch.setattr(writes, "_apply_resource", unreadable)
+    monkeypatch.setattr(CalDAVProvider, "get_event", unreadable)
     api.call("delete", {"event_uid": event.event_uid})
     result = services.reconcile_event_writes()
 

@@ -1,0 +1,321 @@
+"""Provider data -> the cache: the one place that applies what a provider holds, for polling
+syncs, the window roll and the write reconciler's confirmations and restores.
+
+A change set is first planned (reads only: normalization, what each resource produced before,
+which cached events are now stale), then applied in batches, each in the caller's transaction:
+the events of whole resources through calendars.services (fingerprints, tombstones, change
+log) together with those resources' rows of the resource map (SyncedResource), so that the map
+never lags behind the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from calendars import services as calendar_services
+from calendars.models import Calendar, Event
+from calendars.types import ApplyResult, EventData, EventIdentity
+from sync.ical import InvalidCalendarData, Window, has_recurrence, normalize_resource
+from sync.models import SyncedResource
+from sync.providers import base
+
+log = logging.getLogger(__name__)
+
+# Events per write transaction when a sync applies provider data (see sync_calendar).
+APPLY_BATCH_EVENTS = 250
+
+
+def current_window(now: datetime | None = None) -> Window:
+    now = now or timezone.now()
+    return Window.around(
+        now.date(),
+        past_days=settings.SYNC_WINDOW_PAST_DAYS,
+        future_days=settings.SYNC_WINDOW_FUTURE_DAYS,
+    )
+
+
+@dataclass
+class ChangePlan:
+    """What a change set does to the cache, worked out before anything is written."""
+
+    upserts: dict[str, list[EventData]]  # href -> the events of that re-read resource
+    deletions: list[EventIdentity]
+    stored: dict[str, SyncedResource]  # the resource map as it was
+    new_map: dict[str, tuple[str, list[str], str]]  # href -> (etag, uids, series_ical)
+    gone_hrefs: set[str]
+    skipped: int  # unparseable resources (kept as they were)
+    kept_events: int  # cached events of resources a full sync found unchanged (same etag)
+
+    @property
+    def size(self) -> int:
+        return sum(len(events) for events in self.upserts.values()) + len(self.deletions)
+
+
+def batches(plan: ChangePlan):
+    """(hrefs, upserts, deletions) per transaction: whole resources up to the batch size, then
+    the deletions in chunks."""
+    hrefs: list[str] = []
+    upserts: list[EventData] = []
+    for href in plan.new_map:
+        hrefs.append(href)
+        upserts.extend(plan.upserts[href])
+        if len(upserts) >= APPLY_BATCH_EVENTS:
+            yield hrefs, upserts, []
+            hrefs, upserts = [], []
+    if hrefs:
+        yield hrefs, upserts, []
+    for i in range(0, len(plan.deletions), APPLY_BATCH_EVENTS):
+        yield [], [], plan.deletions[i : i + APPLY_BATCH_EVENTS]
+
+
+def plan_changes(
+    *,
+    calendar: Calendar,
+    changes: base.ChangeSet,
+    window: Window,
+    reuse_unchanged: bool,
+    raise_unreadable: bool = False,
+    gone_uids: set[str] = frozenset(),
+) -> ChangePlan:
+    """Turn a ChangeSet into event upserts, tombstones and resource-map updates (reads only).
+
+    `reuse_unchanged`: a full change set may skip resources whose etag matches the map.
+    An unparseable resource is skipped, keeping what the cache had of it, or raises
+    InvalidCalendarData with `raise_unreadable`. `gone_uids`: UIDs of deleted resources that
+    the map may not know. Every event of a UID that no resource produces any more is
+    tombstoned, past instances included; otherwise instances that merely aged out of the
+    window are kept."""
+    account = calendar.profile.account
+    default_tzid = changes.default_tzid or account.default_tzid or "Etc/UTC"
+    self_emails = account.email_addresses()
+    hrefs = {r.href for r in changes.resources} | set(changes.deleted)
+    if changes.is_full:
+        stored = {r.href: r for r in SyncedResource.objects.filter(calendar=calendar)}
+    else:
+        stored = _stored_resources(calendar, hrefs)
+
+    upserts: dict[str, list[EventData]] = {}
+    fresh: set[EventIdentity] = set()
+    affected_uids: set[str] = set()
+    kept_uids: set[str] = set()  # full sync: resources skipped as unchanged
+    unreadable_uids: set[str] = set()  # what we had of resources that no longer parse
+    new_map: dict[str, tuple[str, list[str], str]] = {}
+    skipped = 0
+    for resource in changes.resources:
+        previous = stored.get(resource.href)
+        if (
+            changes.is_full
+            and reuse_unchanged
+            and previous is not None
+            and resource.etag
+            and previous.etag == resource.etag
+        ):
+            kept_uids.update(previous.uids)
+            continue
+        try:
+            uids, events = normalize_resource(
+                resource.ical,
+                window=window,
+                href=resource.href,
+                etag=resource.etag,
+                default_tzid=default_tzid,
+                self_emails=self_emails,
+            )
+        except InvalidCalendarData as exc:
+            if raise_unreadable:
+                raise
+            # One broken resource must not stop the calendar; keep what we had of it.
+            log.warning("skipping unparseable %s in %s: %s", resource.href, calendar, exc)
+            skipped += 1
+            if previous is not None:
+                unreadable_uids.update(previous.uids)
+            continue
+        affected_uids.update(uids)
+        if previous is not None:
+            affected_uids.update(previous.uids)
+        upserts[resource.href] = events
+        fresh.update(data.identity for data in events)
+        series = resource.ical if has_recurrence(resource.ical) else ""
+        new_map[resource.href] = (resource.etag, uids, series)
+
+    gone_hrefs = set(changes.deleted)
+    if changes.is_full:
+        seen = {r.href for r in changes.resources}
+        gone_hrefs |= {href for href in stored if href not in seen}
+    vanished = set(gone_uids)
+    for href in gone_hrefs:
+        if href in stored:
+            vanished.update(stored[href].uids)
+    produced = kept_uids | unreadable_uids
+    for _etag, uids, _series in new_map.values():
+        produced.update(uids)
+    vanished -= produced
+    affected_uids |= vanished
+
+    deletions, kept_events = stale_identities(
+        calendar,
+        affected_uids,
+        fresh,
+        window,
+        sweep_all=changes.is_full,
+        kept=kept_uids,
+        unreadable=unreadable_uids,
+        vanished=vanished,
+    )
+    return ChangePlan(
+        upserts=upserts,
+        deletions=deletions,
+        stored=stored,
+        new_map=new_map,
+        gone_hrefs=gone_hrefs,
+        skipped=skipped,
+        kept_events=kept_events,
+    )
+
+
+def _stored_resources(calendar: Calendar, hrefs: set[str]) -> dict[str, SyncedResource]:
+    found: dict[str, SyncedResource] = {}
+    ordered = sorted(hrefs)
+    for i in range(0, len(ordered), 500):
+        for resource in SyncedResource.objects.filter(
+            calendar=calendar, href__in=ordered[i : i + 500]
+        ):
+            found[resource.href] = resource
+    return found
+
+
+def stale_identities(
+    calendar: Calendar,
+    uids: set[str],
+    fresh: set[EventIdentity],
+    window: Window,
+    *,
+    sweep_all: bool,
+    kept: set[str],
+    unreadable: frozenset[str] | set[str] = frozenset(),
+    vanished: frozenset[str] | set[str] = frozenset(),
+) -> tuple[list[EventIdentity], int]:
+    """Live cached events of `uids` (or, for a full sync, of the whole calendar except the
+    `kept` and `unreadable` UIDs) that the provider no longer produces, and how many live
+    events inside the window the `kept` UIDs hold. Instances that merely aged out of the window
+    (original start before it) are left alone: they did not change; unless their UID is in
+    `vanished` (no resource holds it any more)."""
+    live = Event.objects.filter(calendar=calendar, is_deleted=False)
+    if sweep_all:
+        rows = live.values_list("provider_key", "original_start")
+    else:
+        ordered = sorted(uids)
+        rows = []
+        for i in range(0, len(ordered), 500):
+            rows.extend(
+                live.filter(provider_key__in=ordered[i : i + 500]).values_list(
+                    "provider_key", "original_start"
+                )
+            )
+    stale = []
+    kept_events = 0
+    for key, original_start in rows:
+        identity = EventIdentity(key, original_start)
+        if identity in fresh:
+            continue
+        if key in vanished:  # its resource is gone: the past instances went with it
+            stale.append(identity)
+            continue
+        if original_start is not None and original_start < window.start:
+            continue
+        if sweep_all and key not in uids and (key in kept or key in unreadable):
+            kept_events += key in kept
+            continue
+        stale.append(identity)
+    return stale, kept_events
+
+
+def store_resource_map(calendar, stored, new_map, gone_hrefs) -> None:
+    SyncedResource.objects.filter(calendar=calendar, href__in=sorted(gone_hrefs)).delete()
+    to_update, to_create = [], []
+    for href, (etag, uids, series) in new_map.items():
+        previous = stored.get(href)
+        if previous is None:
+            to_create.append(
+                SyncedResource(
+                    calendar=calendar, href=href, etag=etag, uids=uids, series_ical=series
+                )
+            )
+        elif (previous.etag, previous.uids, previous.series_ical) != (etag, uids, series):
+            previous.etag, previous.uids, previous.series_ical = etag, uids, series
+            to_update.append(previous)
+    SyncedResource.objects.bulk_create(to_create, batch_size=500)
+    SyncedResource.objects.bulk_update(to_update, ["etag", "uids", "series_ical"], batch_size=500)
+
+
+def apply_batch(
+    calendar: Calendar,
+    plan: ChangePlan,
+    hrefs: list[str],
+    upserts: list[EventData],
+    deletions: list[EventIdentity],
+    *,
+    protect_pending_writes: bool = True,
+    application=None,
+    writes_done_since: datetime | None = None,
+) -> ApplyResult:
+    """One batch of a plan (caller's transaction): the events, then the map rows of `hrefs`."""
+    result = calendar_services.apply_provider_events(
+        calendar=calendar,
+        upserts=upserts,
+        deletions=deletions,
+        protect_pending_writes=protect_pending_writes,
+        application=application,
+        writes_done_since=writes_done_since,
+    )
+    store_resource_map(calendar, plan.stored, {href: plan.new_map[href] for href in hrefs}, set())
+    return result
+
+
+def apply_resource(
+    calendar: Calendar,
+    resource: base.RawResource,
+    *,
+    protect_pending_writes: bool = True,
+    application=None,
+) -> list[EventData]:
+    """Bring the cache and the map in line with one resource the provider holds (caller's
+    transaction); returns its events. `application`: whose write produced it (None: the
+    provider's own edit). Raises InvalidCalendarData."""
+    plan = plan_changes(
+        calendar=calendar,
+        changes=base.ChangeSet(cursor="", resources=[resource]),
+        window=current_window(),
+        reuse_unchanged=False,
+        raise_unreadable=True,
+    )
+    events = plan.upserts.get(resource.href, [])
+    apply_batch(
+        calendar,
+        plan,
+        list(plan.new_map),
+        events,
+        plan.deletions,
+        protect_pending_writes=protect_pending_writes,
+        application=application,
+    )
+    return events
+
+
+def forget_resource(calendar: Calendar, href: str, *, uids: set[str] = frozenset()) -> None:
+    """The resource is gone at the provider (caller's transaction): tombstone every event it
+    produced (and those of `uids`, which the map may not know yet) and drop its map row."""
+    plan = plan_changes(
+        calendar=calendar,
+        changes=base.ChangeSet(cursor="", deleted=[href]),
+        window=current_window(),
+        reuse_unchanged=False,
+        gone_uids=set(uids),
+    )
+    apply_batch(calendar, plan, [], [], plan.deletions)
+    store_resource_map(calendar, plan.stored, {}, plan.gone_hrefs)
