@@ -274,6 +274,11 @@ SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = env_str("GOOGLE_CLIENT_ID")
 SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = env_str("GOOGLE_CLIENT_SECRET")
 SOCIAL_AUTH_MICROSOFT_GRAPH_KEY = env_str("MICROSOFT_CLIENT_ID")
 SOCIAL_AUTH_MICROSOFT_GRAPH_SECRET = env_str("MICROSOFT_CLIENT_SECRET")
+# Token endpoints for refreshing end-users' access tokens (the provider sandbox overrides them).
+GOOGLE_TOKEN_URL = env_str("GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token")
+MICROSOFT_TOKEN_URL = env_str(
+    "MICROSOFT_TOKEN_URL", "https://login.microsoftonline.com/common/oauth2/v2.0/token"
+)
 SOCIAL_AUTH_JSONFIELD_ENABLED = True
 SOCIAL_AUTH_REDIRECT_IS_HTTPS = not DEBUG
 

@@ -55,10 +55,15 @@ class CalendarSyncState(models.Model):
 
 
 class ProfileSyncState(models.Model):
-    """Per-profile bookkeeping: when the calendar list was last refreshed."""
+    """Per-profile bookkeeping: when the calendar list was last refreshed, and the lease of
+    an OAuth token refresh."""
 
     profile = models.OneToOneField(Profile, on_delete=models.CASCADE, related_name="sync_state")
     calendars_refreshed_at = models.DateTimeField(null=True, blank=True)
+    # One OAuth token refresh at a time per profile (sync.services.credentials): a lease
+    # claimed by conditional UPDATE, so that no database lock is held during the HTTP call.
+    credentials_locked_until = models.DateTimeField(null=True, blank=True)
+    credentials_lock_token = models.CharField(max_length=32, blank=True)
 
     def __str__(self) -> str:
         return f"sync state of {self.profile_id}"

@@ -96,9 +96,11 @@ class LiveService:
                 self.stop()
                 raise RuntimeError(f"serve exited early:\n{self.log()}")
             try:
-                if requests.get(f"{self.url}/connect/", timeout=2).status_code == 200:
+                # A gunicorn worker loads the application on its first request: under load
+                # that takes seconds, so a slow answer is "not yet", not a failure.
+                if requests.get(f"{self.url}/connect/", timeout=10).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             time.sleep(0.2)
         self.stop()

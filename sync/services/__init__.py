@@ -5,6 +5,12 @@ public names of its modules. Tests that replace a seam (`enqueue_sync`,
 `on_initial_sync_completed`) patch it on the module that looks it up (`sync.services.engine`).
 """
 
+from sync.services.credentials import (
+    build_provider,
+    call_with_fresh_credentials,
+    fresh_credentials,
+    provider_for,
+)
 from sync.services.engine import (
     CLAIM_SECONDS,
     JITTER,
@@ -12,7 +18,6 @@ from sync.services.engine import (
     MAX_BACKOFF_SECONDS,
     TICK_BATCH,
     SyncOutcome,
-    build_provider,
     connect_profile,
     create_calendar_at_provider,
     enqueue_due_syncs,
@@ -43,6 +48,9 @@ __all__ = [
     "ReconcileResult",
     "SyncOutcome",
     "build_provider",
+    "call_with_fresh_credentials",
+    "fresh_credentials",
+    "provider_for",
     "connect_profile",
     "create_calendar_at_provider",
     "current_window",

@@ -29,9 +29,9 @@ from notifications import services as notification_services
 from sync.ical import Window
 from sync.models import CalendarSyncState, ProfileSyncState, SyncedResource
 from sync.providers import base
-from sync.providers.registry import provider_class
 from sync.services import resources
 from sync.services.backoff import backoff_delay
+from sync.services.credentials import build_provider, call_with_fresh_credentials
 from sync.services.resources import current_window
 
 log = logging.getLogger(__name__)
@@ -51,30 +51,6 @@ def on_initial_sync_completed(profile: Profile) -> None:
     before this moment are told (Cronofy's rule). A seam tests may replace."""
     log.info("profile %s completed its initial sync", profile.public_id)
     notification_services.notify_profile_initial_sync_completed(profile)
-
-
-# --- building adapters ---
-def build_provider(provider_key: str, credentials: dict) -> base.Provider:
-    """An adapter for stored credentials. Raises PermanentError for unknown/missing data."""
-    try:
-        cls = provider_class(provider_key)
-    except KeyError:
-        raise base.PermanentError(f"no sync support for provider {provider_key!r}") from None
-    credentials = credentials or {}
-    try:
-        if provider_key == Profile.Provider.CALDAV:
-            creds = base.CalDAVCredentials(
-                url=credentials["url"],
-                username=credentials["username"],
-                password=credentials["password"],
-            )
-        elif provider_key == Profile.Provider.ICS:
-            creds = base.IcsCredentials(url=credentials["url"])
-        else:
-            creds = base.OAuthCredentials(access_token=credentials["access_token"])
-    except KeyError as exc:
-        raise base.PermanentError(f"stored credentials lack {exc.args[0]!r}") from None
-    return cls(creds)
 
 
 def _poll_delay(seconds: float) -> timedelta:
@@ -108,7 +84,7 @@ def create_calendar_at_provider(
     ProfileNotWritable (credentials rejected) or CalendarCreationFailed (try later).
     """
     try:
-        created = build_provider(profile.provider, profile.credentials).create_calendar(name)
+        created = call_with_fresh_credentials(profile, lambda p: p.create_calendar(name))
     except base.NotSupported as exc:
         raise calendar_services.CalendarCreationNotSupported(str(exc)) from exc
     except base.AuthExpired as exc:
@@ -226,8 +202,7 @@ def _store_calendar_list(
 def refresh_profile_calendars(*, profile: Profile) -> list[Calendar]:
     """Re-read the profile's calendar list: new calendars appear (and get polled), removed
     ones are marked deleted. Raises the adapter's errors."""
-    provider = build_provider(profile.provider, profile.credentials)
-    provider_calendars = provider.list_calendars()
+    provider_calendars = call_with_fresh_credentials(profile, lambda p: p.list_calendars())
     with transaction.atomic():
         return _store_calendar_list(profile, provider_calendars)
 
@@ -395,25 +370,28 @@ def _sync_leased(
     if window_rolled and not full:
         rolled = _roll_window(calendar, state, token, window, now, progress)
         window_rolled = False
-    provider = build_provider(profile.provider, profile.credentials)
 
     def known_etags() -> dict[str, str]:
         return dict(SyncedResource.objects.filter(calendar=calendar).values_list("href", "etag"))
 
-    try:
-        changes = provider.fetch_changes(
-            calendar.provider_calendar_id,
-            None if full else state.cursor,
-            known_ctag="" if full else state.ctag,
-            known_etags=known_etags,
-        )
-    except base.CursorInvalid:
-        # Routine (Google/Graph/CalDAV all do it): resync by mark-and-sweep.
-        log.info("cursor of %s rejected: full resync", calendar.public_id)
-        full = True
-        changes = provider.fetch_changes(
-            calendar.provider_calendar_id, None, known_etags=known_etags
-        )
+    def fetch(provider: base.Provider) -> tuple[base.ChangeSet, bool]:
+        try:
+            changes = provider.fetch_changes(
+                calendar.provider_calendar_id,
+                None if full else state.cursor,
+                known_ctag="" if full else state.ctag,
+                known_etags=known_etags,
+            )
+            return changes, full
+        except base.CursorInvalid:
+            # Routine (Google/Graph/CalDAV all do it): resync by mark-and-sweep.
+            log.info("cursor of %s rejected: full resync", calendar.public_id)
+            changes = provider.fetch_changes(
+                calendar.provider_calendar_id, None, known_etags=known_etags
+            )
+            return changes, True
+
+    changes, full = call_with_fresh_credentials(profile, fetch)
 
     unchanged = changes.unchanged and not rolled.changed
     outcome = SyncOutcome(calendar_id, "unchanged" if unchanged else "synced", full=full)

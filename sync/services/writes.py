@@ -43,9 +43,9 @@ from sync.models import SyncedResource
 from sync.providers import base
 from sync.services import resources
 from sync.services.backoff import backoff_delay
+from sync.services.credentials import call_with_fresh_credentials
 from sync.services.engine import (
     _disconnect_profile,
-    build_provider,
     enqueue_managed_event_writes,
 )
 
@@ -194,11 +194,14 @@ def _process(pk: int, token: str) -> _Outcome:
             # One resource holds the whole series: writing it for one instance would change
             # or delete every instance. Instance edits are not supported yet.
             raise base.PermanentError("writing one instance of a recurring series")
-        provider = build_provider(calendar.profile.provider, calendar.profile.credentials)
         if write.operation == Operation.DELETE:
-            written = _delete(provider, write, event)
+            written = call_with_fresh_credentials(
+                calendar.profile, lambda provider: _delete(provider, write, event)
+            )
         else:
-            written = _put(provider, write, event, calendar)
+            written = call_with_fresh_credentials(
+                calendar.profile, lambda provider: _put(provider, write, event, calendar)
+            )
     except base.AuthExpired as exc:
         return _auth_expired(write, token, exc)
     except base.PermanentError as exc:
@@ -551,8 +554,12 @@ def _restore_cache(write: ManagedEventWrite) -> None:
     try:
         fresh = None
         if href:
-            provider = build_provider(calendar.profile.provider, calendar.profile.credentials)
-            fresh = provider.get_event(href, calendar_id=calendar.provider_calendar_id)
+            fresh = call_with_fresh_credentials(
+                calendar.profile,
+                lambda provider: provider.get_event(
+                    href, calendar_id=calendar.provider_calendar_id
+                ),
+            )
     except base.NotFound:
         fresh = None
     except base.ProviderError as exc:

@@ -1,0 +1,194 @@
+"""Fresh credentials for adapters: the one place that refreshes OAuth access tokens and the only
+code that decides a grant is dead.
+
+Google and Microsoft access tokens live about an hour. Before an adapter is built for an OAuth
+profile, a token that expires within REFRESH_MARGIN_SECONDS is refreshed; a provider's 401 forces
+one refresh before it counts (call_with_fresh_credentials). One refresh runs at a time per
+profile, across threads, workers and machines: a lease on the profile's sync state, claimed by a
+conditional UPDATE, so that no database lock is held during the HTTP call (on SQLite that would
+hold the one write lock). Whoever waits for the lease then reads the token the holder stored.
+A rotated refresh token is stored at once (encrypted, as every credential). A transient failure
+is retried a few times, then raised as TemporaryError (the caller backs off); only a definite
+invalid_grant disconnects the profile, which tells integrators once (profile_disconnected).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts import services as account_services
+from accounts.models import Profile
+from sync.models import ProfileSyncState
+from sync.providers import base
+from sync.providers.oauth import OAuthClient, refresh_access_token
+from sync.providers.registry import provider_class
+
+log = logging.getLogger(__name__)
+
+OAUTH_PROVIDERS = frozenset({Profile.Provider.GOOGLE, Profile.Provider.MICROSOFT})
+REFRESH_MARGIN_SECONDS = 300
+LEASE_SECONDS = 30
+WAIT_SECONDS = 20
+TRANSIENT_RETRY_DELAYS = (0.5, 1.5)  # seconds before the 2nd and 3rd attempt
+
+T = TypeVar("T")
+
+
+def is_oauth(profile: Profile) -> bool:
+    return profile.provider in OAUTH_PROVIDERS
+
+
+def oauth_client(provider_key: str) -> OAuthClient:
+    """Our client at the provider's token endpoint (settings; the sandbox overrides the URL)."""
+    if provider_key == Profile.Provider.GOOGLE:
+        return OAuthClient(
+            settings.GOOGLE_TOKEN_URL,
+            settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY,
+            settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET,
+        )
+    return OAuthClient(
+        settings.MICROSOFT_TOKEN_URL,
+        settings.SOCIAL_AUTH_MICROSOFT_GRAPH_KEY,
+        settings.SOCIAL_AUTH_MICROSOFT_GRAPH_SECRET,
+    )
+
+
+def build_provider(provider_key: str, credentials: dict) -> base.Provider:
+    """An adapter for a credentials dict. Raises PermanentError for unknown/missing data."""
+    try:
+        cls = provider_class(provider_key)
+    except KeyError:
+        raise base.PermanentError(f"no sync support for provider {provider_key!r}") from None
+    credentials = credentials or {}
+    try:
+        if provider_key == Profile.Provider.CALDAV:
+            creds = base.CalDAVCredentials(
+                url=credentials["url"],
+                username=credentials["username"],
+                password=credentials["password"],
+            )
+        elif provider_key == Profile.Provider.ICS:
+            creds = base.IcsCredentials(url=credentials["url"])
+        else:
+            creds = base.OAuthCredentials(
+                access_token=credentials["access_token"],
+                refresh_token=credentials.get("refresh_token", ""),
+                expires_at=credentials.get("expires_at"),
+            )
+    except KeyError as exc:
+        raise base.PermanentError(f"stored credentials lack {exc.args[0]!r}") from None
+    return cls(creds)
+
+
+def provider_for(profile: Profile, *, force_refresh: bool = False) -> base.Provider:
+    """An adapter for a stored profile, with fresh credentials (see fresh_credentials)."""
+    return build_provider(profile.provider, fresh_credentials(profile, force_refresh=force_refresh))
+
+
+def call_with_fresh_credentials(profile: Profile, call: Callable[[base.Provider], T]) -> T:
+    """`call(adapter)`; when an OAuth provider answers AuthExpired (a 401: the token may have
+    been revoked early or the clock be off), refresh once and call again. A second AuthExpired
+    is the caller's to handle."""
+    try:
+        return call(provider_for(profile))
+    except base.AuthExpired:
+        if not is_oauth(profile):
+            raise
+        log.info("provider refused the access token of %s: refreshing it", profile.public_id)
+        return call(provider_for(profile, force_refresh=True))
+
+
+def fresh_credentials(profile: Profile, *, force_refresh: bool = False) -> dict:
+    """The profile's stored credentials; for OAuth, with an access token valid for at least
+    REFRESH_MARGIN_SECONDS (refreshed first if needed, or always with `force_refresh`).
+
+    Raises AuthExpired (the grant is dead; the profile is disconnected), RateLimited,
+    TemporaryError (try later; the profile stays connected), PermanentError.
+    """
+    credentials = _stored(profile)
+    if not is_oauth(profile) or not (force_refresh or _expires_soon(credentials)):
+        return credentials
+    return _refresh(profile, seen_access_token=credentials.get("access_token", ""))
+
+
+def _stored(profile: Profile) -> dict:
+    """The credentials as committed now (another worker may have refreshed them)."""
+    return Profile.objects.only("credentials").get(pk=profile.pk).credentials or {}
+
+
+def _expires_soon(credentials: dict) -> bool:
+    expires_at = credentials.get("expires_at")
+    return not expires_at or float(expires_at) - time.time() < REFRESH_MARGIN_SECONDS
+
+
+def _refresh(profile: Profile, *, seen_access_token: str) -> dict:
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not _claim(profile, token):
+        credentials = _stored(profile)
+        if credentials.get("access_token", "") != seen_access_token:
+            return credentials  # the lease holder refreshed it
+        if time.monotonic() > deadline:
+            raise base.TemporaryError("the access token is being refreshed elsewhere")
+        time.sleep(0.1)
+    try:
+        credentials = _stored(profile)
+        if credentials.get("access_token", "") != seen_access_token:
+            return credentials  # refreshed between our read and our claim
+        tokens = _call_token_endpoint(profile, credentials.get("refresh_token", ""))
+        refreshed = {
+            **credentials,
+            "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token,
+            "expires_at": tokens.expires_at,
+        }
+        with transaction.atomic():
+            locked = Profile.objects.select_for_update().get(pk=profile.pk)
+            locked.credentials = refreshed
+            locked.save(update_fields=["credentials", "updated_at"])
+        log.info("access token of %s refreshed", profile.public_id)
+        return refreshed
+    except base.AuthExpired as exc:
+        log.info("refresh token of %s refused: disconnecting it", profile.public_id)
+        account_services.disconnect_profile(profile=profile, reason=str(exc)[:255])
+        raise
+    finally:
+        ProfileSyncState.objects.filter(profile=profile, credentials_lock_token=token).update(
+            credentials_locked_until=None, credentials_lock_token=""
+        )
+
+
+def _claim(profile: Profile, token: str) -> bool:
+    now = timezone.now()
+    ProfileSyncState.objects.get_or_create(profile=profile)
+    return bool(
+        ProfileSyncState.objects.filter(profile=profile)
+        .filter(Q(credentials_locked_until__isnull=True) | Q(credentials_locked_until__lt=now))
+        .update(
+            credentials_locked_until=now + timedelta(seconds=LEASE_SECONDS),
+            credentials_lock_token=token,
+        )
+    )
+
+
+def _call_token_endpoint(profile: Profile, refresh_token: str):
+    client = oauth_client(profile.provider)
+    for delay in (*TRANSIENT_RETRY_DELAYS, None):
+        try:
+            return refresh_access_token(client, refresh_token)
+        except base.TemporaryError as exc:
+            if delay is None:
+                raise
+            log.info("refreshing the token of %s failed (%s): retrying", profile.public_id, exc)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
