@@ -8,6 +8,11 @@ def sync_calendar(calendar_id: int) -> str:
     return str(services.sync_calendar(calendar_id=calendar_id))
 
 
+def discover_calendars(profile_id: int) -> int:
+    """Read a profile's calendar list and queue the first sync of each calendar."""
+    return len(services.discover_calendars(profile_id=profile_id))
+
+
 def enqueue_due_syncs() -> int:
     """The polling tick: claim due calendars and enqueue their syncs."""
     return len(services.enqueue_due_syncs())

@@ -62,6 +62,13 @@ def enqueue_sync(calendar_id: int) -> None:
     async_task("sync.tasks.sync_calendar", calendar_id, task_name=f"sync_calendar:{calendar_id}")
 
 
+def enqueue_calendar_discovery(profile_id: int) -> None:
+    """Queue the discovery of a profile's calendars (a seam: tests replace it)."""
+    async_task(
+        "sync.tasks.discover_calendars", profile_id, task_name=f"discover_calendars:{profile_id}"
+    )
+
+
 # --- managed-event writes (settings.MANAGED_EVENT_WRITE_TRIGGER) ---
 def enqueue_managed_event_writes(*, write_ids: Sequence[int]) -> None:
     """Start reconciling just-committed writes now rather than at the next sweep.
@@ -145,7 +152,11 @@ def store_connected_profile(
         profile.disconnected_at = None
         profile.save()
         if provider_calendars is None:
+            # OAuth providers: discovery needs an authorized adapter and the network, so it
+            # runs in the worker right after commit (and the tick retries it if that fails).
             calendars = list(profile.calendars.filter(is_deleted=False))
+            ProfileSyncState.objects.get_or_create(profile=profile)
+            transaction.on_commit(lambda: enqueue_calendar_discovery(profile.pk))
         else:
             calendars = _store_calendar_list(profile, provider_calendars)
         # A relink resumes polling now. The failure record stays (what went wrong and when)
@@ -205,6 +216,29 @@ def refresh_profile_calendars(*, profile: Profile) -> list[Calendar]:
     provider_calendars = call_with_fresh_credentials(profile, lambda p: p.list_calendars())
     with transaction.atomic():
         return _store_calendar_list(profile, provider_calendars)
+
+
+def discover_calendars(*, profile_id: int) -> list[Calendar]:
+    """Read a connected profile's calendar list now (any kind of profile, OAuth included) and
+    queue the first sync of each calendar found. Returns its live calendars; a provider error
+    is logged and leaves the list for the tick to retry (a dead grant disconnects the profile).
+    """
+    profile = Profile.objects.select_related("account").get(pk=profile_id)
+    if not profile.is_connected:
+        return []
+    try:
+        calendars = refresh_profile_calendars(profile=profile)
+    except base.AuthExpired as exc:
+        with transaction.atomic():
+            _disconnect_profile(profile, reason=str(exc)[:255])
+        return []
+    except base.ProviderError as exc:
+        log.warning("calendars of %s not discovered yet: %s", profile.public_id, exc)
+        return []
+    live = [c for c in calendars if not c.is_deleted]
+    for calendar in live:
+        transaction.on_commit(lambda pk=calendar.pk: enqueue_sync(pk))
+    return live
 
 
 def _maybe_refresh_calendars(calendar_id: int) -> None:
@@ -616,7 +650,31 @@ def enqueue_due_syncs(
         calendar_ids = [calendar_id for _, calendar_id in claimed]
         for calendar_id in calendar_ids:
             transaction.on_commit(lambda pk=calendar_id: enqueue(pk))
+    enqueue_due_discoveries(now=now)
     return calendar_ids
+
+
+def enqueue_due_discoveries(*, now: datetime | None = None, limit: int = 100) -> list[int]:
+    """Connected profiles without a live calendar (a discovery that failed, or an account that
+    had none) are not reached by calendar syncs: claim those whose list is older than a poll
+    interval (conditional UPDATE) and queue their discovery. Returns the profile ids."""
+    now = now or timezone.now()
+    due = now - timedelta(seconds=settings.SYNC_POLL_INTERVAL_SECONDS)
+    stale = (
+        ProfileSyncState.objects.filter(profile__status=Profile.Status.CONNECTED)
+        .filter(Q(calendars_refreshed_at__isnull=True) | Q(calendars_refreshed_at__lt=due))
+        .exclude(profile__calendars__is_deleted=False)
+    )
+    claimed = []
+    for pk, profile_id in stale.values_list("pk", "profile_id")[:limit]:
+        if (
+            ProfileSyncState.objects.filter(pk=pk)
+            .filter(Q(calendars_refreshed_at__isnull=True) | Q(calendars_refreshed_at__lt=due))
+            .update(calendars_refreshed_at=now)
+        ):
+            claimed.append(profile_id)
+            enqueue_calendar_discovery(profile_id)
+    return claimed
 
 
 def request_sync(*, calendar_ids: Sequence[int]) -> int:

@@ -15,8 +15,10 @@ from werkzeug import Response
 from accounts.models import Profile
 from calendars.models import Calendar
 from sync import services
+from sync.connect import connect_oauth_profile
+from sync.models import ProfileSyncState
 from sync.providers import base, registry
-from sync.services import credentials
+from sync.services import credentials, engine
 from tests.factories import make_account, make_profile
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -199,3 +201,38 @@ def test_sync_provider_401_after_a_refresh_counts_as_expired(httpserver, monkeyp
     assert outcome.status == "failed" and "AuthExpired" in outcome.error
     assert Profile.objects.get(pk=profile.pk).status == Profile.Status.DISCONNECTED
     assert [profile.public_id] == DISCONNECTS
+
+
+def test_oauth_connect_discovers_calendars_and_queues_their_sync(httpserver, monkeypatch):
+    TokenEndpoint(httpserver)
+    monkeypatch.setitem(registry.PROVIDERS, "google", DoubleProvider)
+    discoveries, syncs = [], []
+    monkeypatch.setattr(engine, "enqueue_calendar_discovery", discoveries.append)
+    monkeypatch.setattr(engine, "enqueue_sync", syncs.append)
+    profile = connect_oauth_profile(
+        account=None,
+        provider_key=Profile.Provider.GOOGLE,
+        credentials={"access_token": "expired", "refresh_token": "r", "expires_at": 0},
+        provider_account=base.ProviderAccount("google-ada", "ada@example.com"),
+    )
+    assert discoveries == [profile.pk]  # queued after commit; no network in the request
+
+    [calendar] = services.discover_calendars(profile_id=profile.pk)
+
+    assert calendar.provider_calendar_id == "primary" and syncs == [calendar.pk]
+    assert services.sync_calendar(calendar_id=calendar.pk).status == "synced"
+
+
+def test_tick_retries_discovery_of_profiles_without_calendars(monkeypatch):
+    discoveries = []
+    monkeypatch.setattr(engine, "enqueue_calendar_discovery", discoveries.append)
+    profile = google_profile(expires_in=3000)
+    ProfileSyncState.objects.create(profile=profile, calendars_refreshed_at=None)
+    with_calendar = google_profile(expires_in=3000)
+    ProfileSyncState.objects.create(profile=with_calendar)
+    Calendar.objects.create(profile=with_calendar, provider_calendar_id="primary", name="P")
+
+    services.enqueue_due_syncs(enqueue=lambda pk: None)
+    services.enqueue_due_syncs(enqueue=lambda pk: None)  # claimed: not again this interval
+
+    assert discoveries == [profile.pk]
