@@ -286,6 +286,12 @@ SOCIAL_AUTH_REDIRECT_IS_HTTPS = not DEBUG
 SYNC_POLL_INTERVAL_SECONDS = env_int("SYNC_POLL_INTERVAL_SECONDS", 300)
 SYNC_WINDOW_PAST_DAYS = env_int("SYNC_WINDOW_PAST_DAYS", 42)
 SYNC_WINDOW_FUTURE_DAYS = env_int("SYNC_WINDOW_FUTURE_DAYS", 201)
+# Provider push (sync.services.push; needs PUBLIC_BASE_URL, where providers post): the poll
+# interval while a calendar's subscription is healthy (polling stays on as the safety net),
+# the lifetime we ask for, and how long before expiry a subscription is renewed.
+SYNC_PUSH_POLL_INTERVAL_SECONDS = env_int("SYNC_PUSH_POLL_INTERVAL_SECONDS", 3600)
+SYNC_PUSH_TTL_SECONDS = env_int("SYNC_PUSH_TTL_SECONDS", 7 * 24 * 3600)
+SYNC_PUSH_RENEW_BEFORE_SECONDS = env_int("SYNC_PUSH_RENEW_BEFORE_SECONDS", 12 * 3600)
 
 # Push notifications. Callback URLs may not reach internal addresses unless one of these
 # CIDRs allows it (tests allow 127.0.0.1/32 explicitly).
@@ -357,7 +363,10 @@ EVENT_WRITE_RETENTION_DAYS = env_int("EVENT_WRITE_RETENTION_DAYS", 30)
 
 # Called (with the Profile) inside the transaction in which the accounts app disconnects a
 # profile, e.g. POST /v1/profiles/{id}/revoke: integrators get `profile_disconnected`.
-PROFILE_DISCONNECTED_HOOKS = ["notifications.services.notify_profile_disconnected"]
+PROFILE_DISCONNECTED_HOOKS = [
+    "notifications.services.notify_profile_disconnected",
+    "sync.services.push.stop_profile_subscriptions",
+]
 
 # Managed-event writes (upsert/delete/participation): after the transaction that records a
 # write commits, calendars calls this dotted path with `(*, write_ids: list[int])` to start the

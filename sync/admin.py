@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from sync import services
-from sync.models import CalendarSyncState, ProfileSyncState
+from sync.models import CalendarSyncState, ProfileSyncState, ProviderSubscription
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -87,3 +87,22 @@ class ProfileSyncStateAdmin(ReadOnlyAdmin):
     @admin.display(description="status")
     def profile_status(self, obj: ProfileSyncState) -> str:
         return obj.profile.status
+
+
+@admin.register(ProviderSubscription)
+class ProviderSubscriptionAdmin(ReadOnlyAdmin):
+    """Push subscriptions at the providers; the secret is never shown."""
+
+    list_display = ("calendar", "expires_at", "last_notification_at", "created_at")
+    search_fields = ("calendar__public_id", "channel_id")
+    list_select_related = ("calendar",)
+    exclude = ("secret",)
+    readonly_fields = (
+        "calendar",
+        "channel_id",
+        "resource_id",
+        "expires_at",
+        "last_notification_at",
+        "created_at",
+        "updated_at",
+    )

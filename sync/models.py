@@ -3,6 +3,7 @@
 from django.db import models
 from django.db.models import Q
 
+from accounts.fields import EncryptedTextField
 from accounts.models import Profile
 from calendars.models import Calendar
 
@@ -36,6 +37,9 @@ class CalendarSyncState(models.Model):
     last_error_at = models.DateTimeField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
     next_poll_at = models.DateTimeField(null=True, blank=True)
+    # A provider push notification asked for a sync (cleared when a sync takes the lease): a
+    # burst of notifications queues one sync, and one arriving during a sync queues the next.
+    push_requested_at = models.DateTimeField(null=True, blank=True)
     # Single-flight lease: a sync holds the calendar until this time (conditional UPDATE).
     locked_until = models.DateTimeField(null=True, blank=True)
     lock_token = models.CharField(max_length=32, blank=True)
@@ -93,3 +97,33 @@ class SyncedResource(models.Model):
 
     def __str__(self) -> str:
         return self.href
+
+
+class ProviderSubscription(models.Model):
+    """A push subscription at the provider for one calendar (Google channel, Graph
+    subscription): the provider POSTs to our receiver when the calendar changes. A hint to
+    sync now; polling continues at a longer interval while the subscription is healthy."""
+
+    calendar = models.OneToOneField(
+        Calendar, on_delete=models.CASCADE, related_name="provider_subscription"
+    )
+    channel_id = models.CharField(max_length=64, unique=True)  # ours; the receiver looks it up
+    resource_id = models.CharField(max_length=255, blank=True)  # the provider's, to stop it
+    # Sent back with every notification: proves it comes from the provider we subscribed.
+    secret = EncryptedTextField(bind_to="channel_id")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_notification_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # The renewal job: subscriptions expiring soonest first.
+            models.Index(fields=["expires_at"], name="providersub_expires_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"push subscription of {self.calendar_id}"
+
+    def is_healthy(self, now) -> bool:
+        return self.expires_at is not None and self.expires_at > now

@@ -21,4 +21,12 @@ SCHEDULES = [
         "minutes": 1,
         "repeats": -1,
     },
+    {
+        # Provider push: subscribe calendars, renew before expiry, stop dead ones.
+        "name": "sync.maintain_provider_subscriptions",
+        "func": "sync.tasks.maintain_provider_subscriptions",
+        "schedule_type": "I",
+        "minutes": 15,
+        "repeats": -1,
+    },
 ]

@@ -1,6 +1,7 @@
 """django-q2 entry points: take ids, call one service, idempotent."""
 
 from sync import services
+from sync.services import push
 
 
 def sync_calendar(calendar_id: int) -> str:
@@ -27,3 +28,8 @@ def reconcile_event_writes(write_ids: list[int]) -> str:
 def reconcile_due_event_writes() -> str:
     """The sweep: retries whose time has come, writes whose trigger was lost, lapsed leases."""
     return str(services.reconcile_due_event_writes())
+
+
+def maintain_provider_subscriptions() -> str:
+    """Provider push: subscribe, renew before expiry, stop the subscriptions of dead calendars."""
+    return str(push.maintain_subscriptions())

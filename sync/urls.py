@@ -9,6 +9,8 @@ urlpatterns: list = [
     path("connect/ics/", views.IcsConnectView.as_view(), name="sync-connect-ics"),
     path("connect/done/", views.ConnectedView.as_view(), name="sync-connected"),
     path("connect/relink/<str:profile_id>/", views.RelinkView.as_view(), name="sync-relink"),
+    # Provider push receivers (stable addresses under PUBLIC_BASE_URL).
+    path("push/<str:provider_key>/", views.ProviderPushView.as_view(), name="sync-push"),
     # Google / Microsoft: social-auth's begin (POST only) and complete endpoints.
     path("connect/oauth/", include("social_django.urls", namespace="social")),
 ]

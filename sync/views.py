@@ -7,14 +7,18 @@ Account's user and, when an integrator's authorization request is pending, sent 
 
 from django.conf import settings
 from django.contrib.auth import login
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.decorators import method_decorator
 from django.views import View
+from django.views.decorators.csrf import csrf_exempt
 
 from accounts import pending as pending_authorization
 from accounts.models import Account, Profile
 from sync.connect import connect_with_credentials, relink_prefill
 from sync.forms import CalDAVForm, IcsForm
-from sync.providers.base import AuthExpired, ProviderError, TemporaryError
+from sync.providers.base import AuthExpired, PermanentError, ProviderError, TemporaryError
+from sync.services import push
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -213,3 +217,27 @@ SOCIAL_BACKENDS = {
     Profile.Provider.GOOGLE: "google-oauth2",
     Profile.Provider.MICROSOFT: "microsoft-graph",
 }
+
+
+@method_decorator(csrf_exempt, name="dispatch")  # providers post without our CSRF token
+class ProviderPushView(View):
+    """/push/<provider>/: a provider's change notification. Answers at once (the sync runs in
+    the worker); 403 when no notification carried a known channel and its secret."""
+
+    def post(self, request, provider_key: str):
+        try:
+            received = push.receive_push(
+                provider_key=provider_key,
+                headers=request.headers,
+                body=request.body,
+                query=request.GET,
+            )
+        except KeyError:
+            return HttpResponse(status=404)
+        except PermanentError:
+            return HttpResponse(status=400)
+        if received.reply:
+            return HttpResponse(received.reply, content_type="text/plain; charset=utf-8")
+        if received.rejected and not received.accepted:
+            return HttpResponse(status=403)
+        return HttpResponse(status=202)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 # --- Errors: the service decides what each one means (retry, backoff, disconnect, resync). ---
@@ -129,6 +131,32 @@ class ChangeSet:
 
 
 @dataclass(frozen=True)
+class Watch:
+    """A push subscription as the provider knows it (Google channel, Graph subscription)."""
+
+    resource_id: str
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PushNotification:
+    """One notification a provider delivered to our receiver: which channel, with the secret
+    token we gave it (checked by the service, in constant time)."""
+
+    channel_id: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PushReceipt:
+    """What a receiver request held, and the body to answer with (a provider's handshake,
+    such as Graph's validationToken echo; empty: no body)."""
+
+    notifications: list[PushNotification] = field(default_factory=list)
+    reply: str = ""
+
+
+@dataclass(frozen=True)
 class WrittenEvent:
     """Where a written event now lives at the provider."""
 
@@ -196,3 +224,45 @@ class Provider(ABC):
     def create_calendar(self, name: str) -> ProviderCalendar:
         """Create a calendar in the account."""
         raise NotSupported(f"{self.key} does not support creating calendars")
+
+    # --- provider push (a hint to sync now; polling stays on as the safety net) ---
+    supports_push = False
+
+    def watch(
+        self, calendar_id: str, *, channel_id: str, address: str, token: str, ttl_seconds: int
+    ) -> Watch:
+        """Ask the provider to POST to `address` when the calendar changes, naming
+        `channel_id` and `token`. Raises NotSupported, AuthExpired, RateLimited,
+        TemporaryError, PermanentError."""
+        raise NotSupported(f"{self.key} has no push notifications")
+
+    def renew_watch(
+        self,
+        calendar_id: str,
+        *,
+        channel_id: str,
+        resource_id: str,
+        address: str,
+        token: str,
+        ttl_seconds: int,
+    ) -> Watch:
+        """Extend a subscription before it expires. Providers that cannot extend one (Google)
+        keep this default: a new channel under the same id, then the old one stopped."""
+        renewed = self.watch(
+            calendar_id,
+            channel_id=channel_id,
+            address=address,
+            token=token,
+            ttl_seconds=ttl_seconds,
+        )
+        self.stop_watch(channel_id=channel_id, resource_id=resource_id)
+        return renewed
+
+    def stop_watch(self, *, channel_id: str, resource_id: str) -> None:
+        """End a subscription; one already gone is not an error."""
+        raise NotSupported(f"{self.key} has no push notifications")
+
+    @classmethod
+    def parse_push(cls, *, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]):
+        """A receiver request -> PushReceipt. Raises PermanentError for a malformed one."""
+        raise NotSupported(f"{cls.key} has no push notifications")

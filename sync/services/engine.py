@@ -27,7 +27,7 @@ from calendars.models import Calendar, ManagedEventWrite
 from calendars.types import ApplyResult, CalendarData
 from notifications import services as notification_services
 from sync.ical import Window
-from sync.models import CalendarSyncState, ProfileSyncState, SyncedResource
+from sync.models import CalendarSyncState, ProfileSyncState, ProviderSubscription, SyncedResource
 from sync.providers import base
 from sync.services import resources
 from sync.services.backoff import backoff_delay
@@ -55,6 +55,14 @@ def on_initial_sync_completed(profile: Profile) -> None:
 
 def _poll_delay(seconds: float) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(1 - JITTER, 1 + JITTER))
+
+
+def push_poll_interval(calendar_id: int, now: datetime) -> int:
+    """The safety-net poll interval: longer while a push subscription is healthy."""
+    subscription = ProviderSubscription.objects.filter(calendar_id=calendar_id).first()
+    if subscription is not None and subscription.is_healthy(now):
+        return settings.SYNC_PUSH_POLL_INTERVAL_SECONDS
+    return settings.SYNC_POLL_INTERVAL_SECONDS
 
 
 def enqueue_sync(calendar_id: int) -> None:
@@ -317,6 +325,7 @@ def sync_calendar(
             locked_until=now + timedelta(seconds=LEASE_SECONDS),
             lock_token=token,
             last_attempt_at=now,
+            push_requested_at=None,  # this sync serves every notification received so far
         )
     )
     if not leased:
@@ -329,6 +338,10 @@ def sync_calendar(
         _release_lease(calendar_id, token)
     if outcome.status in ("synced", "unchanged"):
         _maybe_refresh_calendars(outcome.calendar_id)
+    if CalendarSyncState.objects.filter(
+        calendar_id=calendar_id, push_requested_at__isnull=False
+    ).exists():
+        enqueue_sync(calendar_id)  # a notification came while we ran: its sync was skipped
     return outcome
 
 
@@ -489,13 +502,14 @@ def _roll_window(
 
 def _save_success(locked: CalendarSyncState, changes: base.ChangeSet, window: Window) -> None:
     done = timezone.now()
+    interval = push_poll_interval(locked.calendar_id, done)
     locked.cursor = changes.cursor
     locked.ctag = changes.ctag
     locked.window_start = window.start.date()
     locked.last_synced_at = done
     locked.last_error = locked.last_error_class = ""
     locked.consecutive_failures = 0
-    locked.next_poll_at = done + _poll_delay(settings.SYNC_POLL_INTERVAL_SECONDS)
+    locked.next_poll_at = done + _poll_delay(interval)
     locked.save(
         update_fields=[
             "cursor",

@@ -164,7 +164,7 @@ def test_rotate_encryption_keys_prints_progress_per_batch_and_a_summary(db, sett
     ]
     assert "accounts.Profile.credentials: 7 re-encrypted of 7 rows" in lines
     assert "accounts.ApplicationSecret.secret: 0 re-encrypted of 0 rows" in lines
-    assert lines[-1] == "Done: 7 row(s) re-encrypted of 7 scanned in 2 model(s)."
+    assert lines[-1] == "Done: 7 row(s) re-encrypted of 7 scanned in 3 model(s)."
 
     again = io.StringIO()
     call_command("rotate_encryption_keys", batch_size=5, stdout=again)

@@ -1,0 +1,195 @@
+"""Provider push as part of sync, with a test-double provider speaking Google's channel
+headers: subscribe, receive (secret checked, answered at once), one coalesced sync per burst,
+renewal before expiry, stop on disconnect, and polling that continues as the safety net."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts import services as account_services
+from accounts.models import Profile
+from calendars.models import Calendar
+from sync import services
+from sync.models import CalendarSyncState, ProviderSubscription
+from sync.providers import base, registry
+from sync.services import engine, push
+from tests.factories import make_account, make_profile
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class PushDouble(base.Provider):
+    """A push-capable provider double: records watch/renew/stop calls."""
+
+    key = "google"
+    supports_push = True
+    calls: list[tuple] = []
+
+    def __init__(self, creds):
+        self.creds = creds
+
+    def describe_account(self):
+        return base.ProviderAccount("double", "ada@example.com")
+
+    def list_calendars(self):
+        return [base.ProviderCalendar(provider_calendar_id="primary", name="Primary")]
+
+    def fetch_changes(self, calendar_id, cursor, *, known_ctag="", known_etags=None):
+        return base.ChangeSet(cursor="c", is_full=cursor is None)
+
+    def watch(self, calendar_id, *, channel_id, address, token, ttl_seconds):
+        PushDouble.calls.append(("watch", calendar_id, channel_id, address, token))
+        return base.Watch(
+            resource_id=f"res-{len(PushDouble.calls)}",
+            expires_at=timezone.now() + timedelta(seconds=ttl_seconds),
+        )
+
+    def stop_watch(self, *, channel_id, resource_id):
+        PushDouble.calls.append(("stop", channel_id, resource_id))
+
+    @classmethod
+    def parse_push(cls, *, headers, body, query):
+        channel = headers.get("X-Goog-Channel-ID", "")
+        if not channel:
+            raise base.PermanentError("not a channel notification")
+        token = headers.get("X-Goog-Channel-Token", "")
+        return base.PushReceipt([base.PushNotification(channel_id=channel, token=token)])
+
+
+@pytest.fixture
+def calendar(settings, monkeypatch):
+    settings.PUBLIC_BASE_URL = "https://calsync.example.com"
+    monkeypatch.setitem(registry.PROVIDERS, "google", PushDouble)
+    PushDouble.calls = []
+    profile = make_profile(
+        account=make_account(),
+        provider=Profile.Provider.GOOGLE,
+        provider_account_id="google-ada",
+        credentials={"access_token": "a", "refresh_token": "r", "expires_at": time.time() + 3000},
+    )
+    calendar = Calendar.objects.create(profile=profile, provider_calendar_id="primary", name="P")
+    CalendarSyncState.objects.create(calendar=calendar, next_poll_at=timezone.now())
+    return calendar
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    syncs: list[int] = []
+    monkeypatch.setattr(engine, "enqueue_sync", syncs.append)
+    return syncs
+
+
+def _notify(subscription, token=None):
+    return Client().post(
+        "/push/google/",
+        HTTP_X_GOOG_CHANNEL_ID=subscription.channel_id,
+        HTTP_X_GOOG_CHANNEL_TOKEN=token if token is not None else subscription.secret,
+        HTTP_X_GOOG_RESOURCE_STATE="exists",
+    )
+
+
+def test_push_subscribes_at_our_stable_address_with_a_secret(calendar):
+    report = push.maintain_subscriptions()
+    assert report.subscribed == 1
+    [(kind, calendar_id, channel_id, address, token)] = PushDouble.calls
+    assert (kind, calendar_id) == ("watch", "primary")
+    assert address == "https://calsync.example.com/push/google/"
+    subscription = ProviderSubscription.objects.get(calendar=calendar)
+    assert subscription.channel_id == channel_id and subscription.secret == token
+    assert len(token) >= 32 and subscription.expires_at > timezone.now() + timedelta(days=6)
+    assert push.maintain_subscriptions().subscribed == 0  # one per calendar
+
+
+def test_push_without_a_public_address_subscribes_nothing(calendar, settings):
+    settings.PUBLIC_BASE_URL = ""
+    assert push.maintain_subscriptions().subscribed == 0 and PushDouble.calls == []
+
+
+def test_push_burst_is_one_sync_and_answers_at_once(calendar, queued):
+    push.maintain_subscriptions()
+    subscription = ProviderSubscription.objects.get(calendar=calendar)
+    answers, seconds = [], []
+    for _ in range(5):
+        started = time.monotonic()
+        answers.append(_notify(subscription).status_code)
+        seconds.append(time.monotonic() - started)
+    assert answers == [202] * 5 and max(seconds) < 1.0  # providers want an answer at once
+    assert queued == [calendar.pk]  # the burst queued one sync
+    assert ProviderSubscription.objects.get(pk=subscription.pk).last_notification_at
+
+    assert services.sync_calendar(calendar_id=calendar.pk).status == "synced"
+    assert queued == [calendar.pk]  # nothing arrived during the sync: no follow-up
+    _notify(subscription)
+    assert queued == [calendar.pk, calendar.pk]  # the next change queues the next sync
+
+
+def test_push_during_a_sync_queues_the_next_one(calendar, queued, monkeypatch):
+    push.maintain_subscriptions()
+    subscription = ProviderSubscription.objects.get(calendar=calendar)
+    fetch = PushDouble.fetch_changes
+
+    def fetch_while_notified(self, *args, **kwargs):
+        _notify(subscription)  # the provider changes again while we fetch
+        return fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(PushDouble, "fetch_changes", fetch_while_notified)
+    assert services.sync_calendar(calendar_id=calendar.pk).status == "synced"
+    assert queued == [calendar.pk, calendar.pk]  # the receiver's, then the follow-up
+
+
+def test_push_wrong_secret_or_unknown_channel_is_refused(calendar, queued):
+    push.maintain_subscriptions()
+    subscription = ProviderSubscription.objects.get(calendar=calendar)
+    assert _notify(subscription, token="guess").status_code == 403
+    secret = subscription.secret
+    subscription.channel_id = "unknown"
+    assert _notify(subscription, token=secret).status_code == 403
+    assert Client().post("/push/google/").status_code == 400  # not a notification at all
+    assert Client().post("/push/nowhere/").status_code == 404
+    assert queued == []
+
+
+def test_push_renews_before_expiry(calendar):
+    push.maintain_subscriptions()
+    soon = timezone.now() + timedelta(hours=1)
+    ProviderSubscription.objects.filter(calendar=calendar).update(expires_at=soon)
+
+    assert push.maintain_subscriptions().renewed == 1
+
+    kinds = [call[0] for call in PushDouble.calls]
+    assert kinds == ["watch", "watch", "stop"]  # Google's way: a new channel, the old stopped
+    renewed = ProviderSubscription.objects.get(calendar=calendar)
+    assert renewed.expires_at > timezone.now() + timedelta(days=6)
+
+
+def test_push_stops_when_the_profile_is_disconnected(calendar, monkeypatch):
+    push.maintain_subscriptions()
+    subscription = ProviderSubscription.objects.get(calendar=calendar)
+    queued = []
+    monkeypatch.setattr(push, "async_task", lambda name: queued.append(name))
+    account_services.disconnect_profile(profile=calendar.profile, reason="revoked")
+    # Queued after commit; the network work never runs inside the disconnect transaction.
+    assert queued == ["sync.tasks.maintain_provider_subscriptions"]
+    assert PushDouble.calls[-1][0] == "watch"
+
+    assert push.maintain_subscriptions().stopped == 1
+    assert ("stop", subscription.channel_id, subscription.resource_id) in PushDouble.calls
+    assert not ProviderSubscription.objects.exists()
+
+
+def test_push_polling_continues_longer_while_healthy_then_as_usual(calendar, settings):
+    push.maintain_subscriptions()
+    services.sync_calendar(calendar_id=calendar.pk)
+    state = CalendarSyncState.objects.get(calendar=calendar)
+    wait = (state.next_poll_at - timezone.now()).total_seconds()
+    assert wait >= 0.85 * settings.SYNC_PUSH_POLL_INTERVAL_SECONDS  # still polled, less often
+
+    # Notifications stop (the subscription lapsed and could not be renewed): 5-minute polls.
+    ProviderSubscription.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+    services.sync_calendar(calendar_id=calendar.pk)
+    state.refresh_from_db()
+    wait = (state.next_poll_at - timezone.now()).total_seconds()
+    assert wait <= 1.15 * settings.SYNC_POLL_INTERVAL_SECONDS
