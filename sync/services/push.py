@@ -30,8 +30,8 @@ from calendars.models import Calendar
 from sync.models import CalendarSyncState, ProviderSubscription
 from sync.providers import base
 from sync.providers.registry import provider_class
-from sync.services.credentials import build_provider, provider_for
 from sync.services import engine
+from sync.services.credentials import build_provider, provider_for
 
 log = logging.getLogger(__name__)
 
