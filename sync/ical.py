@@ -308,10 +308,12 @@ def normalize_resource(
     return list(groups), events
 
 
-_RECURRENCE = re.compile(r"^(RRULE|RDATE)[;:]", re.MULTILINE | re.IGNORECASE)
+_VEVENT = re.compile(r"^BEGIN:VEVENT\r?$(.*?)^END:VEVENT\r?$", re.MULTILINE | re.DOTALL)
+_RECURRENCE = re.compile(r"^(RRULE|RDATE|RECURRENCE-ID)[;:]", re.MULTILINE)
 
 
 def has_recurrence(ical: str) -> bool:
-    """Whether the resource holds a recurring series (an RRULE or RDATE line): its instances
-    depend on the window, so the window roll must re-expand it."""
-    return bool(_RECURRENCE.search(ical))
+    """Whether a VEVENT of the resource belongs to a recurring series (RRULE, RDATE, or an
+    override's RECURRENCE-ID, as an invitation to one instance has): its instances depend on
+    the window, so the window roll must re-expand it. RRULEs of VTIMEZONE rules do not count."""
+    return any(_RECURRENCE.search(body) for body in _VEVENT.findall(ical))

@@ -3,18 +3,21 @@
 import time
 from email.utils import parsedate_to_datetime
 
+# A provider that asks for more than this is not taken at its word (nor is a hostile one).
+MAX_SECONDS = 24 * 3600
+
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait, never negative; None when absent or unreadable."""
+    """Seconds to wait, between 0 and MAX_SECONDS; None when absent or unreadable (the value
+    is delay-seconds, digits only, or an HTTP date)."""
     value = (value or "").strip()
     if not value:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    if value.isdigit():
+        return float(min(int(value), MAX_SECONDS))
     try:
         moment = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(moment - (time.time() if now is None else now), 0.0)
+    seconds = moment - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), MAX_SECONDS)

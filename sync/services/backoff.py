@@ -23,5 +23,6 @@ def backoff_delay(
     delay = min(base_seconds * 2 ** max(attempt - 1, 0), cap_seconds)
     delay *= random.uniform(1 - jitter, 1 + jitter)
     if isinstance(error, base.RateLimited) and error.retry_after:
-        delay = max(delay, error.retry_after)
+        # A floor, bounded: an adapter's number is never trusted without limit.
+        delay = max(delay, min(float(error.retry_after), max(cap_seconds, 24 * 3600)))
     return timedelta(seconds=delay)

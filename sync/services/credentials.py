@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 
 OAUTH_PROVIDERS = frozenset({Profile.Provider.GOOGLE, Profile.Provider.MICROSOFT})
 REFRESH_MARGIN_SECONDS = 300
-LEASE_SECONDS = 30
-WAIT_SECONDS = 20
+# Longer than the worst refresh (3 attempts of a 15 s request, plus the pauses), so that a slow
+# holder keeps its lease; a waiter waits a little longer than a crashed holder's lease.
+LEASE_SECONDS = 120
+WAIT_SECONDS = 130
 TRANSIENT_RETRY_DELAYS = (0.5, 1.5)  # seconds before the 2nd and 3rd attempt
 
 T = TypeVar("T")
@@ -92,38 +94,54 @@ def build_provider(provider_key: str, credentials: dict) -> base.Provider:
 
 def provider_for(profile: Profile, *, force_refresh: bool = False) -> base.Provider:
     """An adapter for a stored profile, with fresh credentials (see fresh_credentials)."""
+    provider_class(profile.provider)  # no adapter: fail before asking for a token
     return build_provider(profile.provider, fresh_credentials(profile, force_refresh=force_refresh))
 
 
 def call_with_fresh_credentials(profile: Profile, call: Callable[[base.Provider], T]) -> T:
     """`call(adapter)`; when an OAuth provider answers AuthExpired (a 401: the token may have
     been revoked early or the clock be off), refresh once and call again. A second AuthExpired
-    is the caller's to handle."""
+    is the caller's to handle; an AuthExpired from the refresh itself is never retried."""
+    credentials = fresh_credentials(profile)
+    provider = build_provider(profile.provider, credentials)
     try:
-        return call(provider_for(profile))
+        return call(provider)
     except base.AuthExpired:
         if not is_oauth(profile):
             raise
         log.info("provider refused the access token of %s: refreshing it", profile.public_id)
-        return call(provider_for(profile, force_refresh=True))
+    rejected = credentials.get("access_token", "")
+    retried = fresh_credentials(profile, force_refresh=True, rejected_access_token=rejected)
+    return call(build_provider(profile.provider, retried))
 
 
-def fresh_credentials(profile: Profile, *, force_refresh: bool = False) -> dict:
+def fresh_credentials(
+    profile: Profile, *, force_refresh: bool = False, rejected_access_token: str = ""
+) -> dict:
     """The profile's stored credentials; for OAuth, with an access token valid for at least
-    REFRESH_MARGIN_SECONDS (refreshed first if needed, or always with `force_refresh`).
+    REFRESH_MARGIN_SECONDS (refreshed first if needed, or with `force_refresh` unless the
+    stored token is no longer `rejected_access_token`: someone refreshed it meanwhile).
 
-    Raises AuthExpired (the grant is dead; the profile is disconnected), RateLimited,
-    TemporaryError (try later; the profile stays connected), PermanentError.
+    Raises AuthExpired (the grant is dead; the profile is disconnected, or already was),
+    RateLimited, TemporaryError (try later; the profile stays connected), PermanentError.
     """
-    credentials = _stored(profile)
-    if not is_oauth(profile) or not (force_refresh or _expires_soon(credentials)):
+    credentials, connected = _stored(profile)
+    if not is_oauth(profile):
         return credentials
-    return _refresh(profile, seen_access_token=credentials.get("access_token", ""))
+    if not connected:
+        raise base.AuthExpired("the profile is disconnected: the end-user must relink it")
+    current = credentials.get("access_token", "")
+    stale = force_refresh and current == (rejected_access_token or current)
+    if not stale and not _expires_soon(credentials):
+        return credentials
+    return _refresh(profile, seen_access_token=current)
 
 
-def _stored(profile: Profile) -> dict:
-    """The credentials as committed now (another worker may have refreshed them)."""
-    return Profile.objects.only("credentials").get(pk=profile.pk).credentials or {}
+def _stored(profile: Profile) -> tuple[dict, bool]:
+    """The credentials as committed now (another worker may have refreshed them), and whether
+    the profile is connected."""
+    row = Profile.objects.only("credentials", "status").get(pk=profile.pk)
+    return row.credentials or {}, row.status == Profile.Status.CONNECTED
 
 
 def _expires_soon(credentials: dict) -> bool:
@@ -133,19 +151,26 @@ def _expires_soon(credentials: dict) -> bool:
 
 def _refresh(profile: Profile, *, seen_access_token: str) -> dict:
     token = uuid.uuid4().hex
+    ProfileSyncState.objects.get_or_create(profile=profile)
     deadline = time.monotonic() + WAIT_SECONDS
+    pause = 0.1
     while not _claim(profile, token):
-        credentials = _stored(profile)
+        credentials, _ = _stored(profile)
         if credentials.get("access_token", "") != seen_access_token:
             return credentials  # the lease holder refreshed it
         if time.monotonic() > deadline:
             raise base.TemporaryError("the access token is being refreshed elsewhere")
-        time.sleep(0.1)
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
     try:
-        credentials = _stored(profile)
+        credentials, _ = _stored(profile)
         if credentials.get("access_token", "") != seen_access_token:
             return credentials  # refreshed between our read and our claim
-        tokens = _call_token_endpoint(profile, credentials.get("refresh_token", ""))
+        sent = credentials.get("refresh_token", "")
+        try:
+            tokens = _call_token_endpoint(profile, sent)
+        except base.AuthExpired as exc:
+            return _grant_refused(profile, sent, exc)
         refreshed = {
             **credentials,
             "access_token": tokens.access_token,
@@ -154,23 +179,33 @@ def _refresh(profile: Profile, *, seen_access_token: str) -> dict:
         }
         with transaction.atomic():
             locked = Profile.objects.select_for_update().get(pk=profile.pk)
+            if (locked.credentials or {}).get("refresh_token", "") != sent:
+                # A relink stored new credentials while we asked: theirs win.
+                return locked.credentials
             locked.credentials = refreshed
             locked.save(update_fields=["credentials", "updated_at"])
         log.info("access token of %s refreshed", profile.public_id)
         return refreshed
-    except base.AuthExpired as exc:
-        log.info("refresh token of %s refused: disconnecting it", profile.public_id)
-        account_services.disconnect_profile(profile=profile, reason=str(exc)[:255])
-        raise
     finally:
         ProfileSyncState.objects.filter(profile=profile, credentials_lock_token=token).update(
             credentials_locked_until=None, credentials_lock_token=""
         )
 
 
+def _grant_refused(profile: Profile, sent_refresh_token: str, exc: base.AuthExpired) -> dict:
+    """The token endpoint declared the refresh token dead: disconnect the profile, unless a
+    relink replaced that token meanwhile (then the new credentials are returned)."""
+    with transaction.atomic():
+        locked = Profile.objects.select_for_update().get(pk=profile.pk)
+        if (locked.credentials or {}).get("refresh_token", "") != sent_refresh_token:
+            return locked.credentials
+        log.info("refresh token of %s refused: disconnecting it", profile.public_id)
+        account_services.disconnect_profile(profile=locked, reason=str(exc)[:255])
+    raise exc
+
+
 def _claim(profile: Profile, token: str) -> bool:
     now = timezone.now()
-    ProfileSyncState.objects.get_or_create(profile=profile)
     return bool(
         ProfileSyncState.objects.filter(profile=profile)
         .filter(Q(credentials_locked_until__isnull=True) | Q(credentials_locked_until__lt=now))

@@ -29,6 +29,7 @@ from notifications import services as notification_services
 from sync.ical import Window
 from sync.models import CalendarSyncState, ProfileSyncState, ProviderSubscription, SyncedResource
 from sync.providers import base
+from sync.providers.registry import PROVIDERS
 from sync.services import resources
 from sync.services.backoff import backoff_delay
 from sync.services.credentials import build_provider, call_with_fresh_credentials
@@ -163,8 +164,12 @@ def store_connected_profile(
             # OAuth providers: discovery needs an authorized adapter and the network, so it
             # runs in the worker right after commit (and the tick retries it if that fails).
             calendars = list(profile.calendars.filter(is_deleted=False))
-            ProfileSyncState.objects.get_or_create(profile=profile)
-            transaction.on_commit(lambda: enqueue_calendar_discovery(profile.pk))
+            # Connecting counts as the tick's claim: one discovery, not two at once.
+            ProfileSyncState.objects.update_or_create(
+                profile=profile, defaults={"calendars_refreshed_at": timezone.now()}
+            )
+            if provider_key in PROVIDERS:
+                transaction.on_commit(lambda: enqueue_calendar_discovery(profile.pk))
         else:
             calendars = _store_calendar_list(profile, provider_calendars)
         # A relink resumes polling now. The failure record stays (what went wrong and when)
@@ -307,10 +312,11 @@ def sync_calendar(
     """Bring one calendar's cache up to date with its provider. Idempotent; single-flight.
 
     Takes a lease on the calendar by conditional UPDATE (a second sync of the same calendar
-    returns `skipped`); fetches changes since the stored cursor (a full fetch when there is
-    none, when `full`, when the window rolled to a new day, or when the provider rejects the
-    cursor — mark-and-sweep, the cache is never blanked); applies them in batches of
-    APPLY_BATCH_EVENTS and stores the new cursor with the last one. `progress(done, total)` is
+    returns `skipped`); on a new day re-expands the stored series into the new window first,
+    without asking the provider; fetches changes since the stored cursor (a full fetch when
+    there is none, when `full`, or when the provider rejects the cursor — mark-and-sweep, the
+    cache is never blanked); applies them in batches of APPLY_BATCH_EVENTS and stores the new
+    cursor with the last one. `progress(done, total)` is
     called after each batch. Every failure — provider error, database error or a bug — is
     recorded on the sync state and decides the next poll (backoff, Retry-After) or disconnects
     the profile (auth failure); none is raised.
@@ -675,7 +681,9 @@ def enqueue_due_discoveries(*, now: datetime | None = None, limit: int = 100) ->
     now = now or timezone.now()
     due = now - timedelta(seconds=settings.SYNC_POLL_INTERVAL_SECONDS)
     stale = (
-        ProfileSyncState.objects.filter(profile__status=Profile.Status.CONNECTED)
+        ProfileSyncState.objects.filter(
+            profile__status=Profile.Status.CONNECTED, profile__provider__in=list(PROVIDERS)
+        )
         .filter(Q(calendars_refreshed_at__isnull=True) | Q(calendars_refreshed_at__lt=due))
         .exclude(profile__calendars__is_deleted=False)
     )

@@ -155,6 +155,15 @@ def plan_changes(
     for _etag, uids, _series in new_map.values():
         produced.update(uids)
     vanished -= produced
+    if vanished:
+        # Still held by another resource we know (a UID moved, or a server allowing the same
+        # UID twice): then only its stale instances go, as for any change.
+        vanished -= set(
+            Event.objects.filter(calendar=calendar, provider_key__in=sorted(vanished))
+            .exclude(provider_resource__in=sorted(gone_hrefs))
+            .exclude(provider_resource="")
+            .values_list("provider_key", flat=True)
+        )
     affected_uids |= vanished
 
     deletions, kept_events = stale_identities(

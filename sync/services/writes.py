@@ -484,9 +484,7 @@ def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> 
 
 
 def _record_deleted(write: ManagedEventWrite, href: str) -> None:
-    resources.forget_resource(
-        write.calendar, href, uids={write.event.ical_uid or write.event.provider_key}
-    )
+    resources.forget_resource(write.calendar, href, uids={write.event.provider_key})
     Event.objects.filter(pk=write.event_id).update(provider_etag="")
 
 
@@ -570,7 +568,7 @@ def _restore_cache(write: ManagedEventWrite) -> None:
             if fresh is not None:
                 resources.apply_resource(calendar, fresh)
                 return
-            resources.forget_resource(calendar, href, uids={event.ical_uid or event.provider_key})
+            resources.forget_resource(calendar, href, uids={event.provider_key})
     except InvalidCalendarData as exc:
         _resync_resource_later(write, href, exc)
 

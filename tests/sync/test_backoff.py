@@ -13,7 +13,18 @@ from sync.services.backoff import backoff_delay
 
 @pytest.mark.parametrize(
     "value, expected",
-    [("120", 120.0), (" 7 ", 7.0), ("-5", 0.0), ("", None), (None, None), ("soon", None)],
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("", None),
+        (None, None),
+        ("soon", None),
+        ("-5", None),  # not delay-seconds
+        ("inf", None),
+        ("1e12", None),
+        ("99999999999", 86400.0),  # a day at the most
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 86400.0),
+    ],
 )
 def test_parse_retry_after_seconds_and_garbage(value, expected):
     assert parse_retry_after(value) == expected
@@ -54,3 +65,9 @@ def test_caldav_429_carries_the_servers_retry_after(httpserver):
     with pytest.raises(RateLimited) as caught:
         provider.fetch_changes(httpserver.url_for("/cal/"), "sync-token-1")
     assert caught.value.retry_after == 90.0
+
+
+def test_backoff_delay_bounds_a_huge_retry_after():
+    error = RateLimited(retry_after=1e12)
+    delay = backoff_delay(attempt=1, base_seconds=60, cap_seconds=3600, jitter=0.1, error=error)
+    assert delay.total_seconds() == 86400

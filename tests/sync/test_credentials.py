@@ -224,6 +224,7 @@ def test_oauth_connect_discovers_calendars_and_queues_their_sync(httpserver, mon
 
 
 def test_tick_retries_discovery_of_profiles_without_calendars(monkeypatch):
+    monkeypatch.setitem(registry.PROVIDERS, "google", DoubleProvider)
     discoveries = []
     monkeypatch.setattr(engine, "enqueue_calendar_discovery", discoveries.append)
     profile = google_profile(expires_in=3000)
@@ -236,3 +237,50 @@ def test_tick_retries_discovery_of_profiles_without_calendars(monkeypatch):
     services.enqueue_due_syncs(enqueue=lambda pk: None)  # claimed: not again this interval
 
     assert discoveries == [profile.pk]
+
+
+def _relink_meanwhile(profile, relinked: dict, status: int, body: dict):
+    """A token endpoint during whose answer the end-user relinks (new tokens are stored)."""
+
+    def handler(request):
+        stored = Profile.objects.get(pk=profile.pk)
+        stored.credentials = relinked
+        stored.save()
+        return Response(json.dumps(body), status=status, content_type="application/json")
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    "status, body",
+    [
+        (200, {"access_token": "late", "refresh_token": "late-r", "expires_in": 3600}),
+        (400, {"error": "invalid_grant"}),  # the old grant died: not a reason to disconnect
+    ],
+)
+def test_fresh_credentials_relink_during_a_refresh_wins(httpserver, status, body):
+    profile = google_profile(expires_in=10)
+    relinked = {
+        "access_token": "relinked",
+        "refresh_token": "new-r",
+        "expires_at": time.time() + 3000,
+    }
+    httpserver.expect_oneshot_request("/token").respond_with_handler(
+        _relink_meanwhile(profile, relinked, status, body)
+    )
+    assert credentials.fresh_credentials(profile)["access_token"] == "relinked"
+    stored = Profile.objects.get(pk=profile.pk)
+    assert stored.credentials["refresh_token"] == "new-r"
+    assert stored.is_connected and DISCONNECTS == []
+
+
+def test_sync_dead_grant_asks_the_token_endpoint_once(httpserver, monkeypatch):
+    endpoint = TokenEndpoint(httpserver, status=400, body={"error": "invalid_grant"})
+    monkeypatch.setitem(registry.PROVIDERS, "google", DoubleProvider)
+    profile = google_profile(expires_in=10)
+    calendar = Calendar.objects.create(profile=profile, provider_calendar_id="primary", name="P")
+
+    assert services.sync_calendar(calendar_id=calendar.pk).status == "failed"
+    assert services.sync_calendar(calendar_id=calendar.pk).status == "skipped"  # disconnected
+
+    assert endpoint.calls == 1 and [profile.public_id] == DISCONNECTS

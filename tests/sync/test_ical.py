@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from sync.ical import InvalidCalendarData, Window, normalize_resource
+from sync.ical import InvalidCalendarData, Window, has_recurrence, normalize_resource
+from tests.sync.helpers import soon, vcalendar, vevent
 
 CORPUS = Path(__file__).parent.parent / "fixtures" / "ical"
 WINDOW = Window.around(date(2027, 1, 1), past_days=42, future_days=201)
@@ -98,3 +99,17 @@ def test_normalize_instances_outside_the_window_are_not_materialized():
 def test_normalize_rejects_garbage():
     with pytest.raises(InvalidCalendarData):
         normalize_resource("this is not iCalendar", window=WINDOW)
+
+
+def test_has_recurrence_reads_only_the_events():
+    timezone_rule = (
+        "BEGIN:VTIMEZONE\r\nTZID:Europe/Paris\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"
+        "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\n"
+        "END:STANDARD\r\nEND:VTIMEZONE\r\n"
+    )
+    single = vevent("one", soon(2))
+    with_timezone = vcalendar(single).replace("BEGIN:VEVENT", timezone_rule + "BEGIN:VEVENT", 1)
+    assert "RRULE" in with_timezone and not has_recurrence(with_timezone)
+    assert has_recurrence(vcalendar(vevent("s", soon(2), extra="RRULE:FREQ=DAILY")))
+    override_only = vevent("inv", soon(3), extra="RECURRENCE-ID:20261205T090000Z")
+    assert has_recurrence(vcalendar(override_only))  # an invitation to one instance
