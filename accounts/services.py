@@ -98,7 +98,7 @@ def disconnect_profile(*, profile: Profile, reason: str, at: datetime | None = N
     and shows `profile_connected: false` with a relink URL. Idempotent: an already
     disconnected profile keeps its first reason and time."""
     with transaction.atomic():
-        locked = Profile.objects.select_for_update().get(pk=profile.pk)
+        locked = Profile.objects.select_for_update(no_key=True).get(pk=profile.pk)
         if locked.status != Profile.Status.DISCONNECTED:
             locked.status = Profile.Status.DISCONNECTED
             locked.disconnected_reason = reason[:255]

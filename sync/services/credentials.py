@@ -178,7 +178,7 @@ def _refresh(profile: Profile, *, seen_access_token: str) -> dict:
             "expires_at": tokens.expires_at,
         }
         with transaction.atomic():
-            locked = Profile.objects.select_for_update().get(pk=profile.pk)
+            locked = Profile.objects.select_for_update(no_key=True).get(pk=profile.pk)
             if (locked.credentials or {}).get("refresh_token", "") != sent:
                 # A relink stored new credentials while we asked: theirs win.
                 return locked.credentials
@@ -196,7 +196,7 @@ def _grant_refused(profile: Profile, sent_refresh_token: str, exc: base.AuthExpi
     """The token endpoint declared the refresh token dead: disconnect the profile, unless a
     relink replaced that token meanwhile (then the new credentials are returned)."""
     with transaction.atomic():
-        locked = Profile.objects.select_for_update().get(pk=profile.pk)
+        locked = Profile.objects.select_for_update(no_key=True).get(pk=profile.pk)
         if (locked.credentials or {}).get("refresh_token", "") != sent_refresh_token:
             return locked.credentials
         log.info("refresh token of %s refused: disconnecting it", profile.public_id)

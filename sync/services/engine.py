@@ -147,7 +147,7 @@ def store_connected_profile(
     whose adapters need an authorized session); a relink then keeps the cached calendars.
     """
     with transaction.atomic():
-        profile, created = Profile.objects.select_for_update().get_or_create(
+        profile, created = Profile.objects.select_for_update(no_key=True).get_or_create(
             account=account,
             provider=provider_key,
             provider_account_id=provider_account.provider_account_id,
@@ -385,9 +385,17 @@ def lock_owner(profile: Profile) -> None:
     The lock order of the sync paths is profile -> calendars -> account -> sync state (a
     relink locks the profile and updates calendars and sync states; a sync batch writes the
     change log, which locks the account, and renews its lease on the sync state last). Taking
-    them in another order let a relink and a sync deadlock each other on PostgreSQL."""
-    list(Profile.objects.select_for_update().filter(pk=profile.pk).values_list("pk"))
-    list(Account.objects.select_for_update().filter(pk=profile.account_id).values_list("pk"))
+    them in another order let a relink and a sync deadlock each other on PostgreSQL.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: rows that merely reference the profile or the account
+    (an authorization code being issued on the consent page) take a KEY SHARE lock on them,
+    which FOR UPDATE would conflict with, in whatever order those transactions lock."""
+    list(Profile.objects.select_for_update(no_key=True).filter(pk=profile.pk).values_list("pk"))
+    list(
+        Account.objects.select_for_update(no_key=True)
+        .filter(pk=profile.account_id)
+        .values_list("pk")
+    )
 
 
 class LeaseLost(Exception):
