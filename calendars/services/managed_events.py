@@ -167,7 +167,7 @@ def _check_writable(calendar: Calendar, *, external: bool = False) -> None:
 
 def _lock_account(account_id: int) -> Account:
     """Serializes the writes of one account (record_changes would lock it later anyway)."""
-    return Account.objects.select_for_update().get(pk=account_id)
+    return Account.objects.select_for_update(no_key=True).get(pk=account_id)
 
 
 def _is_repeat(event: Event, operation: str, desired: dict, application) -> bool:

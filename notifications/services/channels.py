@@ -99,7 +99,9 @@ def create_channel(
         # The account row lock serialises channel creation (quota) and change-log writers, so
         # the cursor below is exactly "everything committed before this channel existed".
         locked = (
-            Account.objects.select_for_update().only("id", "last_change_seq").get(pk=account.pk)
+            Account.objects.select_for_update(no_key=True)
+            .only("id", "last_change_seq")
+            .get(pk=account.pk)
         )
         open_channels = list(Channel.objects.open().filter(account=account))
         for channel in open_channels:

@@ -132,10 +132,13 @@ class ChangeSet:
 
 @dataclass(frozen=True)
 class Watch:
-    """A push subscription as the provider knows it (Google channel, Graph subscription)."""
+    """A push subscription as the provider knows it (Google channel, Graph subscription).
+    `channel_id`: the id its notifications will name, when the provider assigns it (Graph);
+    empty when it is the one we chose (Google)."""
 
     resource_id: str
     expires_at: datetime | None
+    channel_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -246,17 +249,9 @@ class Provider(ABC):
         token: str,
         ttl_seconds: int,
     ) -> Watch:
-        """Extend a subscription before it expires. Providers that cannot extend one (Google)
-        keep this default: a new channel under the same id, then the old one stopped."""
-        renewed = self.watch(
-            calendar_id,
-            channel_id=channel_id,
-            address=address,
-            token=token,
-            ttl_seconds=ttl_seconds,
-        )
-        self.stop_watch(channel_id=channel_id, resource_id=resource_id)
-        return renewed
+        """Extend a subscription before it expires (Graph). Providers that cannot (Google)
+        raise NotSupported, and the service opens a new channel, then stops the old one."""
+        raise NotSupported(f"{self.key} cannot extend a push subscription")
 
     def stop_watch(self, *, channel_id: str, resource_id: str) -> None:
         """End a subscription; one already gone is not an error."""

@@ -170,7 +170,7 @@ def _refresh(profile: Profile, *, seen_access_token: str) -> dict:
         try:
             tokens = _call_token_endpoint(profile, sent)
         except base.AuthExpired as exc:
-            return _grant_refused(profile, sent, exc)
+            return _grant_refused(profile, credentials, exc)
         refreshed = {
             **credentials,
             "access_token": tokens.access_token,
@@ -179,7 +179,7 @@ def _refresh(profile: Profile, *, seen_access_token: str) -> dict:
         }
         with transaction.atomic():
             locked = Profile.objects.select_for_update(no_key=True).get(pk=profile.pk)
-            if (locked.credentials or {}).get("refresh_token", "") != sent:
+            if _replaced(locked, credentials):
                 # A relink stored new credentials while we asked: theirs win.
                 return locked.credentials
             locked.credentials = refreshed
@@ -192,12 +192,19 @@ def _refresh(profile: Profile, *, seen_access_token: str) -> dict:
         )
 
 
-def _grant_refused(profile: Profile, sent_refresh_token: str, exc: base.AuthExpired) -> dict:
+def _replaced(locked: Profile, read: dict) -> bool:
+    """Whether the stored tokens are no longer those we read (a relink, which always brings a
+    new access token even when the provider sent no new refresh token)."""
+    stored = locked.credentials or {}
+    return any(stored.get(k, "") != read.get(k, "") for k in ("access_token", "refresh_token"))
+
+
+def _grant_refused(profile: Profile, read: dict, exc: base.AuthExpired) -> dict:
     """The token endpoint declared the refresh token dead: disconnect the profile, unless a
-    relink replaced that token meanwhile (then the new credentials are returned)."""
+    relink replaced the tokens meanwhile (then the new credentials are returned)."""
     with transaction.atomic():
         locked = Profile.objects.select_for_update(no_key=True).get(pk=profile.pk)
-        if (locked.credentials or {}).get("refresh_token", "") != sent_refresh_token:
+        if _replaced(locked, read):
             return locked.credentials
         log.info("refresh token of %s refused: disconnecting it", profile.public_id)
         account_services.disconnect_profile(profile=locked, reason=str(exc)[:255])

@@ -344,11 +344,19 @@ def sync_calendar(
         _release_lease(calendar_id, token)
     if outcome.status in ("synced", "unchanged"):
         _maybe_refresh_calendars(outcome.calendar_id)
-    if CalendarSyncState.objects.filter(
-        calendar_id=calendar_id, push_requested_at__isnull=False
-    ).exists():
-        enqueue_sync(calendar_id)  # a notification came while we ran: its sync was skipped
+        _follow_up_push(calendar_id)
     return outcome
+
+
+def _follow_up_push(calendar_id: int) -> None:
+    """A provider notification that came while we ran was left to us: queue its sync."""
+    try:
+        if CalendarSyncState.objects.filter(
+            calendar_id=calendar_id, push_requested_at__isnull=False
+        ).exists():
+            enqueue_sync(calendar_id)
+    except DatabaseError as exc:  # its next poll (made due now by _save_success) serves it
+        log.warning("push follow-up of calendar %s not queued: %s", calendar_id, exc)
 
 
 def _release_lease(calendar_id: int, token: str) -> None:
@@ -523,7 +531,9 @@ def _save_success(locked: CalendarSyncState, changes: base.ChangeSet, window: Wi
     locked.last_synced_at = done
     locked.last_error = locked.last_error_class = ""
     locked.consecutive_failures = 0
-    locked.next_poll_at = done + _poll_delay(interval)
+    # A notification that came during this sync makes the next poll due at once, so that it
+    # is served even if its follow-up task is lost.
+    locked.next_poll_at = done if locked.push_requested_at else done + _poll_delay(interval)
     locked.save(
         update_fields=[
             "cursor",

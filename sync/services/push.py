@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -77,7 +77,12 @@ def receive_push(
     now = timezone.now()
     for notification in receipt.notifications:
         subscription = (
-            ProviderSubscription.objects.filter(channel_id=notification.channel_id)
+            ProviderSubscription.objects.filter(
+                channel_id=notification.channel_id,
+                calendar__profile__provider=provider_key,
+                calendar__is_deleted=False,
+                calendar__profile__status=Profile.Status.CONNECTED,
+            )
             .only("pk", "calendar_id", "secret", "channel_id")
             .first()
         )
@@ -99,22 +104,34 @@ def receive_push(
 
 
 def request_push_sync(*, calendar_id: int, now: datetime | None = None) -> bool:
-    """Ask for one sync of the calendar soon; True if this request queued it (the first of a
-    burst), False if one is already asked for."""
+    """Ask for one sync of the calendar soon; True if this request queued it.
+
+    The first notification of a burst queues it; later ones only keep the request standing.
+    A calendar in backoff (failing, or told to slow down) keeps its schedule: the request
+    waits for its next poll. While a sync runs, the request is left to it: it queues the
+    follow-up when it ends."""
     now = now or timezone.now()
     first = CalendarSyncState.objects.filter(
         calendar_id=calendar_id, push_requested_at__isnull=True
-    ).update(push_requested_at=now, next_poll_at=now)
-    if first:
+    ).update(push_requested_at=now)
+    if not first:
+        return False
+    ready = (
+        CalendarSyncState.objects.filter(calendar_id=calendar_id, consecutive_failures=0)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .update(next_poll_at=now)
+    )
+    if ready:
         transaction.on_commit(lambda: engine.enqueue_sync(calendar_id))
-    return bool(first)
+    return bool(ready)
 
 
 # --- keeping subscriptions ---
 def maintain_subscriptions(*, now: datetime | None = None) -> MaintenanceReport:
-    """The schedule: subscribe calendars of push-capable providers that have none, renew
-    those that expire within SYNC_PUSH_RENEW_BEFORE_SECONDS, stop those of deleted calendars
-    and disconnected profiles. A failure is logged and tried again at the next run."""
+    """The schedule: renew subscriptions that expire within the renewal margin (an expired
+    one is replaced), stop those of deleted calendars and disconnected profiles, subscribe
+    calendars of push-capable providers that have none. A failure is logged and tried again
+    at the next run; each part is bounded to BATCH calls."""
     now = now or timezone.now()
     report = MaintenanceReport()
     push_keys = [key for key in Profile.Provider.values if supports_push(key)]
@@ -124,83 +141,127 @@ def maintain_subscriptions(*, now: datetime | None = None) -> MaintenanceReport:
     for subscription in ProviderSubscription.objects.exclude(live).select_related(
         "calendar__profile"
     )[:BATCH]:
-        _stop(subscription, report)
-    if push_address(push_keys[0]):
-        for calendar in Calendar.objects.filter(
+        _stop(subscription, report, now=now)
+    if not push_address(push_keys[0]):
+        return report
+    # Renew at the latest halfway through the lifetime we ask for.
+    margin = min(settings.SYNC_PUSH_RENEW_BEFORE_SECONDS, settings.SYNC_PUSH_TTL_SECONDS // 2)
+    due = ProviderSubscription.objects.filter(live).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__lt=now + timedelta(seconds=margin))
+    )
+    for subscription in due.select_related("calendar__profile").order_by("updated_at")[:BATCH]:
+        _renew(subscription, report, now=now)
+    for calendar in (
+        Calendar.objects.filter(
             is_deleted=False,
             profile__status=Profile.Status.CONNECTED,
             profile__provider__in=push_keys,
             provider_subscription__isnull=True,
-        ).select_related("profile")[:BATCH]:
-            _subscribe(calendar, report)
-        renew_by = now + timedelta(seconds=settings.SYNC_PUSH_RENEW_BEFORE_SECONDS)
-        for subscription in (
-            ProviderSubscription.objects.filter(live, expires_at__lt=renew_by)
-            .select_related("calendar__profile")
-            .order_by("expires_at")[:BATCH]
-        ):
-            _renew(subscription, report)
+        )
+        .select_related("profile")
+        .order_by("pk")[:BATCH]
+    ):
+        _subscribe(calendar, report)
     return report
 
 
-def _subscribe(calendar: Calendar, report: MaintenanceReport) -> None:
+def _watch(calendar: Calendar) -> tuple[str, str, base.Watch]:
+    """A new channel for the calendar: (channel id, secret, what the provider answered)."""
     channel_id, token = uuid.uuid4().hex, secrets.token_urlsafe(32)
+    watch = provider_for(calendar.profile).watch(
+        calendar.provider_calendar_id,
+        channel_id=channel_id,
+        address=push_address(calendar.profile.provider),
+        token=token,
+        ttl_seconds=settings.SYNC_PUSH_TTL_SECONDS,
+    )
+    return watch.channel_id or channel_id, token, watch
+
+
+def _subscribe(calendar: Calendar, report: MaintenanceReport) -> None:
     try:
-        watch = provider_for(calendar.profile).watch(
-            calendar.provider_calendar_id,
-            channel_id=channel_id,
-            address=push_address(calendar.profile.provider),
-            token=token,
-            ttl_seconds=settings.SYNC_PUSH_TTL_SECONDS,
-        )
+        channel_id, token, watch = _watch(calendar)
     except base.ProviderError as exc:
         report.failed += 1
         log.warning("push subscription for %s not created: %s", calendar.public_id, exc)
         return
-    ProviderSubscription.objects.create(
-        calendar=calendar,
-        channel_id=channel_id,
-        resource_id=watch.resource_id,
-        secret=token,
-        expires_at=watch.expires_at,
-    )
+    try:
+        ProviderSubscription.objects.create(
+            calendar=calendar,
+            channel_id=channel_id,
+            resource_id=watch.resource_id,
+            secret=token,
+            expires_at=watch.expires_at,
+        )
+    except IntegrityError:
+        # Another run subscribed it meanwhile: ours is an orphan, stop it.
+        _stop_at_provider(calendar.profile, channel_id, watch.resource_id)
+        return
     report.subscribed += 1
 
 
-def _renew(subscription: ProviderSubscription, report: MaintenanceReport) -> None:
+def _renew(subscription: ProviderSubscription, report: MaintenanceReport, *, now) -> None:
+    """Extend it where the provider can (Graph); otherwise (Google, or an expired one) open a
+    new channel with a new id and secret, then stop the old one, best effort."""
     calendar = subscription.calendar
     try:
-        watch = provider_for(calendar.profile).renew_watch(
-            calendar.provider_calendar_id,
-            channel_id=subscription.channel_id,
-            resource_id=subscription.resource_id,
-            address=push_address(calendar.profile.provider),
-            token=subscription.secret,
-            ttl_seconds=settings.SYNC_PUSH_TTL_SECONDS,
-        )
+        provider = provider_for(calendar.profile)
+        if subscription.is_healthy(now):
+            try:
+                watch = provider.renew_watch(
+                    calendar.provider_calendar_id,
+                    channel_id=subscription.channel_id,
+                    resource_id=subscription.resource_id,
+                    address=push_address(calendar.profile.provider),
+                    token=subscription.secret,
+                    ttl_seconds=settings.SYNC_PUSH_TTL_SECONDS,
+                )
+                ProviderSubscription.objects.filter(pk=subscription.pk).update(
+                    resource_id=watch.resource_id, expires_at=watch.expires_at
+                )
+                report.renewed += 1
+                return
+            except base.NotSupported:
+                pass
+        channel_id, token, watch = _watch(calendar)
     except base.ProviderError as exc:
         report.failed += 1
         log.warning("push subscription of %s not renewed: %s", calendar.public_id, exc)
+        ProviderSubscription.objects.filter(pk=subscription.pk).update(updated_at=now)
         return
-    ProviderSubscription.objects.filter(pk=subscription.pk).update(
-        resource_id=watch.resource_id, expires_at=watch.expires_at
-    )
+    old_channel, old_resource = subscription.channel_id, subscription.resource_id
+    subscription.channel_id, subscription.secret = channel_id, token  # secret bound to the id
+    subscription.resource_id, subscription.expires_at = watch.resource_id, watch.expires_at
+    subscription.save()
+    _stop_at_provider(calendar.profile, old_channel, old_resource)
     report.renewed += 1
 
 
-def _stop(subscription: ProviderSubscription, report: MaintenanceReport) -> None:
-    """Stop it at the provider if we still can, and forget it either way (an unstopped
-    channel expires at the provider by itself; its notifications are then rejected)."""
+def _stop(subscription: ProviderSubscription, report: MaintenanceReport, *, now) -> None:
+    """Stop it at the provider, then forget it. Kept for the next run when the provider could
+    not be told (it would keep posting), unless it has expired there by itself."""
     profile = subscription.calendar.profile
+    stopped = _stop_at_provider(profile, subscription.channel_id, subscription.resource_id)
+    if stopped or not subscription.is_healthy(now):
+        subscription.delete()
+        report.stopped += 1
+    else:
+        report.failed += 1
+
+
+def _stop_at_provider(profile: Profile, channel_id: str, resource_id: str) -> bool:
     try:
-        # The stored credentials as they are: a disconnected profile's token is not refreshed.
-        build_provider(profile.provider, profile.credentials).stop_watch(
-            channel_id=subscription.channel_id, resource_id=subscription.resource_id
-        )
+        if profile.is_connected:
+            provider = provider_for(profile)
+        else:  # a disconnected profile's token is not refreshed: try it as it is
+            provider = build_provider(profile.provider, profile.credentials)
+        provider.stop_watch(channel_id=channel_id, resource_id=resource_id)
+    except base.NotFound:
+        return True
     except base.ProviderError as exc:
-        log.info("push subscription %s not stopped at the provider: %s", subscription.pk, exc)
-    subscription.delete()
-    report.stopped += 1
+        log.info("push channel %s not stopped at the provider: %s", channel_id, exc)
+        return False
+    return True
 
 
 def stop_profile_subscriptions(profile: Profile) -> None:
