@@ -125,9 +125,9 @@ def fresh_credentials(
     Raises AuthExpired (the grant is dead; the profile is disconnected, or already was),
     RateLimited, TemporaryError (try later; the profile stays connected), PermanentError.
     """
-    credentials, connected = _stored(profile)
     if not is_oauth(profile):
-        return credentials
+        return profile.credentials or {}  # nothing refreshes them: the loaded row will do
+    credentials, connected = _stored(profile)
     if not connected:
         raise base.AuthExpired("the profile is disconnected: the end-user must relink it")
     current = credentials.get("access_token", "")

@@ -261,13 +261,13 @@ def _maybe_refresh_calendars(calendar_id: int) -> None:
     now = timezone.now()
     due = now - timedelta(seconds=settings.SYNC_POLL_INTERVAL_SECONDS)
     try:
-        profile = Profile.objects.select_related("account").get(calendars__pk=calendar_id)
         claimed = (
-            ProfileSyncState.objects.filter(profile=profile)
+            ProfileSyncState.objects.filter(profile__calendars__pk=calendar_id)
             .filter(Q(calendars_refreshed_at__isnull=True) | Q(calendars_refreshed_at__lt=due))
             .update(calendars_refreshed_at=now)
         )
-        if claimed:
+        if claimed:  # once per interval: only then is the profile loaded
+            profile = Profile.objects.select_related("account").get(calendars__pk=calendar_id)
             refresh_profile_calendars(profile=profile)
     except (base.ProviderError, DatabaseError) as exc:
         log.warning("calendar list of calendar %s not refreshed: %s", calendar_id, exc)
@@ -285,6 +285,7 @@ class SyncOutcome:
     result: ApplyResult = field(default_factory=ApplyResult)
     error: str = ""
     skipped_resources: int = 0
+    has_push: bool = False  # the provider can notify us (a follow-up sync may be due)
 
     @property
     def fetched(self) -> int:
@@ -344,7 +345,8 @@ def sync_calendar(
         _release_lease(calendar_id, token)
     if outcome.status in ("synced", "unchanged"):
         _maybe_refresh_calendars(outcome.calendar_id)
-        _follow_up_push(calendar_id)
+        if outcome.has_push:
+            _follow_up_push(calendar_id)
     return outcome
 
 
@@ -463,7 +465,12 @@ def _sync_leased(
     changes, full = call_with_fresh_credentials(profile, fetch)
 
     unchanged = changes.unchanged and not rolled.changed
-    outcome = SyncOutcome(calendar_id, "unchanged" if unchanged else "synced", full=full)
+    outcome = SyncOutcome(
+        calendar_id,
+        "unchanged" if unchanged else "synced",
+        full=full,
+        has_push=PROVIDERS[profile.provider].supports_push,
+    )
     outcome.result.add(rolled)
     plan = None
     if not changes.unchanged:
@@ -481,7 +488,7 @@ def _sync_leased(
             locked = _hold_lease(state, token)
             if plan is not None:
                 resources.store_resource_map(calendar, plan.stored, {}, plan.gone_hrefs)
-            _save_success(locked, changes, window)
+            _save_success(locked, changes, window, has_push=outcome.has_push)
             _complete_initial_sync_if_done(profile)
     except LeaseLost:
         return SyncOutcome(calendar_id, "skipped", error="lease lost")
@@ -522,9 +529,15 @@ def _roll_window(
     return result
 
 
-def _save_success(locked: CalendarSyncState, changes: base.ChangeSet, window: Window) -> None:
+def _save_success(
+    locked: CalendarSyncState, changes: base.ChangeSet, window: Window, *, has_push: bool
+) -> None:
     done = timezone.now()
-    interval = push_poll_interval(locked.calendar_id, done)
+    interval = (
+        push_poll_interval(locked.calendar_id, done)
+        if has_push
+        else settings.SYNC_POLL_INTERVAL_SECONDS
+    )
     locked.cursor = changes.cursor
     locked.ctag = changes.ctag
     locked.window_start = window.start.date()
