@@ -47,6 +47,16 @@ def is_transient_database_error(exc: BaseException) -> bool:
     return exc.__cause__ is not None and type(exc.__cause__).__module__.startswith("psycopg")
 
 
+BUSY = (503, "temporarily_unavailable")
+BROKEN = (500, "server_error")
+
+
+def server_error_for(exc: BaseException) -> tuple[int, str]:
+    """(status, error code) for an exception nothing handled: the one mapping used by the
+    middleware and by /v1/batch entries."""
+    return BUSY if is_transient_database_error(exc) else BROKEN
+
+
 def json_error(status: int, error: str, **headers: str) -> JsonResponse:
     response = JsonResponse({"error": error}, status=status)
     for name, value in headers.items():
@@ -90,9 +100,9 @@ class ApiErrorMiddleware:
             return response
         # Django's handler has logged it (with its traceback) already.
         exception = getattr(request, "unhandled_exception", None)
-        if exception is not None and is_transient_database_error(exception):
-            return json_error(503, "temporarily_unavailable", Retry_After=RETRY_AFTER)
-        return json_error(response.status_code, "server_error")
+        if exception is not None and server_error_for(exception) == BUSY:
+            return json_error(*BUSY, Retry_After=RETRY_AFTER)
+        return json_error(response.status_code, BROKEN[1])
 
     def process_exception(self, request, exception):
         if not is_api_path(request.path_info):
@@ -104,11 +114,11 @@ class ApiErrorMiddleware:
             return JsonResponse({"error": "forbidden"}, status=403)
         if isinstance(exception, (SuspiciousOperation, BadRequest)):
             return JsonResponse({"error": "invalid_request"}, status=400)
-        if is_transient_database_error(exception):
+        if server_error_for(exception) == BUSY:
             log.warning(
                 "database busy on %s %s (answered 503): %s", request.method, request.path, exception
             )
-            return json_error(503, "temporarily_unavailable", Retry_After=RETRY_AFTER)
+            return json_error(*BUSY, Retry_After=RETRY_AFTER)
         # Where Django reports its own 500s, so that error mails and error trackers see it.
         got_request_exception.send(sender=type(self), request=request)
         request_log.error(
@@ -117,4 +127,4 @@ class ApiErrorMiddleware:
             exc_info=(type(exception), exception, exception.__traceback__),
             extra={"status_code": 500, "request": request},
         )
-        return json_error(500, "server_error")
+        return json_error(*BROKEN)

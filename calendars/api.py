@@ -13,7 +13,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from accounts import scopes
-from accounts.errors import is_transient_database_error
+from accounts.errors import server_error_for
 from accounts.links import absolute_url
 from accounts.models import Profile
 from accounts.rest import (
@@ -500,11 +500,12 @@ def _batch_result(caller: ApiCaller, request, context: dict) -> dict:
         return entry
     except Exception as exc:
         # One broken entry must not lose the answers of the others (they are committed).
-        if is_transient_database_error(exc):
+        status, error = server_error_for(exc)
+        if status == 503:
             logger.warning("batch entry: database busy (503): %s", exc)
-            return {"status": 503, "data": {"error": "temporarily_unavailable"}}
-        logger.exception("batch entry failed")
-        return {"status": 500, "data": {"error": "server_error"}}
+        else:
+            logger.exception("batch entry failed")
+        return {"status": status, "data": {"error": error}}
     return {"status": 202}
 
 
