@@ -43,7 +43,6 @@ class CalendarSyncStateAdmin(ReadOnlyAdmin):
     exclude = ("cursor", "lock_token")
     readonly_fields = (
         "has_cursor",
-        "ctag",
         "window_start",
         "last_synced_at",
         "last_attempt_at",

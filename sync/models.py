@@ -22,13 +22,12 @@ class CalendarSyncState(models.Model):
     """Per-calendar sync bookkeeping. Retry state lives here; the queue is only the trigger."""
 
     calendar = models.OneToOneField(Calendar, on_delete=models.CASCADE, related_name="sync_state")
-    # Provider cursor (CalDAV sync-token, ICS validators as JSON). Saved only in the
-    # transaction that stores the data it covers; empty = the next sync is a full one.
+    # The adapter's opaque cursor (CalDAV sync-token and ctag, ICS validators, Google sync
+    # token...): the engine never reads it. Saved only in the transaction that stores the data
+    # it covers; empty = the next sync is a full one.
     cursor = models.TextField(blank=True)
-    # Cheap change indicator (CalDAV getctag) seen with the cursor.
-    ctag = models.CharField(max_length=255, blank=True)
     # First day of the recurrence window the cached instances were expanded for; a new day
-    # means a full re-expansion (the window rolls forward daily).
+    # re-expands the stored series locally (the window rolls forward daily).
     window_start = models.DateField(null=True, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)  # last success
     last_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -74,20 +73,21 @@ class ProfileSyncState(models.Model):
 
 
 class SyncedResource(models.Model):
-    """One resource at the provider (a CalDAV href, or one UID of an ICS feed).
+    """One resource at the provider (a CalDAV href, one UID of an ICS feed, a Google or Graph
+    event id): `href` is its resource id, `etag` its version.
 
     Maps the resource to the iCalendar UIDs it held at our last sync, so that a deleted or
-    changed resource tombstones exactly the events it produced, and keeps its etag for the
+    changed resource tombstones exactly the events it produced, and keeps its version for the
     etag-diff fallback and for skipping unchanged feed entries.
     """
 
     calendar = models.ForeignKey(Calendar, on_delete=models.CASCADE, related_name="+")
-    href = models.CharField(max_length=1024)
-    etag = models.CharField(max_length=255, blank=True)
+    href = models.CharField(max_length=1024)  # the resource id
+    etag = models.CharField(max_length=255, blank=True)  # its version
     uids = models.JSONField(default=list)
-    # The resource's iCalendar text when it holds a recurring series (empty otherwise): the
+    # The resource's payload when it holds a recurring series (empty otherwise): the
     # daily window roll re-expands the series from it, without asking the provider.
-    series_ical = models.TextField(blank=True)
+    series_payload = models.TextField(blank=True)
 
     class Meta:
         constraints = [

@@ -1,11 +1,24 @@
-"""The adapter interface, its dataclasses and its error hierarchy."""
+"""The adapter interface, its provider-neutral dataclasses and its error hierarchy.
+
+Each provider is one package (`sync/providers/<key>/`) implementing `Provider`: it reads a
+calendar's changes into a `ChangeSet` of `ProviderResource`s under a cursor only it can read,
+normalizes each resource into events (`EventData`, the cache's own provider-neutral event), and
+turns a desired state into its own format for writes. Adapters import no models and no
+settings: they receive credentials and return these dataclasses; `sync.services` turns them
+into rows.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
+
+# The event content the cache stores is the provider-neutral event: calendars.types is a
+# stdlib-only dataclass module, so using it keeps adapters pure without a second copy of its
+# thirty fields that would drift.
+from calendars.types import EventData
 
 
 # --- Errors: the service decides what each one means (retry, backoff, disconnect, resync). ---
@@ -48,11 +61,16 @@ class Conflict(ProviderError):
 
 class AlreadyExists(Conflict):
     """A create found the resource already there (an earlier attempt that crashed after its
-    PUT, or a concurrent writer): `href` is where it lives; refetch and update it."""
+    PUT, or a concurrent writer): `resource_id` is where it lives; refetch and update it."""
 
-    def __init__(self, message: str = "already exists", *, href: str):
+    def __init__(self, message: str = "already exists", *, resource_id: str):
         super().__init__(message)
-        self.href = href
+        self.resource_id = resource_id
+
+
+class InvalidData(PermanentError):
+    """Provider content we cannot read, or a desired state we cannot express in the
+    provider's format: retrying the same input cannot help."""
 
 
 class NotSupported(PermanentError):
@@ -102,32 +120,88 @@ class ProviderAccount:
 
 
 @dataclass(frozen=True)
-class RawResource:
-    """One stored resource at the provider: its address, version and iCalendar text."""
+class ProviderResource:
+    """One stored item at the provider: the id writes address it by (a CalDAV href, a Google
+    or Graph event id), its version (etag, change key) and its payload in the provider's own
+    format (iCalendar text, JSON), which only its adapter reads."""
 
-    href: str
-    etag: str
-    ical: str
+    resource_id: str
+    version: str
+    payload: str
 
 
 @dataclass(frozen=True)
 class ChangeSet:
     """What changed in one calendar since a cursor.
 
+    `cursor`: opaque, owned by the adapter (a sync token, a delta link, validators): the
+    engine stores it with the data it covers and hands it back, and never reads it.
     `is_full`: `resources` is the complete current content (an initial sync, a resync after an
     invalid cursor, or an ICS snapshot); whatever the cache holds beyond it is gone.
-    Otherwise `resources` are the changed ones and `deleted` the hrefs removed.
-    `unchanged`: the cheap check (ctag, 304, same body) says nothing changed; `cursor` is kept.
+    Otherwise `resources` are the changed ones and `deleted` the resource ids removed.
+    `unchanged`: the cheap check (ctag, 304, same body) says nothing changed.
     """
 
     cursor: str
-    resources: list[RawResource] = field(default_factory=list)
+    resources: list[ProviderResource] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     is_full: bool = False
     unchanged: bool = False
-    ctag: str = ""
-    # Calendar-level properties that apply to every resource (ICS X-WR-TIMEZONE).
-    default_tzid: str = ""
+
+
+@dataclass(frozen=True)
+class Window:
+    """The half-open span [start, end) of instances we materialize (aware UTC)."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def around(cls, today: date, *, past_days: int, future_days: int) -> Window:
+        start = datetime.combine(today - timedelta(days=past_days), time(), tzinfo=UTC)
+        end = datetime.combine(today + timedelta(days=future_days), time(), tzinfo=UTC)
+        return cls(start, end)
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    """What normalizing needs to know of the account: the zone of floating times, and the
+    end-user's own addresses (their participation status in an event)."""
+
+    default_tzid: str = "Etc/UTC"
+    self_emails: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class NormalizedResource:
+    """One resource as events inside a window.
+
+    `uids`: the iCalendar UIDs (event keys) it holds, even where no instance falls in the
+    window; `series`: the payload to keep for expanding the series again when the window
+    rolls, without asking the provider ('' when it does not recur)."""
+
+    uids: list[str]
+    events: list[EventData]
+    series: str = ""
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    """Who writes: the event's iCalendar UID, the organizer of an event we create, and the
+    end-user's own addresses (whose participation an answer changes)."""
+
+    uid: str
+    organizer_email: str = ""
+    self_emails: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A payload to write, and whether it differs from what the provider holds (no call
+    when it does not)."""
+
+    payload: str
+    changed: bool
 
 
 @dataclass(frozen=True)
@@ -161,10 +235,11 @@ class PushReceipt:
 
 @dataclass(frozen=True)
 class WrittenEvent:
-    """Where a written event now lives at the provider."""
+    """Where a written event now lives at the provider, and its new version ('' when the
+    provider did not say: the caller reads it back)."""
 
-    href: str
-    etag: str
+    resource_id: str
+    version: str
 
 
 class Provider(ABC):
@@ -186,41 +261,76 @@ class Provider(ABC):
         calendar_id: str,
         cursor: str | None,
         *,
-        known_ctag: str = "",
-        known_etags: dict[str, str] | None = None,
+        known_versions: Callable[[], dict[str, str]] | None = None,
     ) -> ChangeSet:
         """Changes of one calendar since `cursor` (None: everything, `is_full`).
 
-        `known_ctag` enables the cheap unchanged check; `known_etags` (href -> etag of what we
-        hold) serves providers without a change feed. Raises CursorInvalid (run again with
-        None), AuthExpired, RateLimited, TemporaryError, PermanentError.
+        `cursor` is what this adapter put in an earlier ChangeSet. `known_versions()` (resource
+        id -> version of what the cache holds) serves providers without a change feed.
+        Raises CursorInvalid (run again with None), AuthExpired, RateLimited, TemporaryError,
+        PermanentError.
         """
 
-    def get_event(self, href: str, *, calendar_id: str = "") -> RawResource:
+    # --- reading the provider's format (class methods: no credentials, no requests) ---
+    @classmethod
+    def normalize(
+        cls, resource: ProviderResource, *, window: Window, context: ReadContext
+    ) -> NormalizedResource:
+        """The events of one resource inside `window` (a recurring series expanded, instances
+        keyed by event key and original start). Raises InvalidData."""
+        raise NotSupported(f"{cls.key} has no event format")
+
+    # --- writes (used by the write reconciler; read-only providers keep these defaults) ---
+    # How many requests one profile may have in flight at once across all our workers (Graph:
+    # 4 per mailbox); None: no limit. sync.services.credentials enforces it.
+    max_concurrent_requests: int | None = None
+
+    @classmethod
+    def render_event(cls, *, desired: Mapping, current: str, context: WriteContext) -> Rendered:
+        """The payload that makes the provider hold `desired` (an upsert's fields, as the API
+        validated them), merged into `current` (the payload it holds; '' for a new event) so
+        that what the integrator did not set is kept. Raises InvalidData."""
+        raise PermanentError(f"{cls.key} calendars are read-only")
+
+    @classmethod
+    def render_participation(cls, *, status: str, current: str, context: WriteContext) -> Rendered:
+        """`current` with the end-user's answer (accepted, tentative, declined) to an
+        invitation. Raises InvalidData (e.g. the end-user is not invited)."""
+        raise PermanentError(f"{cls.key} calendars are read-only")
+
+    def get_event(self, resource_id: str, *, calendar_id: str = "") -> ProviderResource:
         """The current content and version of one event resource. Raises NotFound, AuthExpired,
         RateLimited, TemporaryError, PermanentError."""
         raise NotSupported(f"{self.key} does not support reading single events")
 
-    def create_event(self, calendar_id: str, uid: str, ical: str) -> WrittenEvent:
-        """Create an event at a deterministic address (so a retry cannot duplicate it).
+    def create_event(self, calendar_id: str, payload: str, *, idempotency_key: str) -> WrittenEvent:
+        """Create an event so that a retry with the same `idempotency_key` cannot duplicate it
+        (CalDAV: a deterministic href with If-None-Match; Google: a client-chosen id; Graph:
+        transactionId).
 
-        Raises AlreadyExists (with its href) when it is already there, PermanentError when the
-        calendar is read-only or gone, AuthExpired, RateLimited, TemporaryError.
+        Raises AlreadyExists (with its resource id) when it is already there, PermanentError
+        when the calendar is read-only or gone, AuthExpired, RateLimited, TemporaryError.
         """
         raise PermanentError(f"{self.key} calendars are read-only")
+
+    def resource_for_key(self, calendar_id: str, idempotency_key: str) -> str:
+        """Where create_event with this key puts the event, if the provider lets us know
+        without asking ('' otherwise): a delete of a create that crashed before we recorded
+        it removes it there."""
+        return ""
 
     def update_event(
-        self, href: str, ical: str, *, etag: str = "", calendar_id: str = ""
+        self, resource_id: str, payload: str, *, version: str = "", calendar_id: str = ""
     ) -> WrittenEvent:
-        """Replace an event; with `etag`, only if the provider still holds that version.
+        """Replace an event; with `version`, only if the provider still holds that version.
 
-        Raises Conflict when it changed (or vanished) since `etag`, PermanentError, AuthExpired,
-        RateLimited, TemporaryError.
+        Raises Conflict when it changed (or vanished) since `version`, PermanentError,
+        AuthExpired, RateLimited, TemporaryError.
         """
         raise PermanentError(f"{self.key} calendars are read-only")
 
-    def delete_event(self, href: str, *, etag: str = "", calendar_id: str = "") -> None:
-        """Delete an event; with `etag`, only if unchanged. An event already gone is not an
+    def delete_event(self, resource_id: str, *, version: str = "", calendar_id: str = "") -> None:
+        """Delete an event; with `version`, only if unchanged. An event already gone is not an
         error. Raises Conflict, PermanentError, AuthExpired, RateLimited, TemporaryError."""
         raise PermanentError(f"{self.key} calendars are read-only")
 

@@ -26,9 +26,9 @@ from calendars import services as calendar_services
 from calendars.models import Calendar, ManagedEventWrite
 from calendars.types import ApplyResult, CalendarData
 from notifications import services as notification_services
-from sync.ical import Window
 from sync.models import CalendarSyncState, ProfileSyncState, ProviderSubscription, SyncedResource
 from sync.providers import base
+from sync.providers.base import Window
 from sync.providers.registry import PROVIDERS
 from sync.services import resources
 from sync.services.backoff import backoff_delay
@@ -442,7 +442,7 @@ def _sync_leased(
         rolled = _roll_window(calendar, state, token, window, now, progress)
         window_rolled = False
 
-    def known_etags() -> dict[str, str]:
+    def known_versions() -> dict[str, str]:
         return dict(SyncedResource.objects.filter(calendar=calendar).values_list("href", "etag"))
 
     def fetch(provider: base.Provider) -> tuple[base.ChangeSet, bool]:
@@ -450,15 +450,14 @@ def _sync_leased(
             changes = provider.fetch_changes(
                 calendar.provider_calendar_id,
                 None if full else state.cursor,
-                known_ctag="" if full else state.ctag,
-                known_etags=known_etags,
+                known_versions=known_versions,
             )
             return changes, full
         except base.CursorInvalid:
             # Routine (Google/Graph/CalDAV all do it): resync by mark-and-sweep.
             log.info("cursor of %s rejected: full resync", calendar.public_id)
             changes = provider.fetch_changes(
-                calendar.provider_calendar_id, None, known_etags=known_etags
+                calendar.provider_calendar_id, None, known_versions=known_versions
             )
             return changes, True
 
@@ -504,12 +503,13 @@ def _roll_window(
     progress: Progress | None,
 ) -> ApplyResult:
     """A new day: re-expand the calendar's recurring series into the new window from their
-    stored iCalendar, without asking the provider (so it works while the provider is down, and
-    costs no full fetch). Instances that aged out are kept; new ones at the far end appear.
+    stored payload (its adapter expands it), without asking the provider (so it works while
+    the provider is down, and costs no full fetch). Instances that aged out are kept; new ones
+    at the far end appear.
     The window is saved with the last batch; the provider's own changes follow as usual."""
     series = [
-        base.RawResource(href=r.href, etag=r.etag, ical=r.series_ical)
-        for r in SyncedResource.objects.filter(calendar=calendar).exclude(series_ical="")
+        base.ProviderResource(resource_id=r.href, version=r.etag, payload=r.series_payload)
+        for r in SyncedResource.objects.filter(calendar=calendar).exclude(series_payload="")
     ]
     result = ApplyResult()
     if series:
@@ -539,7 +539,6 @@ def _save_success(
         else settings.SYNC_POLL_INTERVAL_SECONDS
     )
     locked.cursor = changes.cursor
-    locked.ctag = changes.ctag
     locked.window_start = window.start.date()
     locked.last_synced_at = done
     locked.last_error = locked.last_error_class = ""
@@ -550,7 +549,6 @@ def _save_success(
     locked.save(
         update_fields=[
             "cursor",
-            "ctag",
             "window_start",
             "last_synced_at",
             "last_error",

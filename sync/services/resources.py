@@ -20,9 +20,10 @@ from django.utils import timezone
 from calendars import services as calendar_services
 from calendars.models import Calendar, Event
 from calendars.types import ApplyResult, EventData, EventIdentity
-from sync.ical import InvalidCalendarData, Window, has_recurrence, normalize_resource
 from sync.models import SyncedResource
 from sync.providers import base
+from sync.providers.base import Window
+from sync.providers.registry import provider_class
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,10 @@ def current_window(now: datetime | None = None) -> Window:
 class ChangePlan:
     """What a change set does to the cache, worked out before anything is written."""
 
-    upserts: dict[str, list[EventData]]  # href -> the events of that re-read resource
+    upserts: dict[str, list[EventData]]  # resource id -> the events of that re-read resource
     deletions: list[EventIdentity]
     stored: dict[str, SyncedResource]  # the resource map as it was
-    new_map: dict[str, tuple[str, list[str], str]]  # href -> (etag, uids, series_ical)
+    new_map: dict[str, tuple[str, list[str], str]]  # resource id -> (version, uids, series)
     gone_hrefs: set[str]
     skipped: int  # unparseable resources (kept as they were)
     kept_events: int  # cached events of resources a full sync found unchanged (same etag)
@@ -84,16 +85,19 @@ def plan_changes(
 ) -> ChangePlan:
     """Turn a ChangeSet into event upserts, tombstones and resource-map updates (reads only).
 
-    `reuse_unchanged`: a full change set may skip resources whose etag matches the map.
-    An unparseable resource is skipped, keeping what the cache had of it, or raises
-    InvalidCalendarData with `raise_unreadable`. `gone_uids`: UIDs of deleted resources that
-    the map may not know. Every event of a UID that no resource produces any more is
-    tombstoned, past instances included; otherwise instances that merely aged out of the
-    window are kept."""
+    Each resource is normalized by its provider's adapter. `reuse_unchanged`: a full change
+    set may skip resources whose version matches the map. An unreadable resource is skipped,
+    keeping what the cache had of it, or raises base.InvalidData with `raise_unreadable`.
+    `gone_uids`: UIDs of deleted resources that the map may not know. Every event of a UID
+    that no resource produces any more is tombstoned, past instances included; otherwise
+    instances that merely aged out of the window are kept."""
+    adapter = provider_class(calendar.profile.provider)
     account = calendar.profile.account
-    default_tzid = changes.default_tzid or account.default_tzid or "Etc/UTC"
-    self_emails = account.email_addresses()
-    hrefs = {r.href for r in changes.resources} | set(changes.deleted)
+    context = base.ReadContext(
+        default_tzid=account.default_tzid or "Etc/UTC",
+        self_emails=frozenset(account.email_addresses()),
+    )
+    hrefs = {r.resource_id for r in changes.resources} | set(changes.deleted)
     if changes.is_full:
         stored = {r.href: r for r in SyncedResource.objects.filter(calendar=calendar)}
     else:
@@ -107,45 +111,37 @@ def plan_changes(
     new_map: dict[str, tuple[str, list[str], str]] = {}
     skipped = 0
     for resource in changes.resources:
-        previous = stored.get(resource.href)
+        previous = stored.get(resource.resource_id)
         if (
             changes.is_full
             and reuse_unchanged
             and previous is not None
-            and resource.etag
-            and previous.etag == resource.etag
+            and resource.version
+            and previous.etag == resource.version
         ):
             kept_uids.update(previous.uids)
             continue
         try:
-            uids, events = normalize_resource(
-                resource.ical,
-                window=window,
-                href=resource.href,
-                etag=resource.etag,
-                default_tzid=default_tzid,
-                self_emails=self_emails,
-            )
-        except InvalidCalendarData as exc:
+            normalized = adapter.normalize(resource, window=window, context=context)
+        except base.InvalidData as exc:
             if raise_unreadable:
                 raise
             # One broken resource must not stop the calendar; keep what we had of it.
-            log.warning("skipping unparseable %s in %s: %s", resource.href, calendar, exc)
+            log.warning("skipping unreadable %s in %s: %s", resource.resource_id, calendar, exc)
             skipped += 1
             if previous is not None:
                 unreadable_uids.update(previous.uids)
             continue
-        affected_uids.update(uids)
+        affected_uids.update(normalized.uids)
         if previous is not None:
             affected_uids.update(previous.uids)
-        upserts[resource.href] = events
-        fresh.update(data.identity for data in events)
-        series = resource.ical if has_recurrence(resource.ical) else ""
-        new_map[resource.href] = (resource.etag, uids, series)
+        upserts[resource.resource_id] = normalized.events
+        fresh.update(data.identity for data in normalized.events)
+        new_map[resource.resource_id] = (resource.version, normalized.uids, normalized.series)
 
     gone_hrefs = set(changes.deleted)
     if changes.is_full:
-        seen = {r.href for r in changes.resources}
+        seen = {r.resource_id for r in changes.resources}
         gone_hrefs |= {href for href in stored if href not in seen}
     vanished = set(gone_uids)
     for href in gone_hrefs:
@@ -252,14 +248,16 @@ def store_resource_map(calendar, stored, new_map, gone_hrefs) -> None:
         if previous is None:
             to_create.append(
                 SyncedResource(
-                    calendar=calendar, href=href, etag=etag, uids=uids, series_ical=series
+                    calendar=calendar, href=href, etag=etag, uids=uids, series_payload=series
                 )
             )
-        elif (previous.etag, previous.uids, previous.series_ical) != (etag, uids, series):
-            previous.etag, previous.uids, previous.series_ical = etag, uids, series
+        elif (previous.etag, previous.uids, previous.series_payload) != (etag, uids, series):
+            previous.etag, previous.uids, previous.series_payload = etag, uids, series
             to_update.append(previous)
     SyncedResource.objects.bulk_create(to_create, batch_size=500)
-    SyncedResource.objects.bulk_update(to_update, ["etag", "uids", "series_ical"], batch_size=500)
+    SyncedResource.objects.bulk_update(
+        to_update, ["etag", "uids", "series_payload"], batch_size=500
+    )
 
 
 def apply_batch(
@@ -288,14 +286,14 @@ def apply_batch(
 
 def apply_resource(
     calendar: Calendar,
-    resource: base.RawResource,
+    resource: base.ProviderResource,
     *,
     protect_pending_writes: bool = True,
     application=None,
 ) -> list[EventData]:
     """Bring the cache and the map in line with one resource the provider holds (caller's
     transaction); returns its events. `application`: whose write produced it (None: the
-    provider's own edit). Raises InvalidCalendarData."""
+    provider's own edit). Raises base.InvalidData."""
     plan = plan_changes(
         calendar=calendar,
         changes=base.ChangeSet(cursor="", resources=[resource]),
@@ -303,7 +301,7 @@ def apply_resource(
         reuse_unchanged=False,
         raise_unreadable=True,
     )
-    events = plan.upserts.get(resource.href, [])
+    events = plan.upserts.get(resource.resource_id, [])
     apply_batch(
         calendar,
         plan,
@@ -316,12 +314,12 @@ def apply_resource(
     return events
 
 
-def forget_resource(calendar: Calendar, href: str, *, uids: set[str] = frozenset()) -> None:
+def forget_resource(calendar: Calendar, resource_id: str, *, uids: set[str] = frozenset()) -> None:
     """The resource is gone at the provider (caller's transaction): tombstone every event it
     produced (and those of `uids`, which the map may not know yet) and drop its map row."""
     plan = plan_changes(
         calendar=calendar,
-        changes=base.ChangeSet(cursor="", deleted=[href]),
+        changes=base.ChangeSet(cursor="", deleted=[resource_id]),
         window=current_window(),
         reuse_unchanged=False,
         gone_uids=set(uids),

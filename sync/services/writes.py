@@ -8,11 +8,16 @@ SyncedResource map, the cache brought in line with what the provider now holds, 
 DONE). Retry state lives on the row; the queue is only the trigger (a sweep every minute picks
 up retries and lost triggers).
 
-Idempotency: the provider is called only when the rendered iCalendar differs from what it holds
-(a re-run of an applied write makes no call); creates go to the deterministic <uid>.ics with
-If-None-Match, updates and deletes carry If-Match, so a crash between a provider call and our
-commit, or two workers racing, can neither duplicate an event nor apply an older state over a
-newer one (the loser gets 412 and refetches).
+The reconciler speaks desired state; each adapter maps it to its provider: `render_event` merges
+the desired state into the payload the provider holds (CalDAV: the iCalendar text), and
+`create_event` takes an idempotency key (the event's UID) that the adapter turns into its
+provider's mechanism (CalDAV: the deterministic <uid>.ics with If-None-Match).
+
+Idempotency: the provider is called only when the rendered payload differs from what it holds
+(a re-run of an applied write makes no call); creates carry the idempotency key, updates and
+deletes the version precondition, so a crash between a provider call and our commit, or two
+workers racing, can neither duplicate an event nor apply an older state over a newer one (the
+loser gets a Conflict and refetches).
 
 Errors (sync/providers/base.py): RateLimited / TemporaryError (and unexpected exceptions) back
 off exponentially with jitter (BASE_DELAY_SECONDS doubling, capped at MAX_DELAY_SECONDS,
@@ -30,15 +35,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import quote, unquote, urlsplit
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Profile
 from calendars.models import Calendar, Event, ManagedEventWrite
-from sync.ical import InvalidCalendarData
-from sync.ical_write import ParticipantNotFound, Rendered, merge_desired, set_participation
 from sync.models import SyncedResource
 from sync.providers import base
 from sync.services import resources
@@ -103,11 +105,11 @@ class _Outcome:
 
 @dataclass(frozen=True)
 class _Written:
-    """What the provider holds after a successful write (None ical: nothing there)."""
+    """What the provider holds after a successful write (None payload: nothing there)."""
 
-    href: str
-    etag: str
-    ical: str | None
+    resource_id: str
+    version: str
+    payload: str | None
     called: bool
 
 
@@ -206,9 +208,9 @@ def _process(pk: int, token: str) -> _Outcome:
         return _auth_expired(write, token, exc)
     except base.PermanentError as exc:
         return _fail(write, token, exc)
-    except (InvalidCalendarData, ParticipantNotFound, KeyError, ValueError) as exc:
-        # A desired state (or provider content) we cannot turn into iCalendar: retrying the
-        # same input cannot help.
+    except (KeyError, ValueError) as exc:
+        # A desired state the adapter cannot express (adapters raise InvalidData, a
+        # PermanentError, for content they cannot read): retrying the same input cannot help.
         return _fail(write, token, base.PermanentError(f"{type(exc).__name__}: {exc}"[:500]))
     except base.ProviderError as exc:  # RateLimited, TemporaryError, Conflict (exhausted)
         return _retry_later(write, token, exc)
@@ -303,36 +305,34 @@ def _fold_upserts(old: dict, new: dict) -> dict:
 
 
 def _identity_of(event: Event) -> tuple[str, str, str]:
-    """(uid, href, etag) the provider knows the event by ('' href: not created yet)."""
+    """(uid, resource id, version) the provider knows the event by ('' resource id: not
+    created yet). The UID doubles as the create's idempotency key."""
     uid = event.ical_uid or event.provider_key
     return uid, event.provider_resource, event.provider_etag
 
 
-def _render(write: ManagedEventWrite, uid: str, current: str) -> Rendered:
-    if write.operation == Operation.PARTICIPATION:
-        return set_participation(
-            uid=uid,
-            current=current,
-            self_emails=write.calendar.profile.account.email_addresses(),
-            participation_status=write.desired.get("participation_status", ""),
-        )
-    merged = merge_desired(
+def _write_context(write: ManagedEventWrite, uid: str) -> base.WriteContext:
+    return base.WriteContext(
         uid=uid,
-        desired=write.desired,
-        current=current,
         organizer_email=_organizer_email(write.calendar),
+        self_emails=write.calendar.profile.account.email_addresses(),
     )
-    status = write.desired.get("participation_status")
+
+
+def _render(
+    provider: base.Provider, write: ManagedEventWrite, context: base.WriteContext, current: str
+) -> base.Rendered:
+    """The payload that makes the provider hold the write's desired state (the adapter merges
+    it into `current`, what the provider holds)."""
+    status = write.desired.get("participation_status", "")
+    if write.operation == Operation.PARTICIPATION:
+        return provider.render_participation(status=status, current=current, context=context)
+    merged = provider.render_event(desired=write.desired, current=current, context=context)
     if not status:
         return merged
     # A participation change folded into this upsert (see fold_writes).
-    answered = set_participation(
-        uid=uid,
-        current=merged.ical,
-        self_emails=write.calendar.profile.account.email_addresses(),
-        participation_status=status,
-    )
-    return Rendered(ical=answered.ical, changed=merged.changed or answered.changed)
+    answered = provider.render_participation(status=status, current=merged.payload, context=context)
+    return base.Rendered(payload=answered.payload, changed=merged.changed or answered.changed)
 
 
 def _organizer_email(calendar: Calendar) -> str:
@@ -349,95 +349,90 @@ def _put(
     """Create or update the event so that the provider holds `write.desired` (or the new
     participation status). Conflicts refetch, record the server's version in the cache, and
     re-merge (CONFLICT_RETRIES times, then TemporaryError: retry later)."""
-    uid, href, etag = _identity_of(event)
-    current = event.raw if href else ""
-    if href and not current:
-        fresh = provider.get_event(
-            href, calendar_id=calendar.provider_calendar_id
-        )  # keep what is there
-        href, etag, current = fresh.href, fresh.etag, fresh.ical
+    uid, resource_id, version = _identity_of(event)
+    context = _write_context(write, uid)
+    calendar_id = calendar.provider_calendar_id
+    current = event.raw if resource_id else ""
+    if resource_id and not current:
+        fresh = provider.get_event(resource_id, calendar_id=calendar_id)  # keep what is there
+        resource_id, version, current = fresh.resource_id, fresh.version, fresh.payload
     for _round in range(CONFLICT_RETRIES):
-        if not href:
+        if not resource_id:
             if write.operation == Operation.PARTICIPATION:
                 raise base.PermanentError("the event does not exist at the provider")
-            rendered = _render(write, uid, "")
+            rendered = _render(provider, write, context, "")
             try:
-                created = provider.create_event(calendar.provider_calendar_id, uid, rendered.ical)
+                created = provider.create_event(calendar_id, rendered.payload, idempotency_key=uid)
             except base.AlreadyExists as exc:
                 # An earlier attempt created it and crashed before recording it (or a sync
                 # client did): update what is there instead of duplicating it.
-                fresh = provider.get_event(exc.href, calendar_id=calendar.provider_calendar_id)
-                href, etag, current = fresh.href, fresh.etag, fresh.ical
+                fresh = provider.get_event(exc.resource_id, calendar_id=calendar_id)
+                resource_id, version, current = fresh.resource_id, fresh.version, fresh.payload
                 continue
-            return _confirm(provider, created, rendered.ical, calendar)
-        rendered = _render(write, uid, current)
+            return _confirm(provider, created, rendered.payload, calendar)
+        rendered = _render(provider, write, context, current)
         if not rendered.changed:
-            return _Written(href=href, etag=etag, ical=current, called=False)
+            return _Written(resource_id, version, current, called=False)
         try:
             updated = provider.update_event(
-                href, rendered.ical, etag=etag, calendar_id=calendar.provider_calendar_id
+                resource_id, rendered.payload, version=version, calendar_id=calendar_id
             )
         except base.Conflict:
             try:
-                fresh = provider.get_event(href, calendar_id=calendar.provider_calendar_id)
+                fresh = provider.get_event(resource_id, calendar_id=calendar_id)
             except base.NotFound:
                 # Deleted at the server meanwhile: an upsert means "it exists": create it again.
-                href, etag, current = "", "", ""
+                resource_id, version, current = "", "", ""
                 continue
             _record_server_version(calendar, fresh)
-            href, etag, current = fresh.href, fresh.etag, fresh.ical
+            resource_id, version, current = fresh.resource_id, fresh.version, fresh.payload
             continue
-        return _confirm(provider, updated, rendered.ical, calendar)
+        return _confirm(provider, updated, rendered.payload, calendar)
     raise base.TemporaryError("the event kept changing at the provider; will retry")
 
 
 def _confirm(
-    provider: base.Provider, written: base.WrittenEvent, ical: str, calendar: Calendar
+    provider: base.Provider, written: base.WrittenEvent, payload: str, calendar: Calendar
 ) -> _Written:
-    """A server that answers a PUT without ETag: read the version it stored."""
-    if written.etag:
-        return _Written(href=written.href, etag=written.etag, ical=ical, called=True)
-    fresh = provider.get_event(written.href, calendar_id=calendar.provider_calendar_id)
-    return _Written(href=fresh.href, etag=fresh.etag, ical=fresh.ical, called=True)
+    """A provider that answers a write without the new version: read the version it stored."""
+    if written.version:
+        return _Written(written.resource_id, written.version, payload, called=True)
+    fresh = provider.get_event(written.resource_id, calendar_id=calendar.provider_calendar_id)
+    return _Written(fresh.resource_id, fresh.version, fresh.payload, called=True)
 
 
 def _delete(provider: base.Provider, write: ManagedEventWrite, event: Event) -> _Written:
     """Delete the event at the provider; a delete wins over a concurrent edit (a Conflict
-    refetches the current etag and deletes again); already gone is success."""
-    uid, href, etag = _identity_of(event)
-    if not href:
-        # Never recorded as created: a crashed create may still have left <uid>.ics there.
-        href = _guess_href(write.calendar, uid)
-        etag = ""
+    refetches the current version and deletes again); already gone is success."""
+    uid, resource_id, version = _identity_of(event)
+    calendar_id = write.calendar.provider_calendar_id
+    if not resource_id:
+        # Never recorded as created: a crashed create may still have left it where the
+        # adapter puts a create with this key.
+        resource_id, version = provider.resource_for_key(calendar_id, uid), ""
+        if not resource_id:
+            return _Written("", "", None, called=False)
     for _round in range(CONFLICT_RETRIES):
         try:
-            provider.delete_event(href, etag=etag, calendar_id=write.calendar.provider_calendar_id)
-            return _Written(href=href, etag="", ical=None, called=True)
+            provider.delete_event(resource_id, version=version, calendar_id=calendar_id)
+            return _Written(resource_id, "", None, called=True)
         except base.Conflict:
             try:
-                etag = provider.get_event(
-                    href, calendar_id=write.calendar.provider_calendar_id
-                ).etag
+                version = provider.get_event(resource_id, calendar_id=calendar_id).version
             except base.NotFound:
-                return _Written(href=href, etag="", ical=None, called=True)
+                return _Written(resource_id, "", None, called=True)
     raise base.TemporaryError("the event kept changing at the provider; will retry")
 
 
-def _guess_href(calendar: Calendar, uid: str) -> str:
-    """Where create_event would have put it (CalDAV: <calendar path><uid>.ics)."""
-    path = unquote(urlsplit(calendar.provider_calendar_id).path)
-    return path + unquote(quote(f"{uid}.ics", safe=""))
-
-
 # --- recording outcomes ---
-def _record_server_version(calendar: Calendar, fresh: base.RawResource) -> None:
+def _record_server_version(calendar: Calendar, fresh: base.ProviderResource) -> None:
     """A conflict showed an edit made at the provider: record it in the cache (change log,
     notifications) before our write is merged over it, so it is not silently lost."""
     try:
         with transaction.atomic():
             resources.apply_resource(calendar, fresh, protect_pending_writes=False)
-    except InvalidCalendarData as exc:
-        log.warning("server version of %s not cached: %s", fresh.href, exc)
+    except base.InvalidData as exc:
+        log.warning("server version of %s not cached: %s", fresh.resource_id, exc)
 
 
 def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> _Outcome:
@@ -452,25 +447,29 @@ def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> 
             # The lease lapsed and another worker took the write while we were at the
             # provider. What we wrote is there all the same: keep its identity and version,
             # so that the next writer's If-Match names it.
-            if written.ical is not None:
+            if written.payload is not None:
                 Event.objects.filter(pk=write.event_id).update(
-                    provider_resource=written.href, provider_etag=written.etag, raw=written.ical
+                    provider_resource=written.resource_id,
+                    provider_etag=written.version,
+                    raw=written.payload,
                 )
             outcome = _Outcome("superseded" if _is(write, Status.SUPERSEDED) else "lost")
             _clear_lease(write, token)
             return outcome
-        if written.ical is None:
-            _record_deleted(write, written.href)
+        if written.payload is None:
+            _record_deleted(write, written.resource_id)
         else:
             # The write is DONE, so only a newer pending write still protects the event.
             resources.apply_resource(
                 calendar,
-                base.RawResource(href=written.href, etag=written.etag, ical=written.ical),
+                base.ProviderResource(written.resource_id, written.version, written.payload),
                 application=write.application,
             )
             # Our identity and version, even if a newer pending write kept the content.
             Event.objects.filter(pk=write.event_id).update(
-                provider_resource=written.href, provider_etag=written.etag, raw=written.ical
+                provider_resource=written.resource_id,
+                provider_etag=written.version,
+                raw=written.payload,
             )
         ManagedEventWrite.objects.filter(pk=write.pk).update(last_error="", last_error_class="")
         _kick_pending(write.event_id)
@@ -483,8 +482,8 @@ def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> 
     return _Outcome("done")
 
 
-def _record_deleted(write: ManagedEventWrite, href: str) -> None:
-    resources.forget_resource(write.calendar, href, uids={write.event.provider_key})
+def _record_deleted(write: ManagedEventWrite, resource_id: str) -> None:
+    resources.forget_resource(write.calendar, resource_id, uids={write.event.provider_key})
     Event.objects.filter(pk=write.event_id).update(provider_etag="")
 
 
@@ -569,7 +568,7 @@ def _restore_cache(write: ManagedEventWrite) -> None:
                 resources.apply_resource(calendar, fresh)
                 return
             resources.forget_resource(calendar, href, uids={event.provider_key})
-    except InvalidCalendarData as exc:
+    except base.InvalidData as exc:
         _resync_resource_later(write, href, exc)
 
 

@@ -1,6 +1,7 @@
 """The sync engine against a real Radicale server: initial and incremental sync, every kind of
 change, recurrence, faults (invalid token, server down, wrong password)."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -158,14 +159,15 @@ def test_sync_calendar_instance_ids_are_stable_across_syncs(synced):
 def test_sync_calendar_invalid_sync_token_resyncs_by_mark_and_sweep(synced):
     server, url, calendar = synced
     CalendarSyncState.objects.filter(calendar=calendar).update(
-        cursor="http://radicale.org/ns/sync/not-a-token", ctag=""
+        cursor="http://radicale.org/ns/sync/not-a-token"  # a bare token, as stored before
     )
     server.delete_event(url, "single")
     outcome, kinds = _changes_after(calendar, lambda: None)
     assert outcome.status == "synced" and outcome.full
     assert kinds == ["event_deleted"]  # the unchanged series wrote nothing
     assert Event.objects.filter(calendar=calendar, is_deleted=False).count() == 4
-    assert CalendarSyncState.objects.get(calendar=calendar).cursor.startswith("http://radicale")
+    cursor = json.loads(CalendarSyncState.objects.get(calendar=calendar).cursor)
+    assert cursor["token"].startswith("http://radicale") and cursor["ctag"]
 
 
 def test_sync_calendar_full_resync_writes_nothing_when_nothing_changed(synced):

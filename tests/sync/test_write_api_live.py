@@ -13,7 +13,7 @@ from django.test import Client
 from calendars.models import ChangeLogEntry, Event, ManagedEventWrite
 from sync import services
 from sync.models import SyncedResource
-from sync.providers.base import PermanentError, RawResource
+from sync.providers.base import PermanentError, ProviderResource
 from sync.providers.caldav import CalDAVProvider
 from tests.factories import make_access_token, make_application
 from tests.sync.helpers import vcalendar, vevent
@@ -310,7 +310,7 @@ def test_write_path_refused_delete_puts_the_event_back_in_the_cache(live, monkey
 def test_write_path_refused_create_removes_the_event_from_the_cache(live, monkeypatch):
     server, user, url, calendar, api = live
 
-    def refuse(self, calendar_id, uid, ical):
+    def refuse(self, calendar_id, payload, *, idempotency_key):
         raise PermanentError("403 Forbidden")
 
     monkeypatch.setattr(CalDAVProvider, "create_event", refuse)
@@ -358,7 +358,7 @@ def test_write_path_unreadable_provider_copy_leaves_the_resource_to_the_next_syn
         raise PermanentError("403 Forbidden")
 
     def unreadable(self, href, **kwargs):
-        return RawResource(href=href, etag='"odd"', ical="this is not iCalendar")
+        return ProviderResource(href, version='"odd"', payload="this is not iCalendar")
 
     monkeypatch.setattr(CalDAVProvider, "delete_event", refuse)
     monkeypatch.setattr(CalDAVProvider, "get_event", unreadable)

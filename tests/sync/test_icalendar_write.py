@@ -1,12 +1,14 @@
-"""Desired state -> iCalendar (sync.ical_write): what we write, what we keep, what is a no-op."""
+"""Desired state -> iCalendar (sync.providers.icalendar.write): what we write, what we keep,
+what is a no-op."""
 
 from datetime import UTC, datetime, timedelta
 
 import icalendar
 import pytest
 
-from sync.ical import Window, normalize_resource
-from sync.ical_write import ParticipantNotFound, merge_desired, set_participation
+from sync.providers.base import Window
+from sync.providers.icalendar.normalize import normalize_resource
+from sync.providers.icalendar.write import ParticipantNotFound, merge_desired, set_participation
 from tests.sync.writes_helpers import desired
 
 START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -37,11 +39,11 @@ def test_merge_desired_new_event_has_every_managed_property():
     )
     rendered = merge_desired(uid="u1", desired=data, organizer_email="alice@example.com")
     assert rendered.changed
-    event = _event(rendered.ical)
+    event = _event(rendered.payload)
     assert event.decoded("DTSTART") == START and str(event["DTSTART"].params["TZID"]) == (
         "Europe/Berlin"
     )
-    assert "BEGIN:VTIMEZONE" in rendered.ical and "TZID:Europe/Berlin" in rendered.ical
+    assert "BEGIN:VTIMEZONE" in rendered.payload and "TZID:Europe/Berlin" in rendered.payload
     assert str(event["SUMMARY"]) == "Interview" and str(event["CLASS"]) == "PRIVATE"
     assert str(event["TRANSP"]) == "TRANSPARENT" and str(event["COLOR"]) == "#49BED8"
     assert (event["GEO"].latitude, event["GEO"].longitude) == (52.52, 13.405)
@@ -52,7 +54,7 @@ def test_merge_desired_new_event_has_every_managed_property():
     assert str(event["ATTENDEE"]) == "mailto:bob@example.com"
     assert str(event["ORGANIZER"]) == "mailto:alice@example.com"
     # What we write reads back as what was asked.
-    _uids, [data_back] = normalize_resource(rendered.ical, window=WINDOW)
+    _uids, [data_back] = normalize_resource(rendered.payload, window=WINDOW)
     assert (data_back.start, data_back.end, data_back.tzid) == (
         START,
         START + timedelta(hours=1),
@@ -65,7 +67,7 @@ def test_merge_desired_all_day_uses_dates_and_transp_only_when_set():
     data = desired(
         START, is_all_day=True, start_date="2026-11-28", end_date="2026-11-30", transparency=None
     )
-    event = _event(merge_desired(uid="u1", desired=data).ical)
+    event = _event(merge_desired(uid="u1", desired=data).payload)
     assert (
         event["DTSTART"].params.get("VALUE") == "DATE" or "VALUE=DATE" in event.to_ical().decode()
     )
@@ -74,7 +76,7 @@ def test_merge_desired_all_day_uses_dates_and_transp_only_when_set():
 
 
 def test_merge_desired_update_keeps_what_we_do_not_manage_and_bumps_sequence():
-    created = merge_desired(uid="u1", desired=desired(START, reminders=[30])).ical
+    created = merge_desired(uid="u1", desired=desired(START, reminders=[30])).payload
     foreign = created.replace(
         "END:VEVENT",
         "X-APPLE-TRAVEL-ADVISORY-BEHAVIOR:AUTOMATIC\r\n"
@@ -94,7 +96,7 @@ def test_merge_desired_update_keeps_what_we_do_not_manage_and_bumps_sequence():
         attendees_remove=[{"email": "nobody@example.com"}],
     )
     rendered = merge_desired(uid="u1", desired=data, current=foreign)
-    event = _event(rendered.ical)
+    event = _event(rendered.payload)
     assert str(event["SUMMARY"]) == "Renamed" and event["SEQUENCE"] == 1
     assert str(event["X-APPLE-TRAVEL-ADVISORY-BEHAVIOR"]) == "AUTOMATIC"
     assert [a.decoded("TRIGGER") for a in event.walk("VALARM")] == [timedelta(minutes=-30)]
@@ -102,7 +104,7 @@ def test_merge_desired_update_keeps_what_we_do_not_manage_and_bumps_sequence():
         "mailto:carol@example.com",
         "mailto:dan@example.com",
     ]
-    assert "SUMMARY:Moved one" in rendered.ical  # the overridden instance is kept
+    assert "SUMMARY:Moved one" in rendered.payload  # the overridden instance is kept
 
     removed = merge_desired(
         uid="u1",
@@ -112,25 +114,25 @@ def test_merge_desired_update_keeps_what_we_do_not_manage_and_bumps_sequence():
             reminders=[],
             attendees_remove=[{"email": "CAROL@example.com"}],
         ),
-        current=rendered.ical,
+        current=rendered.payload,
     )
-    event = _event(removed.ical)
+    event = _event(removed.payload)
     assert [str(a) for a in [event["ATTENDEE"]]] == ["mailto:dan@example.com"]
     assert list(event.walk("VALARM")) == [] and event["SEQUENCE"] == 2
 
 
 def test_merge_desired_reminders_create_only_leaves_existing_alarms():
-    created = merge_desired(uid="u1", desired=desired(START, reminders=[30])).ical
+    created = merge_desired(uid="u1", desired=desired(START, reminders=[30])).payload
     data = desired(START, summary="x", reminders=[5], reminders_create_only=True)
-    event = _event(merge_desired(uid="u1", desired=data, current=created).ical)
+    event = _event(merge_desired(uid="u1", desired=data, current=created).payload)
     assert [a.decoded("TRIGGER") for a in event.walk("VALARM")] == [timedelta(minutes=-30)]
 
 
 def test_merge_desired_same_state_is_unchanged():
     data = desired(START, attendees_invite=[{"email": "bob@example.com"}], reminders=[10])
-    created = merge_desired(uid="u1", desired=data, organizer_email="a@example.com").ical
+    created = merge_desired(uid="u1", desired=data, organizer_email="a@example.com").payload
     again = merge_desired(uid="u1", desired=data, current=created, organizer_email="a@example.com")
-    assert not again.changed and again.ical == created
+    assert not again.changed and again.payload == created
 
 
 def test_set_participation_changes_only_the_owner_partstat():
@@ -140,21 +142,21 @@ def test_set_participation_changes_only_the_owner_partstat():
             START,
             attendees_invite=[{"email": "me@example.com"}, {"email": "other@example.com"}],
         ),
-    ).ical
+    ).payload
     rendered = set_participation(
         uid="u1",
         current=ical,
         self_emails=frozenset({"me@example.com"}),
         participation_status="declined",
     )
-    partstats = {str(a): str(a.params["PARTSTAT"]) for a in _event(rendered.ical)["ATTENDEE"]}
+    partstats = {str(a): str(a.params["PARTSTAT"]) for a in _event(rendered.payload)["ATTENDEE"]}
     assert partstats == {
         "mailto:me@example.com": "DECLINED",
         "mailto:other@example.com": "NEEDS-ACTION",
     }
     same = set_participation(
         uid="u1",
-        current=rendered.ical,
+        current=rendered.payload,
         self_emails=frozenset({"me@example.com"}),
         participation_status="declined",
     )
@@ -169,10 +171,10 @@ def test_set_participation_changes_only_the_owner_partstat():
 
 
 def test_merge_desired_finds_the_master_whatever_space_surrounds_its_uid():
-    created = merge_desired(uid="u1", desired=desired(START)).ical
+    created = merge_desired(uid="u1", desired=desired(START)).payload
     spaced = created.replace("UID:u1", "UID: u1 ")
 
     merged = merge_desired(uid="u1", desired=desired(START, summary="Moved"), current=spaced)
 
-    masters = icalendar.Calendar.from_ical(merged.ical).walk("VEVENT")
+    masters = icalendar.Calendar.from_ical(merged.payload).walk("VEVENT")
     assert len(masters) == 1 and str(masters[0]["SUMMARY"]) == "Moved"

@@ -1,4 +1,4 @@
-"""iCalendar -> EventData: the one place where CalDAV and ICS content is normalized.
+"""iCalendar -> events: the one place where CalDAV and ICS content is normalized.
 
 Timed events become aware UTC instants plus the original IANA zone (Windows zone names are
 mapped by icalendar; X-WR-TIMEZONE and floating times are resolved to a zone); all-day events
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,24 +19,17 @@ import icalendar
 import recurring_ical_events
 import x_wr_timezone
 
-from calendars.types import EventData
+from sync.providers.base import (
+    EventData,
+    InvalidData,
+    NormalizedResource,
+    ProviderResource,
+    ReadContext,
+    Window,
+)
 
 
-@dataclass(frozen=True)
-class Window:
-    """The half-open span [start, end) of instances we materialize (aware UTC)."""
-
-    start: datetime
-    end: datetime
-
-    @classmethod
-    def around(cls, today: date, *, past_days: int, future_days: int) -> Window:
-        start = datetime.combine(today - timedelta(days=past_days), time(), tzinfo=UTC)
-        end = datetime.combine(today + timedelta(days=future_days), time(), tzinfo=UTC)
-        return cls(start, end)
-
-
-class InvalidCalendarData(ValueError):
+class InvalidCalendarData(InvalidData, ValueError):
     """The resource is not parseable iCalendar."""
 
 
@@ -310,6 +302,23 @@ def normalize_resource(
 
 _VEVENT = re.compile(r"^BEGIN:VEVENT\r?$(.*?)^END:VEVENT\r?$", re.MULTILINE | re.DOTALL)
 _RECURRENCE = re.compile(r"^(RRULE|RDATE|RECURRENCE-ID)[;:]", re.MULTILINE)
+
+
+def normalize(
+    resource: ProviderResource, *, window: Window, context: ReadContext
+) -> NormalizedResource:
+    """One iCalendar resource (href, etag, text) as events; a recurring one keeps its text as
+    the series to re-expand when the window rolls. Raises InvalidCalendarData."""
+    uids, events = normalize_resource(
+        resource.payload,
+        window=window,
+        href=resource.resource_id,
+        etag=resource.version,
+        default_tzid=context.default_tzid,
+        self_emails=context.self_emails,
+    )
+    series = resource.payload if has_recurrence(resource.payload) else ""
+    return NormalizedResource(uids=uids, events=events, series=series)
 
 
 def has_recurrence(ical: str) -> bool:

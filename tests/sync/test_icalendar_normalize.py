@@ -5,7 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from sync.ical import InvalidCalendarData, Window, has_recurrence, normalize_resource
+from sync.providers.base import Window
+from sync.providers.icalendar.normalize import (
+    InvalidCalendarData,
+    has_recurrence,
+    normalize_resource,
+)
 from tests.sync.helpers import soon, vcalendar, vevent
 
 CORPUS = Path(__file__).parent.parent / "fixtures" / "ical"

@@ -9,8 +9,10 @@ Server quirks).
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from urllib.parse import quote, unquote, urljoin, urlsplit
 from xml.sax.saxutils import escape
 
@@ -24,17 +26,24 @@ from sync.providers.base import (
     ChangeSet,
     Conflict,
     CursorInvalid,
+    NormalizedResource,
     NotFound,
     PermanentError,
     Provider,
     ProviderAccount,
     ProviderCalendar,
     ProviderError,
+    ProviderResource,
     RateLimited,
-    RawResource,
+    ReadContext,
+    Rendered,
     TemporaryError,
+    Window,
+    WriteContext,
     WrittenEvent,
 )
+from sync.providers.icalendar import normalize as ical_normalize
+from sync.providers.icalendar import write as ical_write
 from sync.providers.retry_after import parse_retry_after
 
 ICLOUD_URL = "https://caldav.icloud.com/"
@@ -134,6 +143,34 @@ def _status_code(line: str) -> int | None:
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
 
 
+@dataclass(frozen=True)
+class _Cursor:
+    """What the CalDAV adapter keeps between syncs (stored by the engine as opaque JSON): the
+    RFC 6578 sync token, or `etags` for servers without sync-collection (the diff is against
+    the cache's resource map), and the collection's ctag for the cheap unchanged check."""
+
+    token: str = ""
+    ctag: str = ""
+    etags: bool = False
+
+    @classmethod
+    def load(cls, cursor: str | None) -> _Cursor | None:
+        if not cursor:
+            return None
+        if cursor.startswith("{"):
+            data = json.loads(cursor)
+            return cls(data.get("token", ""), data.get("ctag", ""), bool(data.get("etags")))
+        # Cursors stored before they were the adapter's own JSON: a bare sync token, or
+        # "etags:<ctag>" from the etag-diff fallback.
+        if cursor.startswith("etags:"):
+            return cls(ctag=cursor.removeprefix("etags:"), etags=True)
+        return cls(token=cursor)
+
+    def dump(self) -> str:
+        data = {"ctag": self.ctag, **({"etags": True} if self.etags else {"token": self.token})}
+        return json.dumps(data, sort_keys=True)
+
+
 class CalDAVProvider(Provider):
     key = "caldav"
 
@@ -231,28 +268,28 @@ class CalDAVProvider(Provider):
         calendar_id: str,
         cursor: str | None,
         *,
-        known_ctag: str = "",
-        known_etags: Callable[[], dict[str, str]] | None = None,
+        known_versions: Callable[[], dict[str, str]] | None = None,
     ) -> ChangeSet:
         """RFC 6578 sync-collection since `cursor` (None/"" = initial), with a ctag/sync-token
         short-circuit, truncation (507) handling and calendar-multiget of changed hrefs.
 
         Servers without sync-collection get an etag-map diff (calendar-query for getetag only)
-        against `known_etags()`. Raises CursorInvalid on a rejected token, AuthExpired,
+        against `known_versions()`. Raises CursorInvalid on a rejected token, AuthExpired,
         RateLimited, TemporaryError, PermanentError (calendar gone).
         """
+        known = _Cursor.load(cursor)
         ctag, token = self._ctag_and_token(calendar_id)
-        if cursor and ((token and token == cursor) or (known_ctag and ctag == known_ctag)):
-            return ChangeSet(cursor=cursor, unchanged=True, ctag=ctag)
-        if self._supports_sync_collection is not False:
+        if known and ((token and token == known.token) or (known.ctag and ctag == known.ctag)):
+            return ChangeSet(cursor=cursor, unchanged=True)
+        if self._supports_sync_collection is not False and not (known and known.etags):
             try:
-                return self._sync_collection(calendar_id, cursor or "", ctag)
+                return self._sync_collection(calendar_id, known.token if known else "", ctag)
             except _NoSyncCollection:
-                if cursor:
+                if known:
                     # A cursor from sync-collection is useless to the fallback: start over.
                     raise CursorInvalid("the server stopped supporting sync-collection") from None
                 self._supports_sync_collection = False
-        return self._etag_diff(calendar_id, cursor, ctag, known_etags)
+        return self._etag_diff(calendar_id, known, ctag, known_versions)
 
     def _ctag_and_token(self, calendar_id: str) -> tuple[str, str]:
         body = (
@@ -307,17 +344,16 @@ class CalDAVProvider(Provider):
                 break
         resources = self._multiget(calendar_id, list(changed))
         # A changed href that vanished between the two requests is a deletion.
-        got = {r.href for r in resources}
+        got = {r.resource_id for r in resources}
         deleted |= {href for href in changed if href not in got} if cursor else set()
         return ChangeSet(
-            cursor=token,
+            cursor=_Cursor(token=token, ctag=ctag).dump(),
             resources=resources,
             deleted=sorted(deleted),
             is_full=not cursor,
-            ctag=ctag,
         )
 
-    def _etag_diff(self, calendar_id, cursor, ctag, known_etags) -> ChangeSet:
+    def _etag_diff(self, calendar_id, known: _Cursor | None, ctag, known_versions) -> ChangeSet:
         body = (
             f'<?xml version="1.0" encoding="utf-8"?><C:calendar-query {_NS}>'
             '<D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
@@ -330,19 +366,18 @@ class CalDAVProvider(Provider):
             for href, status, props in _responses(response.tree)
             if not href.endswith("/") and status in (None, 200)
         }
-        full = not cursor or known_etags is None
-        known = {} if full else known_etags()
-        changed = [href for href, etag in current.items() if full or known.get(href) != etag]
+        full = known is None or known_versions is None
+        held = {} if full else known_versions()
+        changed = [href for href, etag in current.items() if full or held.get(href) != etag]
         return ChangeSet(
-            cursor=f"etags:{ctag}",
+            cursor=_Cursor(ctag=ctag, etags=True).dump(),
             resources=self._multiget(calendar_id, changed),
-            deleted=[] if full else sorted(set(known) - set(current)),
+            deleted=[] if full else sorted(set(held) - set(current)),
             is_full=full,
-            ctag=ctag,
         )
 
-    def _multiget(self, calendar_id: str, hrefs: list[str]) -> list[RawResource]:
-        resources: list[RawResource] = []
+    def _multiget(self, calendar_id: str, hrefs: list[str]) -> list[ProviderResource]:
+        resources: list[ProviderResource] = []
         for i in range(0, len(hrefs), MULTIGET_CHUNK):
             chunk = hrefs[i : i + MULTIGET_CHUNK]
             body = (
@@ -358,9 +393,40 @@ class CalDAVProvider(Provider):
                 if status not in (None, 200) or data is None or not data.text:
                     continue
                 resources.append(
-                    RawResource(href=href, etag=_text(props.get(f"{DAV}getetag")), ical=data.text)
+                    ProviderResource(
+                        resource_id=href,
+                        version=_text(props.get(f"{DAV}getetag")),
+                        payload=data.text,
+                    )
                 )
         return resources
+
+    # --- the iCalendar format ---
+    @classmethod
+    def normalize(
+        cls, resource: ProviderResource, *, window: Window, context: ReadContext
+    ) -> NormalizedResource:
+        return ical_normalize.normalize(resource, window=window, context=context)
+
+    @classmethod
+    def render_event(cls, *, desired: Mapping, current: str, context: WriteContext) -> Rendered:
+        """Merge `desired` into the stored iCalendar (everything we do not manage is kept)."""
+        return ical_write.merge_desired(
+            uid=context.uid,
+            desired=desired,
+            current=current,
+            organizer_email=context.organizer_email,
+        )
+
+    @classmethod
+    def render_participation(cls, *, status: str, current: str, context: WriteContext) -> Rendered:
+        """The end-user's PARTSTAT set on the master and every override."""
+        return ical_write.set_participation(
+            uid=context.uid,
+            current=current,
+            self_emails=context.self_emails,
+            participation_status=status,
+        )
 
     # --- writes (used by the write reconciler) ---
     def _resource_url(self, href: str, calendar_id: str = "") -> str:
@@ -369,63 +435,78 @@ class CalDAVProvider(Provider):
         # pNN-caldav.icloud.com), and an href is only a path.
         return urljoin(calendar_id or self.credentials.url, quote(href))
 
-    def get_event(self, href: str, *, calendar_id: str = "") -> RawResource:
+    def get_event(self, resource_id: str, *, calendar_id: str = "") -> ProviderResource:
         """GET one resource with its etag. Raises NotFound (404), AuthExpired, RateLimited,
         TemporaryError, PermanentError."""
-        response = self._call(self._client.request, self._resource_url(href, calendar_id), "GET")
+        url = self._resource_url(resource_id, calendar_id)
+        response = self._call(self._client.request, url, "GET")
         if response.status == 404:
             raise NotFound("the event no longer exists at the CalDAV server")
         _check_status(response, "reading an event")
-        return RawResource(
-            href=_href_path(href), etag=response.headers.get("ETag", ""), ical=response.raw
+        return ProviderResource(
+            resource_id=_href_path(resource_id),
+            version=response.headers.get("ETag", ""),
+            payload=response.raw,
         )
 
-    def create_event(self, calendar_id: str, uid: str, ical: str) -> WrittenEvent:
-        """PUT <uid>.ics with If-None-Match: * (RFC 4791 §5.3.2). The deterministic href makes
-        a retry harmless: a resource already there (an earlier attempt that crashed after its
-        PUT) raises AlreadyExists with its href, and the caller updates it with If-Match.
+    def resource_for_key(self, calendar_id: str, idempotency_key: str) -> str:
+        """<calendar path><key>.ics: where create_event puts it."""
+        return _href_path(self._new_event_url(calendar_id, idempotency_key))
+
+    @staticmethod
+    def _new_event_url(calendar_id: str, idempotency_key: str) -> str:
+        return urljoin(calendar_id, quote(f"{idempotency_key}.ics", safe=""))
+
+    def create_event(self, calendar_id: str, payload: str, *, idempotency_key: str) -> WrittenEvent:
+        """PUT <key>.ics with If-None-Match: * (RFC 4791 §5.3.2); the key is the event's UID.
+        The deterministic href makes a retry harmless: a resource already there (an earlier
+        attempt that crashed after its PUT) raises AlreadyExists with its href, and the caller
+        updates it with If-Match.
 
         Raises AlreadyExists, PermanentError (read-only or deleted calendar, invalid data, UID
         used by another resource: 409 on Radicale), AuthExpired, RateLimited, TemporaryError.
         """
-        url = urljoin(calendar_id, quote(f"{uid}.ics", safe=""))
+        url = self._new_event_url(calendar_id, idempotency_key)
         response = self._call(
             self._client.put,
             url,
-            ical,
+            payload,
             {"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"},
         )
         if response.status == 412:
             raise AlreadyExists(
-                "the event already exists at the CalDAV server", href=_href_path(url)
+                "the event already exists at the CalDAV server", resource_id=_href_path(url)
             )
         _check_status(response, "creating an event")
-        return WrittenEvent(href=_href_path(url), etag=response.headers.get("ETag", ""))
+        return WrittenEvent(resource_id=_href_path(url), version=response.headers.get("ETag", ""))
 
     def update_event(
-        self, href: str, ical: str, *, etag: str = "", calendar_id: str = ""
+        self, resource_id: str, payload: str, *, version: str = "", calendar_id: str = ""
     ) -> WrittenEvent:
         """PUT with If-Match: <etag> (unconditional without one). Raises Conflict on 412 (the
-        resource changed or vanished since `etag`), PermanentError, AuthExpired, RateLimited,
-        TemporaryError. The returned etag is empty when the server sent none."""
+        resource changed or vanished since `version`), PermanentError, AuthExpired,
+        RateLimited, TemporaryError. The returned version is empty when the server sent no
+        ETag."""
         headers = {"Content-Type": "text/calendar; charset=utf-8"}
-        if etag:
-            headers["If-Match"] = etag
+        if version:
+            headers["If-Match"] = version
         response = self._call(
-            self._client.put, self._resource_url(href, calendar_id), ical, headers
+            self._client.put, self._resource_url(resource_id, calendar_id), payload, headers
         )
         if response.status == 412:
             raise Conflict("the event changed at the CalDAV server (etag mismatch)")
         _check_status(response, "updating an event")
-        return WrittenEvent(href=_href_path(href), etag=response.headers.get("ETag", ""))
+        return WrittenEvent(
+            resource_id=_href_path(resource_id), version=response.headers.get("ETag", "")
+        )
 
-    def delete_event(self, href: str, *, etag: str = "", calendar_id: str = "") -> None:
+    def delete_event(self, resource_id: str, *, version: str = "", calendar_id: str = "") -> None:
         """DELETE with If-Match: <etag>. Already gone (404) is success. Raises Conflict on 412,
         PermanentError, AuthExpired, RateLimited, TemporaryError."""
         response = self._call(
             self._client.delete,
-            self._resource_url(href, calendar_id),
-            {"If-Match": etag} if etag else None,
+            self._resource_url(resource_id, calendar_id),
+            {"If-Match": version} if version else None,
         )
         if response.status == 404:
             return

@@ -13,14 +13,18 @@ from sync.providers.base import (
     AuthExpired,
     ChangeSet,
     IcsCredentials,
+    NormalizedResource,
     PermanentError,
     Provider,
     ProviderAccount,
     ProviderCalendar,
+    ProviderResource,
     RateLimited,
-    RawResource,
+    ReadContext,
     TemporaryError,
+    Window,
 )
+from sync.providers.icalendar import normalize as ical_normalize
 from sync.providers.retry_after import parse_retry_after
 
 MAX_FEED_BYTES = 10 * 1024 * 1024
@@ -101,8 +105,7 @@ class IcsProvider(Provider):
         calendar_id: str,
         cursor: str | None,
         *,
-        known_ctag: str = "",
-        known_etags=None,
+        known_versions=None,
     ) -> ChangeSet:
         """GET the feed with If-None-Match/If-Modified-Since from `cursor`; 304 or an identical
         body (servers without validators) is `unchanged`. Otherwise the whole feed is returned
@@ -134,8 +137,14 @@ class IcsProvider(Provider):
         calendar = self.parse(body)
         return ChangeSet(cursor=new_cursor, resources=_split_by_uid(calendar), is_full=True)
 
+    @classmethod
+    def normalize(
+        cls, resource: ProviderResource, *, window: Window, context: ReadContext
+    ) -> NormalizedResource:
+        return ical_normalize.normalize(resource, window=window, context=context)
 
-def _split_by_uid(calendar: icalendar.Calendar) -> list[RawResource]:
+
+def _split_by_uid(calendar: icalendar.Calendar) -> list[ProviderResource]:
     """One small VCALENDAR per UID (master + overrides + every VTIMEZONE), so that an unchanged
     UID is recognised by its hash and skipped without parsing."""
     header = "".join(
@@ -154,5 +163,5 @@ def _split_by_uid(calendar: icalendar.Calendar) -> list[RawResource]:
         body = "".join(events)
         ical = f"BEGIN:VCALENDAR\r\n{header}{timezones}{body}END:VCALENDAR\r\n"
         etag = hashlib.sha256((header + body).encode()).hexdigest()
-        resources.append(RawResource(href=uid, etag=etag, ical=ical))
+        resources.append(ProviderResource(resource_id=uid, version=etag, payload=ical))
     return resources

@@ -4,9 +4,10 @@
 the provider's current iCalendar text, touching only the properties we manage: other attendees,
 X- properties, alarms we were not asked to change and recurrence instances (RECURRENCE-ID
 overrides) round-trip unchanged (docs/providers.md, Writes). `set_participation` changes only
-the end-user's PARTSTAT. Both return `Rendered(ical, changed)`: `changed` False means the
+the end-user's PARTSTAT. Both return `Rendered(payload, changed)`: `changed` False means the
 provider already holds that state (ignoring DTSTAMP, LAST-MODIFIED and SEQUENCE), so the caller
-makes no provider call.
+makes no provider call. This is the CalDAV adapter's business (its render_event and
+render_participation).
 
 `desired` is ManagedEventWrite.desired (see its docstring).
 """
@@ -14,13 +15,13 @@ makes no provider call.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
 
-from sync.ical import InvalidCalendarData, uid_of
+from sync.providers.base import InvalidData, Rendered
+from sync.providers.icalendar.normalize import InvalidCalendarData, uid_of
 
 PRODID = "-//calsync//managed events//EN"
 # Properties that change on every write: left out when deciding whether anything changed.
@@ -31,14 +32,8 @@ _TRANSP = {"opaque": "OPAQUE", "transparent": "TRANSPARENT"}
 _PARTSTAT = {"accepted": "ACCEPTED", "tentative": "TENTATIVE", "declined": "DECLINED"}
 
 
-class ParticipantNotFound(ValueError):
+class ParticipantNotFound(InvalidData, ValueError):
     """The event has no attendee with one of the end-user's addresses."""
-
-
-@dataclass(frozen=True)
-class Rendered:
-    ical: str
-    changed: bool
 
 
 def _parse(ical: str) -> icalendar.Calendar:
@@ -232,12 +227,12 @@ def merge_desired(
     _apply_attendees(event, desired, organizer_email=organizer_email)
     changed = _signature(event) != before
     if not changed:
-        return Rendered(ical=current, changed=False)
+        return Rendered(payload=current, changed=False)
     _stamp(event, now, bump_sequence=exists)
     if not exists:
         event.add("SEQUENCE", 0)
     calendar.add_missing_timezones()
-    return Rendered(ical=calendar.to_ical().decode(), changed=True)
+    return Rendered(payload=calendar.to_ical().decode(), changed=True)
 
 
 def set_participation(
@@ -274,5 +269,5 @@ def set_participation(
     if not found:
         raise ParticipantNotFound("the calendar owner is not an attendee of this event")
     if not changed:
-        return Rendered(ical=current, changed=False)
-    return Rendered(ical=calendar.to_ical().decode(), changed=True)
+        return Rendered(payload=current, changed=False)
+    return Rendered(payload=calendar.to_ical().decode(), changed=True)
