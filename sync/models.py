@@ -127,3 +127,22 @@ class ProviderSubscription(models.Model):
 
     def is_healthy(self, now) -> bool:
         return self.expires_at is not None and self.expires_at > now
+
+
+class ProviderRequestSlot(models.Model):
+    """One of the concurrent provider-call slots of a profile, for providers that cap them
+    (sync.services.governor): free when `held_until` is empty or past."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveSmallIntegerField()
+    holder = models.CharField(max_length=32, blank=True)
+    held_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # The claim: UPDATE ... WHERE profile = ? AND number = ? AND (free).
+            models.UniqueConstraint(fields=["profile", "number"], name="requestslot_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"request slot {self.number} of profile {self.profile_id}"

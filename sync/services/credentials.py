@@ -32,6 +32,7 @@ from sync.models import ProfileSyncState
 from sync.providers import base
 from sync.providers.oauth import OAuthClient, refresh_access_token
 from sync.providers.registry import provider_class
+from sync.services.governor import provider_slot
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,17 @@ def provider_for(profile: Profile, *, force_refresh: bool = False) -> base.Provi
 
 
 def call_with_fresh_credentials(profile: Profile, call: Callable[[base.Provider], T]) -> T:
-    """`call(adapter)`; when an OAuth provider answers AuthExpired (a 401: the token may have
-    been revoked early or the clock be off), refresh once and call again. A second AuthExpired
-    is the caller's to handle; an AuthExpired from the refresh itself is never retried."""
+    """`call(adapter)`, holding one of the profile's request slots where its provider caps
+    concurrent requests (sync.services.governor; raises ProfileBusy when none frees up).
+
+    When an OAuth provider answers AuthExpired (a 401: the token may have been revoked early
+    or the clock be off), refresh once and call again. A second AuthExpired is the caller's to
+    handle; an AuthExpired from the refresh itself is never retried."""
+    with provider_slot(profile):
+        return _call_refreshing_once(profile, call)
+
+
+def _call_refreshing_once(profile: Profile, call: Callable[[base.Provider], T]) -> T:
     credentials = fresh_credentials(profile)
     provider = build_provider(profile.provider, credentials)
     try:

@@ -33,6 +33,7 @@ from sync.providers.registry import PROVIDERS
 from sync.services import resources
 from sync.services.backoff import backoff_delay
 from sync.services.credentials import build_provider, call_with_fresh_credentials
+from sync.services.governor import ProfileBusy
 from sync.services.resources import current_window
 
 log = logging.getLogger(__name__)
@@ -339,6 +340,8 @@ def sync_calendar(
         return SyncOutcome(calendar_id, "skipped", error="another sync of it is running")
     try:
         outcome = _sync_leased(calendar_id, token, full, progress)
+    except ProfileBusy as exc:
+        outcome = _postpone(calendar_id, token, exc)
     except Exception as exc:  # noqa: BLE001 - recorded where support staff look, not lost
         outcome = _record_failure_safely(calendar_id, exc, token)
     finally:
@@ -359,6 +362,16 @@ def _follow_up_push(calendar_id: int) -> None:
             enqueue_sync(calendar_id)
     except DatabaseError as exc:  # its next poll (made due now by _save_success) serves it
         log.warning("push follow-up of calendar %s not queued: %s", calendar_id, exc)
+
+
+def _postpone(calendar_id: int, token: str, exc: ProfileBusy) -> SyncOutcome:
+    """The profile's other calls hold every request slot: poll again shortly. Not a failure:
+    nothing went wrong at the provider, so no backoff and no error on record."""
+    CalendarSyncState.objects.filter(calendar_id=calendar_id, lock_token=token).update(
+        next_poll_at=timezone.now() + timedelta(seconds=exc.retry_after or 15)
+    )
+    log.info("sync of calendar %s postponed: %s", calendar_id, exc)
+    return SyncOutcome(calendar_id, "skipped", error=str(exc))
 
 
 def _release_lease(calendar_id: int, token: str) -> None:

@@ -31,7 +31,8 @@ from sync.models import CalendarSyncState, ProviderSubscription
 from sync.providers import base
 from sync.providers.registry import provider_class
 from sync.services import engine
-from sync.services.credentials import build_provider, provider_for
+from sync.services.credentials import build_provider, call_with_fresh_credentials
+from sync.services.governor import provider_slot
 
 log = logging.getLogger(__name__)
 
@@ -168,12 +169,15 @@ def maintain_subscriptions(*, now: datetime | None = None) -> MaintenanceReport:
 def _watch(calendar: Calendar) -> tuple[str, str, base.Watch]:
     """A new channel for the calendar: (channel id, secret, what the provider answered)."""
     channel_id, token = uuid.uuid4().hex, secrets.token_urlsafe(32)
-    watch = provider_for(calendar.profile).watch(
-        calendar.provider_calendar_id,
-        channel_id=channel_id,
-        address=push_address(calendar.profile.provider),
-        token=token,
-        ttl_seconds=settings.SYNC_PUSH_TTL_SECONDS,
+    watch = call_with_fresh_credentials(
+        calendar.profile,
+        lambda provider: provider.watch(
+            calendar.provider_calendar_id,
+            channel_id=channel_id,
+            address=push_address(calendar.profile.provider),
+            token=token,
+            ttl_seconds=settings.SYNC_PUSH_TTL_SECONDS,
+        ),
     )
     return watch.channel_id or channel_id, token, watch
 
@@ -205,16 +209,18 @@ def _renew(subscription: ProviderSubscription, report: MaintenanceReport, *, now
     new channel with a new id and secret, then stop the old one, best effort."""
     calendar = subscription.calendar
     try:
-        provider = provider_for(calendar.profile)
         if subscription.is_healthy(now):
             try:
-                watch = provider.renew_watch(
-                    calendar.provider_calendar_id,
-                    channel_id=subscription.channel_id,
-                    resource_id=subscription.resource_id,
-                    address=push_address(calendar.profile.provider),
-                    token=subscription.secret,
-                    ttl_seconds=settings.SYNC_PUSH_TTL_SECONDS,
+                watch = call_with_fresh_credentials(
+                    calendar.profile,
+                    lambda provider: provider.renew_watch(
+                        calendar.provider_calendar_id,
+                        channel_id=subscription.channel_id,
+                        resource_id=subscription.resource_id,
+                        address=push_address(calendar.profile.provider),
+                        token=subscription.secret,
+                        ttl_seconds=settings.SYNC_PUSH_TTL_SECONDS,
+                    ),
                 )
                 ProviderSubscription.objects.filter(pk=subscription.pk).update(
                     resource_id=watch.resource_id, expires_at=watch.expires_at
@@ -250,12 +256,15 @@ def _stop(subscription: ProviderSubscription, report: MaintenanceReport, *, now)
 
 
 def _stop_at_provider(profile: Profile, channel_id: str, resource_id: str) -> bool:
+    def stop(provider: base.Provider) -> None:
+        provider.stop_watch(channel_id=channel_id, resource_id=resource_id)
+
     try:
         if profile.is_connected:
-            provider = provider_for(profile)
+            call_with_fresh_credentials(profile, stop)
         else:  # a disconnected profile's token is not refreshed: try it as it is
-            provider = build_provider(profile.provider, profile.credentials)
-        provider.stop_watch(channel_id=channel_id, resource_id=resource_id)
+            with provider_slot(profile):
+                stop(build_provider(profile.provider, profile.credentials))
     except base.NotFound:
         return True
     except base.ProviderError as exc:

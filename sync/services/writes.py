@@ -50,6 +50,7 @@ from sync.services.engine import (
     _disconnect_profile,
     enqueue_managed_event_writes,
 )
+from sync.services.governor import ProfileBusy
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,8 @@ def _process(pk: int, token: str) -> _Outcome:
             written = call_with_fresh_credentials(
                 calendar.profile, lambda provider: _put(provider, write, event, calendar)
             )
+    except ProfileBusy as exc:
+        return _defer(write, token, seconds=exc.retry_after or 15)
     except base.AuthExpired as exc:
         return _auth_expired(write, token, exc)
     except base.PermanentError as exc:
@@ -237,10 +240,7 @@ def _enter(write: ManagedEventWrite, token: str) -> _Outcome | None:
         Event.objects.select_for_update().filter(pk=write.event_id).first()
         siblings = ManagedEventWrite.objects.filter(event_id=write.event_id).exclude(pk=write.pk)
         if siblings.filter(locked_until__gt=now).exclude(lock_token="").exists():
-            ManagedEventWrite.objects.filter(pk=write.pk, lock_token=token).update(
-                locked_until=None, lock_token="", next_attempt_at=now + timedelta(seconds=5)
-            )
-            return _Outcome("retrying")
+            return _defer(write, token, seconds=5)
         newest = siblings.filter(pk__gt=write.pk, status=Status.PENDING).order_by("-pk").first()
         if newest is not None:
             _absorb(newest, [write])
@@ -254,6 +254,17 @@ def _enter(write: ManagedEventWrite, token: str) -> _Outcome | None:
                 status=Status.SUPERSEDED, completed_at=now, locked_until=None, lock_token=""
             )
     return None
+
+
+def _defer(write: ManagedEventWrite, token: str, *, seconds: float) -> _Outcome:
+    """Try again in `seconds` (another write of the event, or every request slot of the
+    profile, is busy); not an attempt: nothing failed."""
+    ManagedEventWrite.objects.filter(pk=write.pk, lock_token=token).update(
+        locked_until=None,
+        lock_token="",
+        next_attempt_at=timezone.now() + timedelta(seconds=seconds),
+    )
+    return _Outcome("retrying")
 
 
 def _absorb(newest: ManagedEventWrite, older: list[ManagedEventWrite]) -> None:
