@@ -70,6 +70,16 @@ def google_profile() -> Profile:
     )
 
 
+def hold_every_slot(profile, *, until):
+    """Other holders (another worker's calls) with leases running `until`."""
+    ProviderRequestSlot.objects.bulk_create(
+        [
+            ProviderRequestSlot(profile=profile, number=n, holder="other", held_until=until)
+            for n in range(CappedProvider.max_concurrent_requests)
+        ]
+    )
+
+
 def fetch(profile):
     return services.call_with_fresh_credentials(
         profile, lambda provider: provider.fetch_changes("primary", None)
@@ -118,13 +128,7 @@ def test_provider_slot_is_free_again_after_a_failed_call(capped, monkeypatch):
 def test_provider_slot_of_a_crashed_holder_lapses(capped, monkeypatch):
     profile = google_profile()
     monkeypatch.setattr(governor, "WAIT_SECONDS", 0.3)
-    lapsed = timezone.now() - timedelta(seconds=1)
-    ProviderRequestSlot.objects.bulk_create(
-        [
-            ProviderRequestSlot(profile=profile, number=n, holder="dead", held_until=lapsed)
-            for n in range(2)
-        ]
-    )
+    hold_every_slot(profile, until=timezone.now() - timedelta(seconds=1))  # leases lapsed
     assert fetch(profile).cursor == "c"
 
 
@@ -132,13 +136,7 @@ def test_sync_waiting_for_a_slot_is_postponed_not_failed(capped, monkeypatch):
     profile = google_profile()
     calendar = Calendar.objects.create(profile=profile, provider_calendar_id="primary", name="P")
     monkeypatch.setattr(governor, "WAIT_SECONDS", 0.3)
-    held = timezone.now() + timedelta(minutes=2)
-    ProviderRequestSlot.objects.bulk_create(
-        [
-            ProviderRequestSlot(profile=profile, number=n, holder="busy", held_until=held)
-            for n in range(2)
-        ]
-    )
+    hold_every_slot(profile, until=timezone.now() + timedelta(minutes=2))
 
     before = timezone.now()
     outcome = services.sync_calendar(calendar_id=calendar.pk)
@@ -161,13 +159,7 @@ def test_write_waiting_for_a_slot_is_deferred_not_an_attempt(capped, monkeypatch
     profile = google_profile()
     calendar = Calendar.objects.create(profile=profile, provider_calendar_id="primary", name="P")
     monkeypatch.setattr(governor, "WAIT_SECONDS", 0.3)
-    held = timezone.now() + timedelta(minutes=2)
-    ProviderRequestSlot.objects.bulk_create(
-        [
-            ProviderRequestSlot(profile=profile, number=n, holder="busy", held_until=held)
-            for n in range(2)
-        ]
-    )
+    hold_every_slot(profile, until=timezone.now() + timedelta(minutes=2))
     pending = write(calendar, desired(timezone.now() + timedelta(days=1)))
 
     before = timezone.now()
