@@ -1,10 +1,70 @@
-"""Helpers for the API tests: authenticated GETs and cached events written through services."""
+"""Helpers for the API tests: one shared test world, authenticated GETs, the pycronofy client
+pointed at a live server, and cached events written through services."""
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from calendars.models import Event
+import pycronofy
+from oauth2_provider.models import Application
+
+from accounts.models import Account, Profile
+from calendars.models import Calendar, Event
 from calendars.services import apply_provider_events
-from tests.factories import make_event_data
+from tests.factories import (
+    make_access_token,
+    make_account,
+    make_application,
+    make_calendar,
+    make_event_data,
+    make_profile,
+)
+
+
+@dataclass(frozen=True)
+class World:
+    """An account with one profile and one calendar, and an integrator holding its token."""
+
+    account: Account
+    application: Application
+    profile: Profile
+    calendar: Calendar
+    token: str
+
+    @property
+    def headers(self) -> dict:
+        return auth(self.token)
+
+
+def make_world(
+    *,
+    email: str | None = "ada@example.com",
+    scope: str = "read_write",
+    calendar_name: str | None = "Work",
+    profile_name: str | None = None,
+) -> World:
+    """`None` leaves a value to the factory's default (a unique email, "Calendar <n>", and a
+    profile named after the account's email)."""
+    account = make_account(email=email)
+    application = make_application()
+    profile_fields = {} if profile_name is None else {"profile_name": profile_name}
+    profile = make_profile(account=account, **profile_fields)
+    calendar_fields = {} if calendar_name is None else {"name": calendar_name}
+    calendar = make_calendar(profile=profile, **calendar_fields)
+    token = make_access_token(account=account, application=application, scope=scope)
+    return World(account, application, profile, calendar, token)
+
+
+def sdk_client(world: World, base_url: str) -> pycronofy.Client:
+    """Cronofy's Python SDK, sending both API and app (OAuth) requests to `base_url`."""
+    client = pycronofy.Client(
+        client_id=world.application.client_id,
+        # The application stores only a hash of its secret: this is make_application's raw one.
+        client_secret="integrator-secret",
+        access_token=world.token,
+    )
+    client.request_handler.base_url = base_url
+    client.app_base_url = base_url
+    return client
 
 
 def auth(token: str) -> dict:

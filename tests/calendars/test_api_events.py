@@ -12,14 +12,19 @@ from calendars.models import Event
 from calendars.reads import PAGE_SIZE
 from calendars.services import apply_provider_events
 from calendars.types import EventIdentity
-from tests.calendars.helpers import add_all_day_event, add_event, api_get, make_managed
+from tests.calendars.helpers import (
+    add_all_day_event,
+    add_event,
+    api_get,
+    make_managed,
+    make_world,
+)
 from tests.factories import (
     make_access_token,
     make_account,
     make_application,
     make_calendar,
     make_event_data,
-    make_profile,
 )
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -28,17 +33,7 @@ WINDOW = {"tzid": "Etc/UTC", "from": "2026-11-01", "to": "2026-12-31"}
 
 @pytest.fixture
 def ctx(db):
-    account = make_account()
-    application = make_application()
-    calendar = make_calendar(profile=make_profile(account=account))
-    token = make_access_token(account=account, application=application, scope="read_write")
-
-    class Ctx:
-        pass
-
-    c = Ctx()
-    c.account, c.application, c.calendar, c.token = account, application, calendar, token
-    return c
+    return make_world(email=None, calendar_name=None)
 
 
 def read(client, token, **params):

@@ -5,14 +5,14 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from calendars.reads import PAGE_SIZE
-from tests.calendars.helpers import add_all_day_event, add_event, api_get, make_managed
-from tests.factories import (
-    make_access_token,
-    make_account,
-    make_application,
-    make_calendar,
-    make_profile,
+from tests.calendars.helpers import (
+    add_all_day_event,
+    add_event,
+    api_get,
+    make_managed,
+    make_world,
 )
+from tests.factories import make_access_token, make_application, make_calendar
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 WINDOW = {"tzid": "Etc/UTC", "from": "2026-11-01", "to": "2026-12-31"}
@@ -20,7 +20,8 @@ WINDOW = {"tzid": "Etc/UTC", "from": "2026-11-01", "to": "2026-12-31"}
 
 @pytest.fixture
 def calendar(db):
-    return make_calendar(profile=make_profile(account=make_account()))
+    # Each test issues its own tokens, for the scope it is about (token_for).
+    return make_world(email=None, calendar_name=None).calendar
 
 
 def token_for(calendar, scope="read_free_busy"):

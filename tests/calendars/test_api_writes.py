@@ -10,7 +10,7 @@ from accounts.models import Profile
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
 from calendars.services import event_fingerprint
 from calendars.types import EventData
-from tests.calendars.helpers import add_event, api_get, auth, make_managed
+from tests.calendars.helpers import add_event, api_get, auth, make_managed, make_world
 from tests.factories import (
     make_access_token,
     make_account,
@@ -31,24 +31,7 @@ def record_trigger(*, write_ids):
 def ctx(db, settings):
     settings.MANAGED_EVENT_WRITE_TRIGGER = "tests.calendars.test_api_writes.record_trigger"
     TRIGGERED.clear()
-    account = make_account(email="ada@example.com")
-    application = make_application()
-    profile = make_profile(account=account, profile_name="ada@example.com")
-    calendar = make_calendar(profile=profile, name="Work")
-    token = make_access_token(account=account, application=application, scope="read_write")
-
-    class Ctx:
-        pass
-
-    c = Ctx()
-    c.account, c.application, c.profile, c.calendar, c.token = (
-        account,
-        application,
-        profile,
-        calendar,
-        token,
-    )
-    return c
+    return make_world(profile_name="ada@example.com")
 
 
 def post(client, path, token, body):

@@ -12,13 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calendars.models import Event, ManagedEventWrite
-from tests.factories import (
-    make_access_token,
-    make_account,
-    make_application,
-    make_calendar,
-    make_profile,
-)
+from tests.calendars.helpers import make_world
 
 FUZZ = settings(
     max_examples=150,
@@ -84,10 +78,8 @@ near_valid = st.fixed_dictionaries(
 def writer(db, settings):
     settings.MANAGED_EVENT_WRITE_TRIGGER = ""
     settings.API_RATE_LIMIT_PER_SECOND = settings.API_RATE_LIMIT_PER_MINUTE = 0
-    account = make_account()
-    calendar = make_calendar(profile=make_profile(account=account))
-    token = make_access_token(account=account, application=make_application(), scope="read_write")
-    return calendar, {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    world = make_world(email=None, calendar_name=None)
+    return world.calendar, world.headers
 
 
 def _post(client, path: str, body, headers) -> int:

@@ -3,34 +3,31 @@ lone surrogates and absurdly nested JSON are a 422 in Cronofy's shape (or a 422 
 /v1/batch), never a 500."""
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 
-from calendars.models import ManagedEventWrite
-from tests.calendars.helpers import add_event, api_get, auth
-from tests.factories import (
-    make_access_token,
-    make_account,
-    make_application,
-    make_calendar,
-    make_profile,
-)
+from calendars.models import Event, ManagedEventWrite
+from tests.calendars.helpers import World, add_event, api_get, auth, make_world
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class InvitedWorld(World):
+    """The participation-status writes need an event that Ada was invited to."""
+
+    invitation: Event
 
 
 @pytest.fixture
 def ctx(db, settings):
     settings.MANAGED_EVENT_WRITE_TRIGGER = ""
     settings.API_RATE_LIMIT_PER_SECOND = settings.API_RATE_LIMIT_PER_MINUTE = 0
-    account = make_account(email="ada@example.com")
-    application = make_application()
-    profile = make_profile(account=account, profile_name="ada@example.com")
-    calendar = make_calendar(profile=profile, name="Work")
-    token = make_access_token(account=account, application=application, scope="read_write")
+    world = make_world(profile_name="ada@example.com")
     invitation = add_event(
-        calendar,
+        world.calendar,
         start=T0,
         attendees=[
             {"email": "boss@example.com", "display_name": "Boss", "status": "accepted"},
@@ -39,19 +36,7 @@ def ctx(db, settings):
         organizer={"email": "boss@example.com", "display_name": "Boss"},
         participation_status="needs_action",
     )
-
-    class Ctx:
-        pass
-
-    c = Ctx()
-    c.account, c.application, c.calendar, c.token, c.invitation = (
-        account,
-        application,
-        calendar,
-        token,
-        invitation,
-    )
-    return c
+    return InvitedWorld(**vars(world), invitation=invitation)
 
 
 def send(client, method, path, token, data):

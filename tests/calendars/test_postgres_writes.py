@@ -9,7 +9,7 @@ from django.db import connections
 from calendars.models import ChangeLogEntry, Event, ManagedEventWrite
 from calendars.services import upsert_managed_event
 from calendars.types import ManagedEventContent
-from tests.factories import make_account, make_application, make_calendar, make_profile
+from tests.calendars.helpers import make_world
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -40,9 +40,8 @@ def in_threads(count: int, target) -> list:
 
 def test_upsert_managed_event_concurrent_identical_upserts_make_one_event(settings):
     settings.MANAGED_EVENT_WRITE_TRIGGER = ""
-    account = make_account()
-    calendar = make_calendar(profile=make_profile(account=account))
-    application = make_application()
+    world = make_world(email=None, calendar_name=None)
+    account, calendar, application = world.account, world.calendar, world.application
     content = ManagedEventContent(
         summary="Board meeting", start=T0, end=T0.replace(hour=10), tzid="Europe/London"
     )
@@ -64,9 +63,8 @@ def test_upsert_managed_event_concurrent_identical_upserts_make_one_event(settin
 
 def test_upsert_managed_event_concurrent_distinct_upserts_serialize(settings):
     settings.MANAGED_EVENT_WRITE_TRIGGER = ""
-    account = make_account()
-    calendar = make_calendar(profile=make_profile(account=account))
-    application = make_application()
+    world = make_world(email=None, calendar_name=None)
+    account, calendar, application = world.account, world.calendar, world.application
     counter = iter(range(100))
     lock = threading.Lock()
 

@@ -2,18 +2,16 @@
 
 from datetime import UTC, date, datetime, timedelta
 
-import pycronofy
 import pytest
 from pycronofy.exceptions import PyCronofyRequestError
 
 from calendars.reads import PAGE_SIZE
-from tests.calendars.helpers import add_all_day_event, add_event, make_managed
-from tests.factories import (
-    make_access_token,
-    make_account,
-    make_application,
-    make_calendar,
-    make_profile,
+from tests.calendars.helpers import (
+    add_all_day_event,
+    add_event,
+    make_managed,
+    make_world,
+    sdk_client,
 )
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -22,17 +20,9 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 @pytest.fixture
 def sdk(live_server, transactional_db, settings):
     settings.CALENDAR_PROVIDER_CREATOR = "tests.calendars.test_api_calendars.recording_creator"
-    account = make_account(email="ada@example.com")
-    application = make_application()
-    profile = make_profile(account=account)
-    calendar = make_calendar(profile=profile, name="Work")
-    token = make_access_token(account=account, application=application, scope="read_write")
-    client = pycronofy.Client(
-        client_id=application.client_id, client_secret="integrator-secret", access_token=token
-    )
-    client.request_handler.base_url = live_server.url
-    client.app_base_url = live_server.url
-    return client, account, application, profile, calendar
+    world = make_world()
+    client = sdk_client(world, live_server.url)
+    return client, world.account, world.application, world.profile, world.calendar
 
 
 def test_pycronofy_account_userinfo_profiles_calendars(sdk):

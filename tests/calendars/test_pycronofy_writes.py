@@ -5,21 +5,14 @@ See docs/api.md, "Writing events" and "Batch".
 
 from datetime import UTC, date, datetime
 
-import pycronofy
 import pytest
 from django_q.models import OrmQ
 from pycronofy.batch import BatchBuilder
 from pycronofy.exceptions import PyCronofyPartialSuccessError
 
 from calendars.models import ChangeLogEntry, Event, ManagedEventWrite
-from tests.calendars.helpers import add_event
-from tests.factories import (
-    make_access_token,
-    make_account,
-    make_application,
-    make_calendar,
-    make_profile,
-)
+from tests.calendars.helpers import add_event, make_world, sdk_client
+from tests.factories import make_calendar
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -27,17 +20,9 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 @pytest.fixture
 def sdk(live_server, transactional_db, settings):
     settings.MANAGED_EVENT_WRITE_TRIGGER = ""  # no task queue in tests
-    account = make_account(email="ada@example.com")
-    application = make_application()
-    profile = make_profile(account=account, profile_name="ada@example.com")
-    calendar = make_calendar(profile=profile, name="Work")
-    token = make_access_token(account=account, application=application, scope="read_write")
-    client = pycronofy.Client(
-        client_id=application.client_id, client_secret="integrator-secret", access_token=token
-    )
-    client.request_handler.base_url = live_server.url
-    client.app_base_url = live_server.url
-    return client, account, application, calendar
+    world = make_world(profile_name="ada@example.com")
+    client = sdk_client(world, live_server.url)
+    return client, world.account, world.application, world.calendar
 
 
 def event(event_id: str, **fields) -> dict:
