@@ -266,7 +266,7 @@ OAUTH2_PROVIDER = {
 
 # End-user connections to Google and Microsoft (social-auth-app-django).
 AUTHENTICATION_BACKENDS = [
-    "social_core.backends.google.GoogleOAuth2",
+    "sync.backends.GoogleOAuth2",
     "social_core.backends.microsoft.MicrosoftOAuth2",
     "django.contrib.auth.backends.ModelBackend",
 ]
@@ -275,7 +275,15 @@ SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = env_str("GOOGLE_CLIENT_SECRET")
 SOCIAL_AUTH_MICROSOFT_GRAPH_KEY = env_str("MICROSOFT_CLIENT_ID")
 SOCIAL_AUTH_MICROSOFT_GRAPH_SECRET = env_str("MICROSOFT_CLIENT_SECRET")
 # Token endpoints for refreshing end-users' access tokens (the provider sandbox overrides them).
-GOOGLE_TOKEN_URL = env_str("GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token")
+# Every Google URL is built from these three, with Google's own paths; tests, the demo and an
+# operator's staging point them at the provider sandbox (sync/sandbox/google.py).
+GOOGLE_ACCOUNTS_URL = env_str("GOOGLE_ACCOUNTS_URL", "https://accounts.google.com").rstrip("/")
+GOOGLE_OAUTH2_URL = env_str("GOOGLE_OAUTH2_URL", "https://oauth2.googleapis.com").rstrip("/")
+GOOGLE_APIS_URL = env_str("GOOGLE_APIS_URL", "https://www.googleapis.com").rstrip("/")
+GOOGLE_TOKEN_URL = f"{GOOGLE_OAUTH2_URL}/token"
+SOCIAL_AUTH_GOOGLE_OAUTH2_AUTHORIZATION_URL = f"{GOOGLE_ACCOUNTS_URL}/o/oauth2/auth"
+SOCIAL_AUTH_GOOGLE_OAUTH2_ACCESS_TOKEN_URL = GOOGLE_TOKEN_URL
+SOCIAL_AUTH_GOOGLE_OAUTH2_REVOKE_TOKEN_URL = f"{GOOGLE_OAUTH2_URL}/revoke"
 MICROSOFT_TOKEN_URL = env_str(
     "MICROSOFT_TOKEN_URL", "https://login.microsoftonline.com/common/oauth2/v2.0/token"
 )

@@ -262,11 +262,15 @@ class Provider(ABC):
         cursor: str | None,
         *,
         known_versions: Callable[[], dict[str, str]] | None = None,
+        known_payloads: Callable[[list[str]], dict[str, str]] | None = None,
     ) -> ChangeSet:
         """Changes of one calendar since `cursor` (None: everything, `is_full`).
 
         `cursor` is what this adapter put in an earlier ChangeSet. `known_versions()` (resource
-        id -> version of what the cache holds) serves providers without a change feed.
+        id -> version of what the cache holds) serves providers without a change feed;
+        `known_payloads(ids)` gives the series payloads the cache keeps for those resources
+        (NormalizedResource.series), for a provider that sends a changed instance alone and
+        must merge it into its series (Google).
         Raises CursorInvalid (run again with None), AuthExpired, RateLimited, TemporaryError,
         PermanentError.
         """
@@ -312,6 +316,14 @@ class Provider(ABC):
         when the calendar is read-only or gone, AuthExpired, RateLimited, TemporaryError.
         """
         raise PermanentError(f"{self.key} calendars are read-only")
+
+    @classmethod
+    def provider_key_for(cls, idempotency_key: str) -> str:
+        """The event key (EventData.provider_key) that an event created with this key will
+        have: the reconciler gives it to the cached event before the create, so that a sync
+        that sees the new event first finds the same event, not a second one. CalDAV: the UID
+        itself; Google: the event id we choose."""
+        return idempotency_key
 
     def resource_for_key(self, calendar_id: str, idempotency_key: str) -> str:
         """Where create_event with this key puts the event, if the provider lets us know

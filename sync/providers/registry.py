@@ -2,10 +2,12 @@
 
 from sync.providers.base import Provider
 from sync.providers.caldav import CalDAVProvider
+from sync.providers.google import GoogleProvider
 from sync.providers.ics import IcsProvider
 
 PROVIDERS: dict[str, type[Provider]] = {
     CalDAVProvider.key: CalDAVProvider,
+    GoogleProvider.key: GoogleProvider,
     IcsProvider.key: IcsProvider,
 }
 

@@ -90,7 +90,15 @@ def build_provider(provider_key: str, credentials: dict) -> base.Provider:
             )
     except KeyError as exc:
         raise base.PermanentError(f"stored credentials lack {exc.args[0]!r}") from None
-    return cls(creds)
+    return cls(creds, **adapter_options(provider_key))
+
+
+def adapter_options(provider_key: str) -> dict:
+    """Where an adapter finds its provider (settings; tests and the demo point them at the
+    provider sandbox). Adapters read no settings themselves."""
+    if provider_key == Profile.Provider.GOOGLE:
+        return {"api_url": settings.GOOGLE_APIS_URL}
+    return {}
 
 
 def provider_for(profile: Profile, *, force_refresh: bool = False) -> base.Provider:

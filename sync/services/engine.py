@@ -458,19 +458,26 @@ def _sync_leased(
     def known_versions() -> dict[str, str]:
         return dict(SyncedResource.objects.filter(calendar=calendar).values_list("href", "etag"))
 
+    def known_payloads(resource_ids: list[str]) -> dict[str, str]:
+        return resources.stored_series(calendar, resource_ids)
+
     def fetch(provider: base.Provider) -> tuple[base.ChangeSet, bool]:
         try:
             changes = provider.fetch_changes(
                 calendar.provider_calendar_id,
                 None if full else state.cursor,
                 known_versions=known_versions,
+                known_payloads=known_payloads,
             )
             return changes, full
         except base.CursorInvalid:
             # Routine (Google/Graph/CalDAV all do it): resync by mark-and-sweep.
             log.info("cursor of %s rejected: full resync", calendar.public_id)
             changes = provider.fetch_changes(
-                calendar.provider_calendar_id, None, known_versions=known_versions
+                calendar.provider_calendar_id,
+                None,
+                known_versions=known_versions,
+                known_payloads=known_payloads,
             )
             return changes, True
 

@@ -194,6 +194,20 @@ def _stored_resources(calendar: Calendar, hrefs: set[str]) -> dict[str, SyncedRe
     return found
 
 
+def stored_series(calendar: Calendar, resource_ids: list[str]) -> dict[str, str]:
+    """The series payloads the map keeps for these resources (those that recur)."""
+    found: dict[str, str] = {}
+    ordered = sorted(set(resource_ids))
+    for i in range(0, len(ordered), 500):
+        rows = (
+            SyncedResource.objects.filter(calendar=calendar, href__in=ordered[i : i + 500])
+            .exclude(series_payload="")
+            .values_list("href", "series_payload")
+        )
+        found.update(rows)
+    return found
+
+
 def stale_identities(
     calendar: Calendar,
     uids: set[str],

@@ -372,6 +372,7 @@ def _put(
             if write.operation == Operation.PARTICIPATION:
                 raise base.PermanentError("the event does not exist at the provider")
             rendered = _render(provider, write, context, "")
+            _take_provider_key(event, provider.provider_key_for(uid))
             try:
                 created = provider.create_event(calendar_id, rendered.payload, idempotency_key=uid)
             except base.AlreadyExists as exc:
@@ -400,6 +401,17 @@ def _put(
             continue
         return _confirm(provider, updated, rendered.payload, calendar)
     raise base.TemporaryError("the event kept changing at the provider; will retry")
+
+
+def _take_provider_key(event: Event, key: str) -> None:
+    """Before a create: the cached event takes the key the provider's event will have (Google:
+    the id we choose), so that a sync that sees the new event before we record the write finds
+    this event (protected by the pending write) instead of caching a second one."""
+    if event.provider_key == key:
+        return  # CalDAV: the UID is the key
+    with transaction.atomic():
+        Event.objects.filter(pk=event.pk).update(provider_key=key)
+    event.provider_key = key
 
 
 def _confirm(

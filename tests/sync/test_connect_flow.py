@@ -196,7 +196,7 @@ def test_flow_relink_with_another_identity_is_refused(client, radicale_server):
     assert Profile.objects.count() == 1
 
 
-GOOGLE_TOKEN_URL = "https://accounts.google.com/o/oauth2/token"
+GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"  # settings.GOOGLE_OAUTH2_URL
 GOOGLE_USERINFO_URL = "https://www.googleapis.com/oauth2/v3/userinfo"
 
 

@@ -154,7 +154,7 @@ class DoubleProvider(base.Provider):
     valid_token = "access-1"
     fetches: list[str] = []
 
-    def __init__(self, creds: base.OAuthCredentials):
+    def __init__(self, creds: base.OAuthCredentials, **options):
         self.creds = creds
 
     def _check(self):
@@ -169,7 +169,7 @@ class DoubleProvider(base.Provider):
         self._check()
         return [base.ProviderCalendar(provider_calendar_id="primary", name="Primary")]
 
-    def fetch_changes(self, calendar_id, cursor, *, known_versions=None):
+    def fetch_changes(self, calendar_id, cursor, *, known_versions=None, known_payloads=None):
         self._check()
         return base.ChangeSet(cursor="cursor-1", is_full=cursor is None)
 

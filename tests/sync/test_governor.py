@@ -32,7 +32,7 @@ class CappedProvider(base.Provider):
     most = 0
     calls = 0
 
-    def __init__(self, creds):
+    def __init__(self, creds, **options):
         self.creds = creds
 
     def describe_account(self):
@@ -41,7 +41,7 @@ class CappedProvider(base.Provider):
     def list_calendars(self):
         return []
 
-    def fetch_changes(self, calendar_id, cursor, *, known_versions=None):
+    def fetch_changes(self, calendar_id, cursor, *, known_versions=None, known_payloads=None):
         cls = type(self)
         with cls.lock:
             cls.in_flight += 1

@@ -28,7 +28,7 @@ class PushDouble(base.Provider):
     supports_push = True
     calls: list[tuple] = []
 
-    def __init__(self, creds):
+    def __init__(self, creds, **options):
         self.creds = creds
 
     def describe_account(self):
@@ -37,7 +37,7 @@ class PushDouble(base.Provider):
     def list_calendars(self):
         return [base.ProviderCalendar(provider_calendar_id="primary", name="Primary")]
 
-    def fetch_changes(self, calendar_id, cursor, *, known_versions=None):
+    def fetch_changes(self, calendar_id, cursor, *, known_versions=None, known_payloads=None):
         return base.ChangeSet(cursor="c", is_full=cursor is None)
 
     stop_error: Exception | None = None

@@ -269,6 +269,7 @@ class CalDAVProvider(Provider):
         cursor: str | None,
         *,
         known_versions: Callable[[], dict[str, str]] | None = None,
+        known_payloads=None,
     ) -> ChangeSet:
         """RFC 6578 sync-collection since `cursor` (None/"" = initial), with a ctag/sync-token
         short-circuit, truncation (507) handling and calendar-multiget of changed hrefs.

@@ -106,6 +106,7 @@ class IcsProvider(Provider):
         cursor: str | None,
         *,
         known_versions=None,
+        known_payloads=None,
     ) -> ChangeSet:
         """GET the feed with If-None-Match/If-Modified-Since from `cursor`; 304 or an identical
         body (servers without validators) is `unchanged`. Otherwise the whole feed is returned

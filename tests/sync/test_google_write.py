@@ -1,0 +1,107 @@
+"""Desired state -> Google event (sync.providers.google.write): only the fields we manage are
+sent, what Google keeps stays, and a state Google already holds makes no call."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sync.providers.base import InvalidData, WriteContext
+from sync.providers.google import normalize, write
+from sync.providers.google.adapter import event_id_for
+from tests.sync.writes_helpers import desired
+
+CONTEXT = WriteContext(uid="evt_1", self_emails=frozenset({"ada@example.com"}))
+START = datetime(2026, 12, 10, 9, 0, tzinfo=UTC)
+
+
+def held(**master) -> str:
+    group = normalize.new_group("Europe/Berlin")
+    group["master"] = {
+        "id": "abc",
+        "etag": '"1"',
+        "summary": "Old",
+        "start": {"dateTime": "2026-12-10T09:00:00Z", "timeZone": "Europe/Berlin"},
+        "end": {"dateTime": "2026-12-10T10:00:00Z", "timeZone": "Europe/Berlin"},
+        "conferenceData": {"conferenceId": "keep-me"},
+        **master,
+    }
+    return normalize.dump(group)
+
+
+def test_google_write_new_event_body_has_times_reminders_and_invitees():
+    data = desired(START, attendees_invite=[{"email": "bob@example.com", "display_name": "Bob"}])
+    rendered = write.render_event(desired=data, current="", context=CONTEXT)
+    body = write.patch_body(rendered.payload)
+    assert rendered.changed
+    assert body["start"] == {"dateTime": "2026-12-10T09:00:00Z", "timeZone": "Europe/Berlin"}
+    assert body["end"]["dateTime"] == "2026-12-10T10:00:00Z"
+    assert body["summary"] == "Managed" and body["location"] == "Room 1"
+    assert body["reminders"] == {
+        "useDefault": False,
+        "overrides": [{"method": "popup", "minutes": 15}],
+    }
+    assert body["attendees"] == [
+        {"email": "bob@example.com", "responseStatus": "needsAction", "displayName": "Bob"}
+    ]
+    assert "id" not in body and "conferenceData" not in body
+
+
+def test_google_write_merge_keeps_what_we_do_not_manage():
+    rendered = write.render_event(
+        desired=desired(START, summary="New"), current=held(), context=CONTEXT
+    )
+    master = json.loads(rendered.payload)["master"]
+    assert master["summary"] == "New" and master["conferenceData"] == {"conferenceId": "keep-me"}
+    assert "conferenceData" not in write.patch_body(rendered.payload)  # never sent back
+
+
+def test_google_write_same_state_is_no_change():
+    data = desired(START, summary="Old", minutes=60)
+    first = write.render_event(desired=data, current=held(), context=CONTEXT)
+    again = write.render_event(desired=data, current=first.payload, context=CONTEXT)
+    assert first.changed and not again.changed and again.payload == first.payload
+
+
+def test_google_write_all_day_is_dates_with_an_exclusive_end():
+    data = desired(START, is_all_day=True, start_date="2026-12-14", end_date="2026-12-16")
+    body = write.patch_body(write.render_event(desired=data, current="", context=CONTEXT).payload)
+    assert body["start"] == {"date": "2026-12-14"} and body["end"] == {"date": "2026-12-16"}
+
+
+def test_google_write_private_and_confidential():
+    data = desired(START, is_private=False)
+    current = held(visibility="confidential")
+    master = json.loads(write.render_event(desired=data, current=current, context=CONTEXT).payload)
+    assert master["master"]["visibility"] == "default"
+    kept = write.render_event(
+        desired=desired(START, is_private=True), current=current, context=CONTEXT
+    )
+    assert json.loads(kept.payload)["master"]["visibility"] == "confidential"
+
+
+def test_google_write_participation_sets_the_self_attendees_response():
+    current = held(
+        attendees=[
+            {"email": "boss@example.com", "organizer": True, "responseStatus": "accepted"},
+            {"email": "Ada@example.com", "responseStatus": "needsAction"},
+        ]
+    )
+    rendered = write.render_participation(status="tentative", current=current, context=CONTEXT)
+    statuses = [a["responseStatus"] for a in write.patch_body(rendered.payload)["attendees"]]
+    assert rendered.changed and statuses == ["accepted", "tentative"]
+    with pytest.raises(InvalidData):
+        write.render_participation(status="accepted", current=held(), context=CONTEXT)
+
+
+def test_google_event_ids_are_base32hex_and_stable():
+    first, again = event_id_for("evt_1"), event_id_for("evt_1")
+    assert first == again and first != event_id_for("evt_2")
+    assert 5 <= len(first) <= 1024 and set(first) <= set("0123456789abcdefghijklmnopqrstuv")
+
+
+def test_google_write_reminders_create_only_leaves_existing_alarms():
+    current = held(reminders={"useDefault": True})
+    data = desired(START + timedelta(hours=1), reminders=[30], reminders_create_only=True)
+    rendered = write.render_event(desired=data, current=current, context=CONTEXT)
+    assert json.loads(rendered.payload)["master"]["reminders"] == {"useDefault": True}
