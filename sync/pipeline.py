@@ -8,6 +8,8 @@ The provider tokens go, encrypted, into Profile.credentials, and the Profile's p
 import time
 from dataclasses import dataclass
 
+from social_core.exceptions import AuthPolicyError
+
 from accounts import pending as pending_authorization
 from accounts.models import Account, Profile
 from sync.connect import connect_oauth_profile
@@ -18,6 +20,24 @@ BACKEND_PROVIDERS = {
     "microsoft-graph": Profile.Provider.MICROSOFT,
 }
 PERSONAL_MICROSOFT_DOMAINS = ("outlook.com", "hotmail.com", "live.com", "msn.com")
+# The scope without which we cannot sync: the end-user may untick it on Google's consent page.
+CALENDAR_SCOPES = {
+    "google-oauth2": "https://www.googleapis.com/auth/calendar",
+    "microsoft-graph": "Calendars.ReadWrite",
+}
+
+
+class MissingCalendarAccess(AuthPolicyError):
+    """The end-user signed in but did not grant access to their calendars."""
+
+
+def require_calendar_access(backend, response, *args, **kwargs):
+    """Stop before anything is stored when the grant lacks the calendar scope (the granted
+    scopes come back in the token response, space-separated)."""
+    wanted = CALENDAR_SCOPES[backend.name]
+    granted = str(response.get("scope") or "").split()
+    if granted and wanted.lower() not in {scope.lower() for scope in granted}:
+        raise MissingCalendarAccess(backend)
 
 
 @dataclass(frozen=True)

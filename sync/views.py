@@ -12,11 +12,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
+from social_core.exceptions import AuthCanceled, AuthException
+from social_django.views import complete as social_complete
 
 from accounts import pending as pending_authorization
 from accounts.models import Account, Profile
 from sync.connect import connect_with_credentials, relink_prefill
 from sync.forms import CalDAVForm, IcsForm
+from sync.pipeline import MissingCalendarAccess
 from sync.providers.base import AuthExpired, PermanentError, ProviderError, TemporaryError
 from sync.services import push
 
@@ -213,6 +216,32 @@ class ConnectedView(View):
         return render(request, "sync/connected.html", {"profile": profile})
 
 
+@method_decorator(csrf_exempt, name="dispatch")  # as social-auth's own complete view
+class SocialCompleteView(View):
+    """social-auth's complete endpoint, with a page for the ways a consent can fall short:
+    declined, calendar access unticked, or a stale or forged state (400, nothing stored)."""
+
+    def get(self, request, backend: str):
+        return self._complete(request, backend)
+
+    def post(self, request, backend: str):
+        return self._complete(request, backend)
+
+    def _complete(self, request, backend):
+        try:
+            return social_complete(request, backend)
+        except MissingCalendarAccess:
+            reason = (
+                "You signed in but did not allow access to your calendars, so there is "
+                "nothing we can sync. Try again and leave calendar access ticked."
+            )
+        except AuthCanceled:
+            reason = "You declined the request, so no calendar was connected."
+        except AuthException:
+            reason = "The sign-in could not be completed (it may have expired). Please try again."
+        return render(request, "sync/connect_failed.html", {"reason": reason}, status=400)
+
+
 SOCIAL_BACKENDS = {
     Profile.Provider.GOOGLE: "google-oauth2",
     Profile.Provider.MICROSOFT: "microsoft-graph",
@@ -222,7 +251,10 @@ SOCIAL_BACKENDS = {
 @method_decorator(csrf_exempt, name="dispatch")  # providers post without our CSRF token
 class ProviderPushView(View):
     """/push/<provider>/: a provider's change notification. Answers at once (the sync runs in
-    the worker); 403 when no notification carried a known channel and its secret."""
+    the worker). A notification naming no live channel of ours, or the wrong secret, is
+    ignored but still answered 2xx: a provider retries a refused delivery with backoff (Google
+    for days), and a channel we already stopped may still post for a while; the answer tells a
+    forger nothing either way."""
 
     def post(self, request, provider_key: str):
         try:
@@ -239,5 +271,5 @@ class ProviderPushView(View):
         if received.reply:
             return HttpResponse(received.reply, content_type="text/plain; charset=utf-8")
         if received.rejected and not received.accepted:
-            return HttpResponse(status=403)
+            return HttpResponse(status=200)  # ignored (logged by the service)
         return HttpResponse(status=202)

@@ -42,6 +42,11 @@ class RateLimited(ProviderError):
         self.retry_after = retry_after
 
 
+class WriteQuotaExceeded(RateLimited):
+    """The account may not write for a while (Google's anti-abuse limit lifts after hours);
+    reading still works. The reconciler pauses every write of the profile until then."""
+
+
 class TemporaryError(ProviderError):
     """Network failure, timeout, 5xx: retry later with backoff."""
 

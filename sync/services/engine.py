@@ -72,6 +72,11 @@ def enqueue_sync(calendar_id: int) -> None:
     async_task("sync.tasks.sync_calendar", calendar_id, task_name=f"sync_calendar:{calendar_id}")
 
 
+def enqueue_push_maintenance() -> None:
+    """Queue a run of provider-subscription maintenance (sync.services.push)."""
+    async_task("sync.tasks.maintain_provider_subscriptions")
+
+
 def enqueue_calendar_discovery(profile_id: int) -> None:
     """Queue the discovery of a profile's calendars (a seam: tests replace it)."""
     async_task(
@@ -252,6 +257,9 @@ def discover_calendars(*, profile_id: int) -> list[Calendar]:
     live = [c for c in calendars if not c.is_deleted]
     for calendar in live:
         transaction.on_commit(lambda pk=calendar.pk: enqueue_sync(pk))
+    if live and PROVIDERS[profile.provider].supports_push:
+        # Subscribe the new calendars now, not at the next maintenance run (15 minutes).
+        transaction.on_commit(enqueue_push_maintenance)
     return live
 
 

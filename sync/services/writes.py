@@ -618,17 +618,31 @@ def _retry_later(write: ManagedEventWrite, token: str, exc: Exception) -> _Outco
     attempts = write.attempts + 1
     if attempts >= MAX_ATTEMPTS:
         return _fail(write, token, exc)
+    next_attempt_at = timezone.now() + retry_delay(attempts, exc)
     ManagedEventWrite.objects.filter(pk=write.pk, lock_token=token).update(
         attempts=attempts,
-        next_attempt_at=timezone.now() + retry_delay(attempts, exc),
+        next_attempt_at=next_attempt_at,
         locked_until=None,
         lock_token="",
         **_error_fields(exc),
     )
+    if isinstance(exc, base.WriteQuotaExceeded):
+        _pause_profile_writes(write.calendar.profile_id, until=next_attempt_at)
     log.warning(
         "event write %s attempt %d failed (%s): %s", write.pk, attempts, type(exc).__name__, exc
     )
     return _Outcome("retrying")
+
+
+def _pause_profile_writes(profile_id: int, *, until: datetime) -> None:
+    """The provider refuses this account's writes for a while: every other pending write of the
+    profile waits too (each would only hit the limit again, and extend it). Not an attempt."""
+    paused = (
+        ManagedEventWrite.objects.pending()
+        .filter(calendar__profile_id=profile_id, next_attempt_at__lt=until)
+        .update(next_attempt_at=until)
+    )
+    log.warning("writes of profile %s paused until %s (%s writes)", profile_id, until, paused)
 
 
 def _auth_expired(write: ManagedEventWrite, token: str, exc: base.AuthExpired) -> _Outcome:

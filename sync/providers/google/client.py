@@ -14,6 +14,7 @@ from sync.providers.base import (
     PermanentError,
     RateLimited,
     TemporaryError,
+    WriteQuotaExceeded,
 )
 from sync.providers.retry_after import parse_retry_after
 
@@ -23,10 +24,6 @@ _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 # Google's anti-abuse limit on writes per user ("Calendar usage limits exceeded"): it lifts
 # after hours, not seconds, so retrying sooner only extends it.
 QUOTA_RETRY_AFTER_SECONDS = 3 * 3600
-
-
-class QuotaExceeded(RateLimited):
-    """403 quotaExceeded: the account may not write for a while; reads still work."""
 
 
 class GoogleClient:
@@ -88,7 +85,9 @@ def translate(response: requests.Response, what: str) -> Exception:
     if status == 401:
         return AuthExpired(text)
     if status == 403 and reason == "quotaExceeded":
-        return QuotaExceeded(text, retry_after=max(retry_after or 0, QUOTA_RETRY_AFTER_SECONDS))
+        return WriteQuotaExceeded(
+            text, retry_after=max(retry_after or 0, QUOTA_RETRY_AFTER_SECONDS)
+        )
     if status == 429 or (status == 403 and reason in _RATE_REASONS):
         return RateLimited(text, retry_after=retry_after)
     if status == 410 and reason == "fullSyncRequired":
