@@ -14,6 +14,13 @@ def relay_changes() -> int:
     return services.relay_changes()
 
 
+def relay_and_dispatch() -> dict:
+    """Relay new change-log entries, then send what is due (queued after a sync changed an
+    account's cache)."""
+    relayed = services.relay_changes()
+    return {"relayed": relayed, **dict(services.dispatch_due().outcomes)}
+
+
 def pump_notifications() -> dict:
     """Relay and dispatch for PUSH_PUMP_SECONDS, polling every PUSH_POLL_INTERVAL_SECONDS."""
     stats = services.pump_notifications()

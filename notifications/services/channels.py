@@ -46,6 +46,20 @@ def kick_dispatcher() -> None:
         logger.warning("could not enqueue a push dispatch; the scheduled pump will send it")
 
 
+def kick_relay(*, account_id: int) -> None:
+    """A sync just committed changes to the account's cache: relay and send them now, rather
+    than at the scheduled pump's next pass (up to a minute away). Best effort, and only when
+    the account has an open channel: the pump catches up on anything missed."""
+    if not settings.PUSH_ENQUEUE_ON_COMMIT:
+        return
+    if not Channel.objects.open().filter(account_id=account_id).exists():
+        return
+    try:
+        async_task("notifications.tasks.relay_and_dispatch", group="notifications")
+    except Exception:
+        logger.warning("could not enqueue a relay; the scheduled pump will send the changes")
+
+
 def _kick_after_commit() -> None:
     transaction.on_commit(kick_dispatcher)
 

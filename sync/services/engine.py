@@ -354,11 +354,27 @@ def sync_calendar(
         outcome = _record_failure_safely(calendar_id, exc, token)
     finally:
         _release_lease(calendar_id, token)
+    if outcome.status == "synced" and outcome.result.changed:
+        _kick_relay(calendar_id)
     if outcome.status in ("synced", "unchanged"):
         _maybe_refresh_calendars(outcome.calendar_id)
         if outcome.has_push:
             _follow_up_push(calendar_id)
     return outcome
+
+
+def _kick_relay(calendar_id: int) -> None:
+    """Changes just committed: tell integrators now, not at the next pump pass."""
+    try:
+        account_id = (
+            Calendar.objects.filter(pk=calendar_id)
+            .values_list("profile__account_id", flat=True)
+            .first()
+        )
+        if account_id is not None:
+            notification_services.kick_relay(account_id=account_id)
+    except DatabaseError as exc:  # the scheduled pump relays them anyway
+        log.warning("relay after the sync of calendar %s not queued: %s", calendar_id, exc)
 
 
 def _follow_up_push(calendar_id: int) -> None:

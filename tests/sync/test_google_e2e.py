@@ -1,0 +1,314 @@
+"""Google end to end with the real processes: `manage.py serve` (web server + worker) on its own
+database, the provider sandbox standing in for Google over real HTTP, a browser on the hosted
+pages, and an integrator using pycronofy with a push channel to its own receiver.
+
+Connect → calendars listed → first sync of 2,600 events over two pages plus a series with a
+moved and a cancelled instance (each instance once) → a change at Google is pushed to us,
+synced, and reaches the integrator's channel → upsert / participation / delete through the API
+reach Google exactly once. Runs on SQLite, and on PostgreSQL when DATABASE_URL points there.
+"""
+
+import json
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pycronofy
+import pytest
+import requests
+
+from sync.sandbox.google import GoogleSandbox
+from tests.live_service import LiveService, drop_postgres_database, throwaway_postgres_url
+from tests.sync.test_service_under_load import form_fields
+
+ADA = "ada@example.com"
+CLIENT_ID, CLIENT_SECRET = "calsync-e2e", "calsync-e2e-secret"
+REDIRECT_URI = "https://integrator.example.com/callback"
+SCOPE = (
+    "read_account list_calendars read_events create_event delete_event read_free_busy"
+    " change_participation_status"
+)
+SINGLES = 2600
+EVENT_COUNT_QUERY = """
+import json
+from calendars.models import Event
+print(json.dumps(Event.objects.filter(
+    calendar__provider_calendar_id=%r, is_deleted=False, event_id__isnull=True).count()))
+"""
+
+
+class Receiver:
+    """The integrator's callback URL: records each notification body and when it came."""
+
+    def __init__(self):
+        self.received: list[tuple[float, dict]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the stdlib's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.received.append((time.monotonic(), json.loads(body or b"{}")))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/callback"
+
+    def changes_after(self, moment: float) -> list[float]:
+        return [
+            at
+            for at, body in self.received
+            if at > moment and body.get("notification", {}).get("type") == "change"
+        ]
+
+
+def wait_for(what, condition, timeout=120.0, every=0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+def utc(days: float, hour: int) -> datetime:
+    day = (datetime.now(UTC) + timedelta(days=days)).date()
+    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def timed(summary: str, start: datetime, minutes: int = 30, **fields) -> dict:
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    return {
+        "summary": summary,
+        "start": {"dateTime": start.strftime(stamp), "timeZone": "UTC"},
+        "end": {"dateTime": (start + timedelta(minutes=minutes)).strftime(stamp)},
+        **fields,
+    }
+
+
+def seed(sandbox: GoogleSandbox) -> dict:
+    for n in range(SINGLES):
+        sandbox.put_event(ADA, "primary", timed(f"Seeded {n}", utc(1 + n % 90, 6 + n % 12)))
+    series = sandbox.put_event(
+        ADA,
+        "primary",
+        {**timed("Standup", utc(-21, 9), 15), "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=10"]},
+    )
+    sandbox.put_event(
+        ADA,
+        "primary",
+        {
+            **timed("Standup (moved)", utc(-13, 11), 15),
+            "recurringEventId": series["id"],
+            "originalStartTime": timed("", utc(-14, 9))["start"],
+        },
+    )
+    sandbox.delete_event(ADA, "primary", f"{series['id']}_{utc(7, 9):%Y%m%dT%H%M%SZ}")
+    return series
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
+    else:
+        base = os.environ.get("DATABASE_URL", "")
+        if not base.startswith("postgres"):
+            pytest.skip("needs PostgreSQL: set DATABASE_URL")
+        url = throwaway_postgres_url(base)
+    sandbox = GoogleSandbox(auto_approve_as=ADA).start()
+    service = LiveService(database_url=url, workdir=tmp_path)
+    service.env_overrides = {
+        "API_RATE_LIMIT_PER_SECOND": "0",
+        "API_RATE_LIMIT_PER_MINUTE": "0",
+        "GOOGLE_CLIENT_ID": CLIENT_ID,
+        "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
+        "GOOGLE_ACCOUNTS_URL": sandbox.url,
+        "GOOGLE_OAUTH2_URL": sandbox.url,
+        "GOOGLE_APIS_URL": sandbox.url,
+        "PUBLIC_BASE_URL": service.url,  # where Google posts: the sandbox allows loopback http
+        "PUSH_CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32",
+    }
+    sandbox.add_client(
+        CLIENT_ID, CLIENT_SECRET, [f"{service.url}/connect/oauth/complete/google-oauth2/"]
+    )
+    sandbox.add_user(ADA, name="Ada")
+    try:
+        service.start()
+        yield sandbox, service
+    finally:
+        service.stop()
+        sandbox.stop()
+        if request.param == "postgresql":
+            drop_postgres_database(url)
+
+
+def connect_through_the_hosted_pages(service: LiveService, client_id: str) -> str:
+    """Integrator's link → chooser → Google (the sandbox approves) → consent → Allow; the code."""
+    browser = requests.Session()
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT_URI,
+            "scope": SCOPE,
+            "state": "s",
+            "provider_name": "google",
+        }
+    )
+    chooser = browser.get(f"{service.url}/oauth/authorize?{query}", timeout=60)
+    assert "/connect/" in chooser.url and "Google" in chooser.text, chooser.text[:500]
+    begin = browser.post(
+        f"{service.url}/connect/oauth/login/google-oauth2/",
+        data={"csrfmiddlewaretoken": form_fields(chooser.text)["csrfmiddlewaretoken"]},
+        headers={"Referer": chooser.url},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert begin.status_code == 302, begin.text[:500]
+    consent = browser.get(begin.headers["Location"], timeout=60)  # Google, then back to us
+    assert "authorizationForm" in consent.text, consent.text[:2000]
+    allowed = browser.post(
+        consent.url,
+        data={**form_fields(consent.text), "allow": "on"},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert allowed.status_code == 302, allowed.text[:2000]
+    return parse_qs(urlsplit(allowed.headers["Location"]).query)["code"][0]
+
+
+def test_google_end_to_end_through_the_real_service(world):
+    sandbox, service = world
+    series = seed(sandbox)
+    app = service.shell_json(
+        "import json; from accounts.oauth_services import create_application as c; "
+        f"a = c(name='E2E', redirect_uris=[{REDIRECT_URI!r}]); "
+        "print(json.dumps({'client_id': a.application.client_id, "
+        "'client_secret': a.client_secret}))"
+    )
+    code = connect_through_the_hosted_pages(service, app["client_id"])
+    client = pycronofy.Client(client_id=app["client_id"], client_secret=app["client_secret"])
+    client.request_handler.base_url = service.url
+    client.app_base_url = service.url
+    client.get_authorization_from_code(code, redirect_uri=REDIRECT_URI)
+
+    # Calendars listed and the first sync done by the worker: each instance exactly once.
+    calendars = wait_for("calendars", client.list_calendars, timeout=60)
+    [primary] = [c for c in calendars if c["calendar_primary"]]
+    expected = SINGLES + 9  # ten weekly instances, one cancelled
+    wait_for(
+        "the first sync",
+        lambda: service.shell_json(EVENT_COUNT_QUERY % ADA) == expected,
+        timeout=240,
+        every=1,
+    )
+    pages = sandbox.requests("GET", r"/calendars/.*/events$")
+    assert len({tuple(sorted(p.query.items())) for p in pages}) >= 2  # pageToken loop
+    standups = [
+        e
+        for e in client.read_events(
+            calendar_ids=(primary["calendar_id"],),
+            from_date=(datetime.now(UTC) - timedelta(days=30)).date(),
+            to_date=(datetime.now(UTC) + timedelta(days=60)).date(),
+        )
+        if e["summary"].startswith("Standup")
+    ]
+    assert len(standups) == 9 and sum(e["summary"] == "Standup (moved)" for e in standups) == 1
+    assert {e["event_uid"] for e in standups}  # cached under the series
+    assert series["recurrence"]
+
+    # Push: subscribed at discovery; a change at Google reaches the integrator's channel.
+    receiver = Receiver()
+    client.create_notification_channel(receiver.url, calendar_ids=(primary["calendar_id"],))
+    wait_for("a push channel at Google", lambda: sandbox.channels(), timeout=60)
+    changed_at = time.monotonic()
+    sandbox.put_event(ADA, "primary", timed("Pushed", utc(2, 15)))
+    [arrived, *_] = wait_for(
+        "the change notification", lambda: receiver.changes_after(changed_at), 30
+    )
+    latency = arrived - changed_at
+    print(
+        json.dumps(
+            {"backend": service.database_url.split(":")[0], "push_to_callback_s": round(latency, 3)}
+        )
+    )
+    assert latency < 5, latency
+
+    # Writes through the API reach Google exactly once.
+    start = utc(3, 14).replace(tzinfo=None)
+    client.upsert_event(
+        primary["calendar_id"],
+        {
+            "event_id": "booking-1",
+            "summary": "Booked",
+            "start": start.replace(tzinfo=UTC),
+            "end": (start + timedelta(minutes=45)).replace(tzinfo=UTC),
+            "tzid": "Europe/Berlin",
+        },
+    )
+
+    def booked():
+        return [e for e in sandbox.events(ADA) if e.get("summary") == "Booked"]
+
+    [created] = wait_for("the upsert at Google", booked, timeout=60)
+    assert created["status"] == "confirmed"
+    busy = list(
+        client.read_free_busy(
+            calendar_ids=(primary["calendar_id"],),
+            from_date=datetime.now(UTC).date(),
+            to_date=(datetime.now(UTC) + timedelta(days=5)).date(),
+        )
+    )
+    assert any(b["start"].startswith(start.strftime("%Y-%m-%dT%H:%M")) for b in busy), busy[:5]
+
+    invitation = sandbox.put_event(
+        ADA,
+        "primary",
+        {
+            **timed("Review", utc(4, 10)),
+            "organizer": {"email": "boss@example.com"},
+            "attendees": [
+                {"email": "boss@example.com", "organizer": True, "responseStatus": "accepted"},
+                {"email": ADA, "responseStatus": "needsAction"},
+            ],
+        },
+    )
+
+    def review():
+        window = {
+            "from_date": datetime.now(UTC).date(),
+            "to_date": (datetime.now(UTC) + timedelta(days=6)).date(),
+        }
+        found = [e for e in client.read_events(**window) if e["summary"] == "Review"]
+        return found[0] if found else None
+
+    event = wait_for("the invitation in the cache", review, timeout=60)
+    client.change_participation_status(primary["calendar_id"], event["event_uid"], "accepted")
+    wait_for(
+        "the answer at Google",
+        lambda: (
+            [a["responseStatus"] for a in sandbox.event(ADA, invitation["id"])["attendees"]]
+            == ["accepted", "accepted"]
+        ),
+        timeout=60,
+    )
+
+    client.delete_event(primary["calendar_id"], "booking-1")
+    wait_for(
+        "the delete at Google",
+        lambda: all(e["status"] == "cancelled" for e in booked()),
+        timeout=60,
+    )
+    inserts = sandbox.requests("POST", r"/calendars/.*/events$")
+    assert len([r for r in inserts if r.status == 200]) == 1  # one insert, never a twin
+    assert len(booked()) == 1
