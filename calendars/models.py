@@ -127,6 +127,9 @@ class Event(models.Model):
     transparency = models.CharField(
         max_length=16, choices=Transparency.choices, default=Transparency.OPAQUE
     )
+    # Cronofy's extended_transparency where the provider says more than busy/free
+    # (out_of_office, working_elsewhere); empty: the same as `transparency`.
+    extended_transparency = models.CharField(max_length=20, blank=True)
     participation_status = models.CharField(
         max_length=16, choices=ParticipationStatus.choices, default=ParticipationStatus.UNKNOWN
     )

@@ -64,6 +64,7 @@ EVENT_FIELDS = (
     "tzid",
     "status",
     "transparency",
+    "extended_transparency",
     "participation_status",
     "attendees",
     "organizer",

@@ -126,7 +126,7 @@ class EventRenderer:
             "attendees": row["attendees"],
             "organizer": row["organizer"] or {},
             "transparency": row["transparency"],
-            "extended_transparency": row["transparency"],
+            "extended_transparency": row["extended_transparency"] or row["transparency"],
             "status": row["status"],
             "event_status": row["status"],
             "categories": row["categories"],

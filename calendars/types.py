@@ -35,6 +35,7 @@ class EventData:
     tzid: str = "Etc/UTC"
     status: str = "confirmed"
     transparency: str = "opaque"
+    extended_transparency: str = ""  # out_of_office, working_elsewhere; "" = transparency
     participation_status: str = "unknown"
     attendees: list = field(default_factory=list)
     organizer: dict = field(default_factory=dict)
@@ -55,10 +56,18 @@ class EventData:
     def identity(self) -> EventIdentity:
         return EventIdentity(self.provider_key, self.original_start)
 
+    # Fields added after events were first cached: left out of the content while empty, so
+    # that adding one does not change every stored fingerprint (and report every event as
+    # updated on the next sync).
+    LATER_FIELDS = ("extended_transparency",)
+
     def content(self) -> dict:
         data = asdict(self)
         for name in self.STORAGE_FIELDS:
             data.pop(name)
+        for name in self.LATER_FIELDS:
+            if not data[name]:
+                data.pop(name)
         return data
 
     def fingerprint(self) -> str:

@@ -542,3 +542,12 @@ def test_events_include_moved_returns_events_moved_out_since_last_modified(clien
     assert read(client, ctx.token, **since)["events"] == []
     moved = read(client, ctx.token, **since, include_moved="true")["events"]
     assert [e["start"] for e in moved] == ["2027-02-21T09:00:00Z"]
+
+
+def test_events_extended_transparency_says_out_of_office(client, ctx):
+    away = add_event(ctx.calendar, start=T0, extended_transparency="out_of_office")
+    plain = add_event(ctx.calendar, start=T0 + timedelta(hours=2), transparency="transparent")
+    by_uid = {e["event_uid"]: e for e in read(client, ctx.token, **WINDOW)["events"]}
+    assert by_uid[away.event_uid]["extended_transparency"] == "out_of_office"
+    assert by_uid[away.event_uid]["transparency"] == "opaque"
+    assert by_uid[plain.event_uid]["extended_transparency"] == "transparent"

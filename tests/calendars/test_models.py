@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -164,3 +165,13 @@ def test_instances_of_a_series_are_separate_rows(db):
     ]
     assert apply_provider_events(calendar=calendar, upserts=instances).created == 3
     assert apply_provider_events(calendar=calendar, upserts=instances).unchanged == 3
+
+
+def test_event_data_fields_added_later_leave_old_fingerprints_alone():
+    # Events cached before extended_transparency existed keep their fingerprint: the next sync
+    # must not report every one of them as updated.
+    plain = make_event_data(start=datetime(2026, 12, 1, 9, tzinfo=UTC))
+    assert "extended_transparency" not in plain.content()
+    away = replace(plain, extended_transparency="out_of_office")
+    assert away.content()["extended_transparency"] == "out_of_office"
+    assert away.fingerprint() != plain.fingerprint()

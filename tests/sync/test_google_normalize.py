@@ -73,6 +73,17 @@ def test_google_normalize_series_with_a_moved_and_a_cancelled_instance():
 def test_google_normalize_working_location_is_not_busy():
     [event] = events_of("wl1").events
     assert event.transparency == "transparent"
+    assert event.extended_transparency == "working_elsewhere"
+
+
+def test_google_normalize_out_of_office_blocks_time():
+    group = normalize.new_group("UTC")
+    item = next(i for i in PAGE["items"] if i["id"] == "single1")
+    normalize.add_item(group, {**item, "eventType": "outOfOffice", "attendees": []})
+    resource = ProviderResource("single1", "v", normalize.dump(group))
+    [event] = normalize.normalize(resource, window=WINDOW, context=CONTEXT).events
+    assert (event.transparency, event.extended_transparency) == ("opaque", "out_of_office")
+    assert events_of("allday1").events[0].extended_transparency == ""  # a plain event
 
 
 def test_google_normalize_instance_without_its_master_is_kept_alone():

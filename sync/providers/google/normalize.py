@@ -38,7 +38,9 @@ _RESPONSE = {
     "tentative": "tentative",
     "declined": "declined",
 }
-# Working-location entries say where someone works, not that they are busy.
+# Google's event types in Cronofy's extended_transparency. A working-location entry says where
+# someone works, not that they are busy; out-of-office blocks time.
+_EXTENDED_TRANSPARENCY = {"outOfOffice": "out_of_office", "workingLocation": "working_elsewhere"}
 _FREE_EVENT_TYPES = {"workingLocation"}
 # Instances of one series expanded into one window, at most (a daily series over the default
 # 243-day window has 243).
@@ -212,6 +214,7 @@ def event_data(
         tzid=tzid,
         status=_STATUS.get(item.get("status", ""), "confirmed"),
         transparency="transparent" if transparent else "opaque",
+        extended_transparency=_EXTENDED_TRANSPARENCY.get(item.get("eventType", ""), ""),
         participation_status=participation,
         attendees=attendees,
         organizer=organizer,
