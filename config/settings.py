@@ -350,7 +350,9 @@ SOCIAL_AUTH_PIPELINE = (
     "sync.pipeline.require_calendar_access",
     "sync.pipeline.connect_calendar_account",
 )
-SOCIAL_AUTH_GOOGLE_OAUTH2_SCOPE = ["https://www.googleapis.com/auth/calendar"]
+# Only what we need: who the user is (openid, email) and their calendars; not `profile`.
+SOCIAL_AUTH_GOOGLE_OAUTH2_IGNORE_DEFAULT_SCOPE = True
+SOCIAL_AUTH_GOOGLE_OAUTH2_SCOPE = ["openid", "email", "https://www.googleapis.com/auth/calendar"]
 SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS = {"access_type": "offline", "prompt": "consent"}
 SOCIAL_AUTH_GOOGLE_OAUTH2_USE_UNIQUE_USER_ID = True
 SOCIAL_AUTH_MICROSOFT_GRAPH_SCOPE = ["offline_access", "Calendars.ReadWrite"]

@@ -56,6 +56,7 @@ class LiveService:
     port: int = field(default_factory=free_port)
     env_overrides: dict = field(default_factory=dict)
     radicale_port: int | None = None  # run serve's demo CalDAV server on this port
+    extra_args: list = field(default_factory=list)  # more `serve` options
     process: subprocess.Popen | None = None
 
     @property
@@ -83,7 +84,15 @@ class LiveService:
     def start(self, timeout: float = 120) -> None:
         with self.log_path.open("w") as log_file:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "serve", "--port", str(self.port), *self._demo()],
+                [
+                    sys.executable,
+                    "manage.py",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    *self._demo(),
+                    *self.extra_args,
+                ],
                 cwd=ROOT,
                 env=self.env(),
                 stdout=log_file,

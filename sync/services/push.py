@@ -188,6 +188,9 @@ def _subscribe(calendar: Calendar, report: MaintenanceReport) -> None:
     except base.ProviderError as exc:
         report.failed += 1
         log.warning("push subscription for %s not created: %s", calendar.public_id, exc)
+        if isinstance(exc, base.NotFound):
+            # The provider no longer has the calendar: the list refresh marks it deleted.
+            engine.enqueue_calendar_discovery(calendar.profile_id)
         return
     try:
         ProviderSubscription.objects.create(

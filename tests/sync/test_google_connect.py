@@ -75,7 +75,11 @@ def test_google_connect_through_the_sandbox_discovers_and_syncs(client, google):
     assert profile.credentials["refresh_token"]  # offline access was asked and granted
     auth_request = google.requests("GET", r"/o/oauth2/auth")[0].query
     assert auth_request["access_type"] == "offline" and auth_request["prompt"] == "consent"
-    assert "https://www.googleapis.com/auth/calendar" in auth_request["scope"].split()
+    assert sorted(auth_request["scope"].split()) == [
+        "email",
+        "https://www.googleapis.com/auth/calendar",
+        "openid",
+    ]  # only what we need
     assert google.discoveries == [profile.pk]
 
     [primary, team] = sorted(

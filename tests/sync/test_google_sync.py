@@ -16,7 +16,7 @@ from sync.models import CalendarSyncState
 from sync.providers import base
 from sync.providers.google.adapter import event_id_for
 from sync.sandbox.google import GoogleSandbox
-from sync.services import engine
+from sync.services import engine, push
 from tests.sync.writes_helpers import desired, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -335,3 +335,20 @@ def test_google_write_quota_pauses_every_write_of_the_profile(google):
         assert pending.next_attempt_at >= before + timedelta(hours=3)
     assert second.attempts == 0  # paused, not failed
     assert services.sync_calendar(calendar_id=calendar.pk).status == "synced"  # reads go on
+
+
+def test_google_push_subscribes_and_a_gone_calendar_is_rediscovered(google, settings, monkeypatch):
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"  # nothing listens: deliveries just fail
+    calendar = primary(connect(google))
+    report = push.maintain_subscriptions()
+    assert report.subscribed == 1
+    [channel] = google.channels()
+    assert channel["address"] == "http://127.0.0.1:9/push/google/"
+
+    google.add_calendar(ADA, "team@group.calendar.google.com", summary="Team")
+    services.refresh_profile_calendars(profile=calendar.profile)
+    discoveries = []
+    monkeypatch.setattr(engine, "enqueue_calendar_discovery", discoveries.append)
+    google.fail_next("POST", r"/watch$", 404, reason="notFound")
+    assert push.maintain_subscriptions().failed == 1
+    assert discoveries == [calendar.profile_id]

@@ -9,6 +9,7 @@ import requests
 
 from tests.live_service import LiveService
 from tests.radicale import free_port
+from tests.sync.test_service_under_load import form_fields
 
 
 def test_serve_prints_a_token_whose_curl_reads_the_demo_events(tmp_path):
@@ -37,5 +38,37 @@ def test_serve_prints_a_token_whose_curl_reads_the_demo_events(tmp_path):
             time.sleep(0.5)
         assert {"Stand-up", "Design review"} <= {e["summary"] for e in events}
         assert "manage.py create_access_token --account acc_" in service.log()
+    finally:
+        service.stop()
+
+
+def test_serve_google_sandbox_makes_the_google_button_work_offline(tmp_path):
+    service = LiveService(
+        database_url=f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        workdir=tmp_path,
+        extra_args=["--google-sandbox", "--google-sandbox-port", str(free_port())],
+    )
+    service.start()
+    try:
+        browser = requests.Session()
+        chooser = browser.get(f"{service.url}/connect/", timeout=30)
+        assert "Google" in chooser.text, chooser.text[:1000]
+        connected = browser.post(
+            f"{service.url}/connect/oauth/login/google-oauth2/",
+            data={"csrfmiddlewaretoken": form_fields(chooser.text)["csrfmiddlewaretoken"]},
+            headers={"Referer": chooser.url},
+            timeout=60,
+        )  # to the sandbox, which approves as the demo user, and back
+        assert "demo@example.com" in connected.text, connected.text[:2000]
+        code = (
+            "import json; from calendars.models import Event; "
+            "print(json.dumps(sorted(set(Event.objects.values_list('summary', flat=True)))))"
+        )
+        deadline = time.monotonic() + 60
+        summaries = []
+        while "Stand-up" not in summaries and time.monotonic() < deadline:
+            summaries = service.shell_json(code)  # discovery and the first sync: the worker
+            time.sleep(0.5)
+        assert {"Stand-up", "Design review"} <= set(summaries), service.log()[-3000:]
     finally:
         service.stop()

@@ -1,11 +1,14 @@
 """Run the whole service: migrations, schedules, the web server (gunicorn), the django-q2 worker
 and a local Radicale CalDAV server holding a sample calendar, connected to a demo account, with
-an access token printed (to try the whole loop offline in a minute).
+an access token printed (to try the whole loop offline in a minute). With --google-sandbox it
+also starts the Google provider sandbox and points the service at it, so that the chooser's
+Google button works offline (DEBUG only, like the demo).
 
 Ctrl-C (or SIGTERM) stops both children; a worker that hangs while stopping (django-q2 can)
 is escalated to SIGINT and then SIGKILL.
 """
 
+import os
 import secrets
 import signal
 import subprocess
@@ -13,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -21,6 +25,7 @@ from django.core.management.base import BaseCommand
 from sync import demo
 
 STOP_GRACE_SECONDS = 8
+SANDBOX_USER = "demo@example.com"
 
 
 class Command(BaseCommand):
@@ -38,6 +43,12 @@ class Command(BaseCommand):
             default=str(settings.BASE_DIR / "var" / "radicale"),
             help="storage of the demo CalDAV server (default var/radicale)",
         )
+        parser.add_argument(
+            "--google-sandbox",
+            action="store_true",
+            help="start the Google provider sandbox and connect Google through it (DEBUG only)",
+        )
+        parser.add_argument("--google-sandbox-port", type=int, default=8765)
 
     def handle(
         self,
@@ -47,6 +58,8 @@ class Command(BaseCommand):
         radicale_port: int,
         no_radicale: bool,
         radicale_dir: str,
+        google_sandbox: bool = False,
+        google_sandbox_port: int = 8765,
         **options,
     ):
         call_command("migrate", interactive=False, verbosity=0)
@@ -65,9 +78,15 @@ class Command(BaseCommand):
                     radicale_port, Path(radicale_dir), f"http://{host}:{port}"
                 )
             )
+        env = None
+        if google_sandbox and not settings.DEBUG:
+            self.stdout.write("DEBUG is off: the Google sandbox is not started.")
+        elif google_sandbox:
+            sandbox, env = self._start_google_sandbox(google_sandbox_port, f"http://{host}:{port}")
+            children.append(sandbox)
         children += [
-            subprocess.Popen(self._web_server_command(host, port)),
-            subprocess.Popen([*manage, "qcluster"]),
+            subprocess.Popen(self._web_server_command(host, port), env=env),
+            subprocess.Popen([*manage, "qcluster"], env=env),
         ]
         self.stdout.write(f"Service up: http://{host}:{port}/admin/  (Ctrl-C stops it)")
         stopping = False
@@ -143,6 +162,43 @@ class Command(BaseCommand):
         )
         return process
 
+    def _start_google_sandbox(self, port: int, service_url: str):
+        """The sandbox in its own process, with our client registered and a demo user that
+        approves at once; returns it and the environment that points web and worker at it."""
+        client_id, client_secret = "calsync-demo", secrets.token_urlsafe(16)
+        url = f"http://127.0.0.1:{port}"
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sync.sandbox.google",
+                f"--port={port}",
+                f"--client-id={client_id}",
+                f"--client-secret={client_secret}",
+                f"--redirect-uri={service_url}/connect/oauth/complete/google-oauth2/",
+                f"--user={SANDBOX_USER}",
+                f"--auto-approve-as={SANDBOX_USER}",
+                "--sample",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        _wait_until_up(f"{url}/.well-known/openid-configuration", process)
+        env = {
+            **os.environ,
+            "GOOGLE_CLIENT_ID": client_id,
+            "GOOGLE_CLIENT_SECRET": client_secret,
+            "GOOGLE_ACCOUNTS_URL": url,
+            "GOOGLE_OAUTH2_URL": url,
+            "GOOGLE_APIS_URL": url,
+            # Where the sandbox posts push notifications (it allows loopback http).
+            "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL or service_url,
+        }
+        self.stdout.write(
+            f"Google sandbox: {url}/  (the chooser's Google button signs in as "
+            f"{SANDBOX_USER}, who has a week of sample events)"
+        )
+        return process, env
+
     def _ensure_admin_user(self, host: str, port: int) -> None:
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
@@ -150,6 +206,18 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser("admin", "admin@localhost", password)
         self.stdout.write(f"Created superuser 'admin' with password: {password}")
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    _stop(process)
+    raise RuntimeError(f"the Google sandbox did not start at {url}")
 
 
 def _stop(child: subprocess.Popen) -> None:

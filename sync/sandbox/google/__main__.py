@@ -7,8 +7,37 @@ import argparse
 import signal
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 
 from sync.sandbox.google.sandbox import GoogleSandbox
+
+
+def add_sample_events(sandbox: GoogleSandbox, email: str) -> None:
+    """A weekly stand-up and a few meetings over the next days, so a demo has something."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def at(days: int, hour: int, minutes: int = 60) -> dict:
+        start = today + timedelta(days=days, hours=hour)
+        end = start + timedelta(minutes=minutes)
+        return {
+            "start": {"dateTime": start.strftime(_STAMP), "timeZone": "UTC"},
+            "end": {"dateTime": end.strftime(_STAMP), "timeZone": "UTC"},
+        }
+
+    sandbox.put_event(
+        email,
+        "primary",
+        {"summary": "Stand-up", **at(0, 9, 15), "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE,FR"]},
+    )
+    for days, hour, summary in (
+        (1, 13, "Lunch with Sam"),
+        (2, 15, "Design review"),
+        (4, 10, "1:1"),
+    ):
+        sandbox.put_event(email, "primary", {"summary": summary, **at(days, hour)})
+
+
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--auto-approve-as", help="skip the consent page as this user")
     parser.add_argument("--rotate-refresh-tokens", action="store_true")
+    parser.add_argument(
+        "--sample", action="store_true", help="give each user a week of sample events"
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
@@ -43,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         sandbox.add_client(args.client_id, args.client_secret, args.redirect_uri)
     for email in args.user or ["user@example.com"]:
         sandbox.add_user(email)
+        if args.sample:
+            add_sample_events(sandbox, email)
     sandbox.start()
     print(sandbox.url, flush=True)
     print(
