@@ -276,7 +276,7 @@ SOCIAL_AUTH_MICROSOFT_GRAPH_KEY = env_str("MICROSOFT_CLIENT_ID")
 SOCIAL_AUTH_MICROSOFT_GRAPH_SECRET = env_str("MICROSOFT_CLIENT_SECRET")
 # Token endpoints for refreshing end-users' access tokens (the provider sandbox overrides them).
 # Every Google URL is built from these three, with Google's own paths; tests, the demo and an
-# operator's staging point them at the provider sandbox (sync/sandbox/google.py).
+# operator's staging point them at the provider sandbox (sync/sandbox/google/).
 GOOGLE_ACCOUNTS_URL = env_str("GOOGLE_ACCOUNTS_URL", "https://accounts.google.com").rstrip("/")
 GOOGLE_OAUTH2_URL = env_str("GOOGLE_OAUTH2_URL", "https://oauth2.googleapis.com").rstrip("/")
 GOOGLE_APIS_URL = env_str("GOOGLE_APIS_URL", "https://www.googleapis.com").rstrip("/")
