@@ -118,3 +118,61 @@ def test_google_normalize_unreadable_payload_is_invalid_data():
         normalize.normalize(
             ProviderResource("x", "v", normalize.dump(broken)), window=WINDOW, context=CONTEXT
         )
+
+
+def series(start: dict, end: dict, recurrence: list[str]) -> list:
+    group = normalize.new_group("Europe/Berlin")
+    master = {"id": "s", "summary": "S", "start": start, "end": end, "recurrence": recurrence}
+    normalize.add_item(group, master)
+    resource = ProviderResource("s", "v", normalize.dump(group))
+    return normalize.normalize(resource, window=WINDOW, context=CONTEXT).events
+
+
+BERLIN = {"timeZone": "Europe/Berlin"}
+
+
+@pytest.mark.parametrize(
+    "start, end, recurrence, count",
+    [
+        # UNTIL in UTC on an all-day series (inclusive: the 5th is the last)
+        (
+            {"date": "2026-12-01"},
+            {"date": "2026-12-02"},
+            ["RRULE:FREQ=DAILY;UNTIL=20261205T000000Z"],
+            5,
+        ),
+        # a date-only UNTIL on a timed series: up to that date's start
+        (
+            {"dateTime": "2026-12-01T09:00:00+01:00", **BERLIN},
+            {"dateTime": "2026-12-01T10:00:00+01:00", **BERLIN},
+            ["RRULE:FREQ=DAILY;UNTIL=20261204"],
+            3,
+        ),
+        # a floating EXDATE (wall clock in the event's zone)
+        (
+            {"dateTime": "2026-12-01T09:00:00+01:00", **BERLIN},
+            {"dateTime": "2026-12-01T10:00:00+01:00", **BERLIN},
+            ["RRULE:FREQ=DAILY;COUNT=5", "EXDATE:20261203T090000"],
+            4,
+        ),
+        # RDATE with a TZID
+        (
+            {"dateTime": "2026-12-01T09:00:00+01:00", **BERLIN},
+            {"dateTime": "2026-12-01T10:00:00+01:00", **BERLIN},
+            ["RRULE:FREQ=DAILY;COUNT=2", "RDATE;TZID=Europe/Berlin:20261210T150000"],
+            3,
+        ),
+    ],
+)
+def test_google_normalize_recurrence_forms_google_sends(start, end, recurrence, count):
+    assert len(series(start, end, recurrence)) == count
+
+
+def test_google_normalize_series_keeps_its_wall_clock_across_dst():
+    events = series(
+        {"dateTime": "2026-10-22T09:00:00+02:00", **BERLIN},
+        {"dateTime": "2026-10-22T09:30:00+02:00", **BERLIN},
+        ["RRULE:FREQ=WEEKLY;COUNT=3"],
+    )
+    # 09:00 in Berlin: 07:00 UTC in summer time, 08:00 UTC after 25 October.
+    assert [e.start.hour for e in sorted(events, key=lambda e: e.start)] == [7, 8, 8]

@@ -20,7 +20,8 @@ import json
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dateutil import rrule
+import icalendar
+import recurring_ical_events
 
 from sync.providers.base import (
     EventData,
@@ -231,25 +232,43 @@ def event_data(
 
 
 def _occurrences(master: dict, zone_name: str, window: Window) -> list[datetime | date]:
-    """Starts of the master's instances whose span overlaps the window."""
+    """Starts of the master's instances whose span overlaps the window.
+
+    Google's `recurrence` lines are RFC 5545 properties, so the series is expanded by the same
+    machinery as CalDAV's (recurring_ical_events), which copes with what Google sends and bare
+    dateutil does not: UNTIL in UTC on an all-day series, a date-only UNTIL on a timed one,
+    floating EXDATEs, RDATE with TZID."""
     first = _when(master["start"], zone_name)
     last = _when(master["end"], zone_name) if master.get("end") else first
-    length = last - first
-    all_day = not isinstance(first, datetime)
-    dtstart = datetime.combine(first, time()) if all_day else first
+    lines = [line.strip() for line in master.get("recurrence") or [] if line.strip()]
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calsync//google//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:series\r\nDTSTAMP:20000101T000000Z\r\n{_ical_time('DTSTART', first)}\r\n"
+        f"{_ical_time('DTEND', last)}\r\n"
+        + "".join(f"{line}\r\n" for line in lines)
+        + "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
     try:
-        rules = rrule.rrulestr(
-            "\n".join(master.get("recurrence") or []), dtstart=dtstart, forceset=True
-        )
-        if all_day:
-            lower, upper = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
-        else:
-            lower, upper = window.start, window.end
-        starts = rules.between(lower - length, upper, inc=False)
-    except (ValueError, TypeError) as exc:
+        calendar = icalendar.Calendar.from_ical(text)
+        instances = recurring_ical_events.of(calendar).between(window.start, window.end)
+    except Exception as exc:  # noqa: BLE001 - bad RRULEs raise assorted errors
         raise InvalidData(f"cannot expand recurrence: {exc}"[:200]) from exc
-    starts = starts[:MAX_INSTANCES]
-    return [s.date() for s in starts] if all_day else starts
+    starts = []
+    for instance in instances[:MAX_INSTANCES]:
+        value = instance.decoded("DTSTART")
+        if isinstance(value, datetime):
+            value = value.astimezone(first.tzinfo) if isinstance(first, datetime) else value
+        starts.append(value)
+    return starts
+
+
+def _ical_time(name: str, value: datetime | date) -> str:
+    if not isinstance(value, datetime):
+        return f"{name};VALUE=DATE:{value:%Y%m%d}"
+    zone = str(value.tzinfo)
+    if zone in ("UTC", "Etc/UTC") or value.utcoffset() is None:
+        return f"{name}:{value.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    return f"{name};TZID={zone}:{value:%Y%m%dT%H%M%S}"
 
 
 def normalize(
