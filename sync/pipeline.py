@@ -34,9 +34,10 @@ class MissingCalendarAccess(AuthPolicyError):
 def require_calendar_access(backend, response, *args, **kwargs):
     """Stop before anything is stored when the grant lacks the calendar scope (the granted
     scopes come back in the token response, space-separated)."""
-    wanted = CALENDAR_SCOPES[backend.name]
-    granted = str(response.get("scope") or "").split()
-    if granted and wanted.lower() not in {scope.lower() for scope in granted}:
+    wanted = CALENDAR_SCOPES[backend.name].lower()
+    granted = [scope.lower() for scope in str(response.get("scope") or "").split()]
+    # Microsoft may name it fully (https://graph.microsoft.com/Calendars.ReadWrite).
+    if granted and not any(s == wanted or s.endswith("/" + wanted) for s in granted):
         raise MissingCalendarAccess(backend)
 
 

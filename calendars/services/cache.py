@@ -74,9 +74,9 @@ def _events_with_pending_writes(calendar: Calendar, done_since: datetime | None)
 
 
 def _copy_content(event: Event, data: EventData, fingerprint: str) -> None:
-    for name, value in data.content().items():
-        setattr(event, name, value)
-    for name in EventData.STORAGE_FIELDS:
+    # Every field, also those content() leaves out while empty (LATER_FIELDS): a value that
+    # went back to empty must be stored empty.
+    for name in _CONTENT_FIELDS:
         setattr(event, name, getattr(data, name))
     event.fingerprint = fingerprint
 

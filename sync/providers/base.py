@@ -241,10 +241,12 @@ class PushReceipt:
 @dataclass(frozen=True)
 class WrittenEvent:
     """Where a written event now lives at the provider, and its new version ('' when the
-    provider did not say: the caller reads it back)."""
+    provider did not say: the caller reads it back). `payload`: the resource as the provider
+    answered it, when it did (Google); '' means it holds what was written."""
 
     resource_id: str
     version: str
+    payload: str = ""
 
 
 class Provider(ABC):

@@ -185,6 +185,9 @@ def _process(pk: int, token: str) -> _Outcome:
             locked_until=None, lock_token=""
         )
         return _Outcome("lost")
+    paused_until = _profile_writes_paused_until(write)
+    if paused_until is not None:
+        return _defer(write, token, seconds=(paused_until - timezone.now()).total_seconds())
     gate = _enter(write, token)
     if gate is not None:
         return gate
@@ -316,10 +319,18 @@ def _fold_upserts(old: dict, new: dict) -> dict:
 
 
 def _identity_of(event: Event) -> tuple[str, str, str]:
-    """(uid, resource id, version) the provider knows the event by ('' resource id: not
-    created yet). The UID doubles as the create's idempotency key."""
+    """(iCalendar UID, resource id, version) the provider knows the event by ('' resource id:
+    not created yet)."""
     uid = event.ical_uid or event.provider_key
     return uid, event.provider_resource, event.provider_etag
+
+
+def _idempotency_key(event: Event) -> str:
+    """What a create is keyed by: our own id of the event, which never changes (its UID and
+    provider key may: Google's confirmation brings Google's iCalUID), so a retried or repeated
+    create of one event always lands on the same resource. For an event we created it is also
+    its UID (calendars.services gives a new managed event uid = event_uid)."""
+    return event.event_uid
 
 
 def _write_context(write: ManagedEventWrite, uid: str) -> base.WriteContext:
@@ -372,9 +383,10 @@ def _put(
             if write.operation == Operation.PARTICIPATION:
                 raise base.PermanentError("the event does not exist at the provider")
             rendered = _render(provider, write, context, "")
-            _take_provider_key(event, provider.provider_key_for(uid))
+            key = _idempotency_key(event)
+            _take_provider_key(event, provider.provider_key_for(key))
             try:
-                created = provider.create_event(calendar_id, rendered.payload, idempotency_key=uid)
+                created = provider.create_event(calendar_id, rendered.payload, idempotency_key=key)
             except base.AlreadyExists as exc:
                 # An earlier attempt created it and crashed before recording it (or a sync
                 # client did): update what is there instead of duplicating it.
@@ -417,9 +429,12 @@ def _take_provider_key(event: Event, key: str) -> None:
 def _confirm(
     provider: base.Provider, written: base.WrittenEvent, payload: str, calendar: Calendar
 ) -> _Written:
-    """A provider that answers a write without the new version: read the version it stored."""
+    """What the provider holds now: its own answer where it sent one (Google returns the whole
+    event), else what we wrote; a provider that answers without the new version is read."""
     if written.version:
-        return _Written(written.resource_id, written.version, payload, called=True)
+        return _Written(
+            written.resource_id, written.version, written.payload or payload, called=True
+        )
     fresh = provider.get_event(written.resource_id, calendar_id=calendar.provider_calendar_id)
     return _Written(fresh.resource_id, fresh.version, fresh.payload, called=True)
 
@@ -427,12 +442,13 @@ def _confirm(
 def _delete(provider: base.Provider, write: ManagedEventWrite, event: Event) -> _Written:
     """Delete the event at the provider; a delete wins over a concurrent edit (a Conflict
     refetches the current version and deletes again); already gone is success."""
-    uid, resource_id, version = _identity_of(event)
+    _uid, resource_id, version = _identity_of(event)
     calendar_id = write.calendar.provider_calendar_id
     if not resource_id:
         # Never recorded as created: a crashed create may still have left it where the
         # adapter puts a create with this key.
-        resource_id, version = provider.resource_for_key(calendar_id, uid), ""
+        key = _idempotency_key(event)
+        resource_id, version = provider.resource_for_key(calendar_id, key), ""
         if not resource_id:
             return _Written("", "", None, called=False)
     for _round in range(CONFLICT_RETRIES):
@@ -632,6 +648,23 @@ def _retry_later(write: ManagedEventWrite, token: str, exc: Exception) -> _Outco
         "event write %s attempt %d failed (%s): %s", write.pk, attempts, type(exc).__name__, exc
     )
     return _Outcome("retrying")
+
+
+def _profile_writes_paused_until(write: ManagedEventWrite) -> datetime | None:
+    """When another write of the profile hit the provider's write quota and waits: until then
+    (a write queued after the pause would only hit the limit again, and extend it)."""
+    return (
+        ManagedEventWrite.objects.pending()
+        .filter(
+            calendar__profile_id=write.calendar.profile_id,
+            last_error_class=base.WriteQuotaExceeded.__name__,
+            next_attempt_at__gt=timezone.now(),
+        )
+        .exclude(pk=write.pk)
+        .order_by("-next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
 
 
 def _pause_profile_writes(profile_id: int, *, until: datetime) -> None:

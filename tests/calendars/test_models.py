@@ -175,3 +175,13 @@ def test_event_data_fields_added_later_leave_old_fingerprints_alone():
     away = replace(plain, extended_transparency="out_of_office")
     assert away.content()["extended_transparency"] == "out_of_office"
     assert away.fingerprint() != plain.fingerprint()
+
+
+def test_apply_provider_events_clears_a_later_field_that_went_back_to_empty(db):
+    calendar = make_calendar()
+    away = make_event_data(start=datetime(2026, 12, 1, 9, tzinfo=UTC))
+    apply_provider_events(
+        calendar=calendar, upserts=[replace(away, extended_transparency="out_of_office")]
+    )
+    apply_provider_events(calendar=calendar, upserts=[away])
+    assert Event.objects.get(calendar=calendar).extended_transparency == ""

@@ -10,6 +10,7 @@ import requests
 from accounts.models import Profile
 from calendars.models import Calendar, Event
 from sync import services
+from sync.pipeline import MissingCalendarAccess, require_calendar_access
 from sync.sandbox.google import GoogleSandbox
 from sync.services import engine
 from tests.oauth_flow import exchange_code, make_integrator, redirect_params
@@ -125,3 +126,25 @@ def test_google_declined_consent_gets_a_page(client, google):
     assert response.status_code == 400
     assert b"You declined" in response.content
     assert not Profile.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "backend, scope, allowed",
+    [
+        ("google-oauth2", "openid email https://www.googleapis.com/auth/calendar", True),
+        ("google-oauth2", "openid email", False),
+        ("microsoft-graph", "offline_access https://graph.microsoft.com/Calendars.ReadWrite", True),
+        ("microsoft-graph", "Calendars.ReadWrite User.Read", True),
+        ("microsoft-graph", "User.Read", False),
+    ],
+)
+def test_require_calendar_access_reads_both_scope_notations(backend, scope, allowed):
+    class Backend:
+        name = backend
+
+    try:
+        require_calendar_access(Backend(), {"scope": scope})
+        granted = True
+    except MissingCalendarAccess:
+        granted = False
+    assert granted is allowed

@@ -336,6 +336,14 @@ def test_google_write_quota_pauses_every_write_of_the_profile(google):
     assert second.attempts == 0  # paused, not failed
     assert services.sync_calendar(calendar_id=calendar.pk).status == "synced"  # reads go on
 
+    # A write queued after the pause waits too, without asking Google.
+    inserts = len(google.requests("POST", r"/events$"))
+    third = write(calendar, desired(at(5), summary="Three"))
+    assert services.reconcile_event_writes(write_ids=[third.pk]).retrying == [third.pk]
+    third.refresh_from_db()
+    assert third.next_attempt_at >= before + timedelta(hours=3) and third.attempts == 0
+    assert len(google.requests("POST", r"/events$")) == inserts
+
 
 def test_google_push_subscribes_and_a_gone_calendar_is_rediscovered(google, settings, monkeypatch):
     settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"  # nothing listens: deliveries just fail
@@ -352,3 +360,34 @@ def test_google_push_subscribes_and_a_gone_calendar_is_rediscovered(google, sett
     google.fail_next("POST", r"/watch$", 404, reason="notFound")
     assert push.maintain_subscriptions().failed == 1
     assert discoveries == [calendar.profile_id]
+
+
+def test_google_get_event_of_a_series_keeps_its_moved_and_cancelled_instances(google):
+    series = google.put_event(
+        ADA, "primary", {**timed("Daily", at(1, 9)), "recurrence": ["RRULE:FREQ=DAILY;COUNT=10"]}
+    )
+    google.delete_event(ADA, "primary", f"{series['id']}_{at(3, 9):%Y%m%dT%H%M%SZ}")
+    calendar = primary(connect(google))
+    provider = services.provider_for(calendar.profile)
+
+    fresh = provider.get_event(series["id"], calendar_id=ADA)
+    # Caching what get_event returns (a write's conflict path does) must not bring back the
+    # cancelled instance, which no later incremental sync would mention again.
+    events = provider.normalize(
+        fresh, window=services.current_window(), context=base.ReadContext()
+    ).events
+    assert len(events) == 9 and at(3, 9) not in {e.original_start for e in events}
+
+
+def test_google_confirmed_create_caches_googles_answer_and_the_next_sync_is_quiet(google):
+    calendar = primary(connect(google))
+    services.sync_calendar(calendar_id=calendar.pk)
+    created = write(calendar, desired(at(3), summary="Booked"))
+    assert services.reconcile_event_writes().done == [created.pk]
+    event = Event.objects.get(pk=created.event_id)
+    google_id = event_id_for(created.event.event_uid)
+    assert event.ical_uid == google.event(ADA, google_id)["iCalUID"]  # Google's, at once
+
+    outcome = services.sync_calendar(calendar_id=calendar.pk)
+
+    assert outcome.result.changed == 0, outcome  # no echo of our own write to integrators

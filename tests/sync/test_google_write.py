@@ -34,7 +34,11 @@ def test_google_write_new_event_body_has_times_reminders_and_invitees():
     rendered = write.render_event(desired=data, current="", context=CONTEXT)
     body = write.patch_body(rendered.payload)
     assert rendered.changed
-    assert body["start"] == {"dateTime": "2026-12-10T09:00:00Z", "timeZone": "Europe/Berlin"}
+    assert body["start"] == {
+        "dateTime": "2026-12-10T09:00:00Z",
+        "timeZone": "Europe/Berlin",
+        "date": None,  # patch merges nested objects: clear an all-day date explicitly
+    }
     assert body["end"]["dateTime"] == "2026-12-10T10:00:00Z"
     assert body["summary"] == "Managed" and body["location"] == "Room 1"
     assert body["reminders"] == {
@@ -66,7 +70,8 @@ def test_google_write_same_state_is_no_change():
 def test_google_write_all_day_is_dates_with_an_exclusive_end():
     data = desired(START, is_all_day=True, start_date="2026-12-14", end_date="2026-12-16")
     body = write.patch_body(write.render_event(desired=data, current="", context=CONTEXT).payload)
-    assert body["start"] == {"date": "2026-12-14"} and body["end"] == {"date": "2026-12-16"}
+    assert body["start"] == {"date": "2026-12-14", "dateTime": None, "timeZone": None}
+    assert body["end"] == {"date": "2026-12-16", "dateTime": None, "timeZone": None}
 
 
 def test_google_write_private_and_confidential():
@@ -88,8 +93,10 @@ def test_google_write_participation_sets_the_self_attendees_response():
         ]
     )
     rendered = write.render_participation(status="tentative", current=current, context=CONTEXT)
-    statuses = [a["responseStatus"] for a in write.patch_body(rendered.payload)["attendees"]]
+    body = write.patch_body(rendered.payload)
+    statuses = [a["responseStatus"] for a in body["attendees"]]
     assert rendered.changed and statuses == ["accepted", "tentative"]
+    assert list(body) == ["attendees"]  # an invitee may change nothing else
     with pytest.raises(InvalidData):
         write.render_participation(status="accepted", current=held(), context=CONTEXT)
 
@@ -105,3 +112,21 @@ def test_google_write_reminders_create_only_leaves_existing_alarms():
     data = desired(START + timedelta(hours=1), reminders=[30], reminders_create_only=True)
     rendered = write.render_event(desired=data, current=current, context=CONTEXT)
     assert json.loads(rendered.payload)["master"]["reminders"] == {"useDefault": True}
+
+
+def test_google_write_same_state_in_googles_own_notation_is_no_change():
+    # Google answers with offsets in the calendar's zone, not the Z times we send.
+    current = held(
+        summary="Old",
+        description="Booked through the API",
+        location="Room 1",
+        start={"dateTime": "2026-12-10T10:00:00+01:00", "timeZone": "Europe/Berlin"},
+        end={"dateTime": "2026-12-10T11:00:00+01:00", "timeZone": "Europe/Berlin"},
+        transparency="opaque",
+        status="confirmed",
+        reminders={"useDefault": False, "overrides": [{"method": "popup", "minutes": 15}]},
+    )
+    rendered = write.render_event(
+        desired=desired(START, summary="Old", minutes=60), current=current, context=CONTEXT
+    )
+    assert not rendered.changed

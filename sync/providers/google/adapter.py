@@ -195,8 +195,9 @@ class GoogleProvider(Provider):
         return event_id_for(idempotency_key)
 
     def get_event(self, resource_id: str, *, calendar_id: str = "") -> ProviderResource:
-        """The event as a group of its own (a series' exceptions come with the next sync).
-        Raises NotFound (also for a cancelled event), AuthExpired, RateLimited…"""
+        """The event as its series group: for a recurring master, its moved and cancelled
+        instances too (listed by iCalUID), so that caching what this returns never forgets
+        them. Raises NotFound (also for a cancelled event), AuthExpired, RateLimited…"""
         item = self.client.call(
             "GET", self._events_path(calendar_id, resource_id), what="reading an event"
         )
@@ -204,7 +205,26 @@ class GoogleProvider(Provider):
             raise NotFound("the event was deleted at Google")
         group = normalize.new_group()
         normalize.add_item(group, item)
+        if item.get("recurrence") and item.get("iCalUID"):
+            for other in self._series_items(calendar_id, item["iCalUID"]):
+                if other.get("recurringEventId") == resource_id:
+                    normalize.add_item(group, other)
         return _resource(resource_id, group)
+
+    def _series_items(self, calendar_id: str, ical_uid: str) -> list[dict]:
+        items, page_token = [], None
+        for _page in range(MAX_PAGES):
+            params = {**LIST_PARAMETERS, "iCalUID": ical_uid, "showDeleted": "true"}
+            if page_token:
+                params["pageToken"] = page_token
+            page = self.client.call(
+                "GET", self._events_path(calendar_id), params=params, what="reading a series"
+            )
+            items.extend(page.get("items") or [])
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return items
+        raise PermanentError("events.list kept sending page tokens")
 
     def create_event(self, calendar_id: str, payload: str, *, idempotency_key: str) -> WrittenEvent:
         """events.insert with our own id: a retry of a create that reached Google gets 409
@@ -223,7 +243,7 @@ class GoogleProvider(Provider):
             raise AlreadyExists(
                 "the event already exists at Google", resource_id=event_id
             ) from None
-        return WrittenEvent(resource_id=event_id, version=_written_version(payload, created))
+        return _written(event_id, payload, created)
 
     def update_event(
         self, resource_id: str, payload: str, *, version: str = "", calendar_id: str = ""
@@ -239,7 +259,7 @@ class GoogleProvider(Provider):
             headers=headers,
             what="updating an event",
         )
-        return WrittenEvent(resource_id=resource_id, version=_written_version(payload, updated))
+        return _written(resource_id, payload, updated)
 
     def delete_event(self, resource_id: str, *, version: str = "", calendar_id: str = "") -> None:
         """events.delete with If-Match; already gone (404, 410) is success. Raises Conflict,
@@ -318,8 +338,10 @@ def _resource(series: str, group: dict) -> ProviderResource:
     return ProviderResource(series, normalize.group_version(group), normalize.dump(group))
 
 
-def _written_version(payload: str, answer: dict) -> str:
-    """The version of the group we rendered, with the master's new etag from Google."""
+def _written(resource_id: str, payload: str, answer: dict) -> WrittenEvent:
+    """The series group as Google now holds it: Google's answer as the master (with its
+    iCalUID, organizer and times as Google keeps them), the instances we had."""
     group = normalize.load(payload)
-    group["master"] = {**(group.get("master") or {}), "etag": answer.get("etag", "")}
-    return normalize.group_version(group)
+    group.pop(write.PATCH_FIELDS, None)
+    group["master"] = answer
+    return WrittenEvent(resource_id, normalize.group_version(group), normalize.dump(group))

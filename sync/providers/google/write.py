@@ -29,6 +29,9 @@ MANAGED = (
     "attendees",
 )
 _RESPONSE = {"accepted": "accepted", "tentative": "tentative", "declined": "declined"}
+# Key of a rendered group naming the fields its write sends: an answer to an invitation sends
+# only the attendees (an invitee may not change anything else: forbiddenForNonOrganizer).
+PATCH_FIELDS = "patch_fields"
 
 
 def _moment(value: str, tzid: str) -> dict:
@@ -36,13 +39,16 @@ def _moment(value: str, tzid: str) -> dict:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     zone = tzid if tzid and tzid not in ("UTC", "Etc/UTC", "GMT") else "UTC"
-    return {"dateTime": parsed.astimezone(UTC).isoformat().replace("+00:00", "Z"), "timeZone": zone}
+    instant = parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return {"dateTime": instant, "timeZone": zone, "date": None}
 
 
 def _apply(event: dict, desired: Mapping, *, exists: bool) -> None:
+    # events.patch merges nested objects: a switch between timed and all-day must clear the
+    # other kind of time explicitly.
     if desired.get("is_all_day"):
-        event["start"] = {"date": desired["start_date"]}
-        event["end"] = {"date": desired["end_date"]}  # exclusive, as Google's
+        event["start"] = {"date": desired["start_date"], "dateTime": None, "timeZone": None}
+        event["end"] = {"date": desired["end_date"], "dateTime": None, "timeZone": None}
     else:
         tzid = desired.get("tzid") or "Etc/UTC"
         event["start"] = _moment(desired["start"], tzid)
@@ -94,7 +100,21 @@ def _apply_attendees(event: dict, desired: Mapping) -> None:
 
 
 def _managed(event: dict | None) -> dict:
-    return {name: (event or {}).get(name) for name in MANAGED}
+    """The fields we manage, in a form that compares equal when Google holds the same state in
+    its own notation (offsets instead of Z, absent instead of null)."""
+    view = {name: (event or {}).get(name) for name in MANAGED}
+    for name in ("start", "end"):
+        view[name] = _time_view(view[name])
+    return view
+
+
+def _time_view(value: dict | None):
+    if not value:
+        return None
+    if value.get("date"):
+        return ("date", value["date"])
+    moment = datetime.fromisoformat(value["dateTime"].replace("Z", "+00:00"))
+    return ("dateTime", moment.astimezone(UTC), value.get("timeZone") or "UTC")
 
 
 def render_event(*, desired: Mapping, current: str, context: WriteContext) -> Rendered:
@@ -110,7 +130,8 @@ def render_event(*, desired: Mapping, current: str, context: WriteContext) -> Re
     changed = _managed(event) != before or master is None
     if not changed:
         return Rendered(payload=current, changed=False)
-    return Rendered(payload=normalize.dump({**group, "master": event}), changed=True)
+    rendered = {**group, "master": event, PATCH_FIELDS: list(MANAGED)}
+    return Rendered(payload=normalize.dump(rendered), changed=True)
 
 
 def render_participation(*, status: str, current: str, context: WriteContext) -> Rendered:
@@ -132,10 +153,14 @@ def render_participation(*, status: str, current: str, context: WriteContext) ->
         raise InvalidData("the calendar owner is not an attendee of this event")
     if not changed:
         return Rendered(payload=current, changed=False)
-    return Rendered(payload=normalize.dump({**group, "master": master}), changed=True)
+    fields = sorted({*group.get(PATCH_FIELDS, []), "attendees"})  # folded into an upsert
+    rendered = {**group, "master": master, PATCH_FIELDS: fields}
+    return Rendered(payload=normalize.dump(rendered), changed=True)
 
 
 def patch_body(payload: str) -> dict:
-    """The managed fields of the rendered master, as Google's events.patch takes them."""
-    master = normalize.load(payload).get("master") or {}
-    return {name: master[name] for name in MANAGED if master.get(name) is not None}
+    """The fields this write sends, from the rendered master, as events.patch takes them."""
+    group = normalize.load(payload)
+    master = group.get("master") or {}
+    fields = group.get(PATCH_FIELDS) or MANAGED
+    return {name: master[name] for name in fields if master.get(name) is not None}
