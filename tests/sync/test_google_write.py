@@ -130,3 +130,11 @@ def test_google_write_same_state_in_googles_own_notation_is_no_change():
         desired=desired(START, summary="Old", minutes=60), current=current, context=CONTEXT
     )
     assert not rendered.changed
+
+
+def test_google_write_colour_becomes_the_nearest_google_event_colour():
+    rendered = write.render_event(
+        desired=desired(START, color="#49BED8"), current="", context=CONTEXT
+    )
+    assert write.patch_body(rendered.payload)["colorId"] == "7"  # peacock, #46d6db
+    assert write.nearest_color_id("#dc2127") == "11"

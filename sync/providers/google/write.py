@@ -27,7 +27,22 @@ MANAGED = (
     "status",
     "reminders",
     "attendees",
+    "colorId",
 )
+# Google's event colours (colors.get, "event"): an integrator's hex colour becomes the nearest.
+EVENT_COLORS = {
+    "1": "#a4bdfc",
+    "2": "#7ae7bf",
+    "3": "#dbadff",
+    "4": "#ff887c",
+    "5": "#fbd75b",
+    "6": "#ffb878",
+    "7": "#46d6db",
+    "8": "#e1e1e1",
+    "9": "#5484ed",
+    "10": "#51b749",
+    "11": "#dc2127",
+}
 _RESPONSE = {"accepted": "accepted", "tentative": "tentative", "declined": "declined"}
 # Key of a rendered group naming the fields its write sends: an answer to an invitation sends
 # only the attendees (an invitee may not change anything else: forbiddenForNonOrganizer).
@@ -71,6 +86,8 @@ def _apply(event: dict, desired: Mapping, *, exists: bool) -> None:
         event["transparency"] = desired["transparency"]
     if desired.get("status") in ("confirmed", "tentative", "cancelled"):
         event["status"] = desired["status"]
+    if desired.get("color"):
+        event["colorId"] = nearest_color_id(desired["color"])
     reminders = desired.get("reminders")
     if reminders is not None and not (exists and desired.get("reminders_create_only")):
         event["reminders"] = {
@@ -78,6 +95,22 @@ def _apply(event: dict, desired: Mapping, *, exists: bool) -> None:
             "overrides": [{"method": "popup", "minutes": int(m)} for m in reminders],
         }
     _apply_attendees(event, desired)
+
+
+def nearest_color_id(hex_color: str) -> str:
+    """The Google event colour closest to `#rrggbb` (in RGB); Google offers eleven."""
+
+    def rgb(value: str) -> tuple[int, int, int]:
+        value = value.lstrip("#")
+        return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+
+    wanted = rgb(hex_color)
+    return min(
+        EVENT_COLORS,
+        key=lambda cid: sum(
+            (a - b) ** 2 for a, b in zip(rgb(EVENT_COLORS[cid]), wanted, strict=True)
+        ),
+    )
 
 
 def _apply_attendees(event: dict, desired: Mapping) -> None:
