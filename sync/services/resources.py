@@ -268,7 +268,16 @@ def store_resource_map(calendar, stored, new_map, gone_hrefs) -> None:
         elif (previous.etag, previous.uids, previous.series_payload) != (etag, uids, series):
             previous.etag, previous.uids, previous.series_payload = etag, uids, series
             to_update.append(previous)
-    SyncedResource.objects.bulk_create(to_create, batch_size=500)
+    # An upsert: the write reconciler may have mapped the same new resource since this sync
+    # read the map (its confirmation of an event it created); either row describes it, and a
+    # plain INSERT would fail the whole batch on the unique constraint.
+    SyncedResource.objects.bulk_create(
+        to_create,
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["calendar", "href"],
+        update_fields=["etag", "uids", "series_payload"],
+    )
     SyncedResource.objects.bulk_update(
         to_update, ["etag", "uids", "series_payload"], batch_size=500
     )
