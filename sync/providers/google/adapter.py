@@ -46,8 +46,6 @@ PAGE_SIZE = 2500
 # Every listing uses exactly these parameters (a sync token is only valid with the parameters
 # of the listing that issued it). singleEvents=false: see normalize's docstring.
 LIST_PARAMETERS = {"maxResults": PAGE_SIZE, "singleEvents": "false"}
-# Guard against a server that keeps sending page tokens.
-MAX_PAGES = 10_000
 # Invitees hear about an event an integrator invited them to, and the organizer about the
 # end-user's answer, as they would from Google Calendar itself (Google's default, "none",
 # would leave invitations silently in their calendars).
@@ -95,14 +93,13 @@ class GoogleProvider(Provider):
         """calendarList, hidden calendars included (hiding is a display choice in Google's
         UI; they are still the user's), deleted ones left out (the list refresh marks them
         deleted)."""
-        calendars, token = [], None
-        for _page in range(MAX_PAGES):
-            params = {"maxResults": 250, "showHidden": "true"}
-            if token:
-                params["pageToken"] = token
-            page = self.client.call(
-                "GET", "/calendar/v3/users/me/calendarList", params=params, what="listing calendars"
-            )
+        calendars = []
+        pages = self.client.pages(
+            "/calendar/v3/users/me/calendarList",
+            {"maxResults": 250, "showHidden": "true"},
+            what="listing calendars",
+        )
+        for page in pages:
             for entry in page.get("items") or []:
                 if entry.get("deleted"):
                     continue
@@ -115,10 +112,7 @@ class GoogleProvider(Provider):
                         color=(entry.get("backgroundColor") or "")[:7],
                     )
                 )
-            token = page.get("nextPageToken")
-            if not token:
-                return calendars
-        raise PermanentError("calendarList kept sending page tokens")
+        return calendars
 
     # --- sync ---
     def fetch_changes(
@@ -128,6 +122,7 @@ class GoogleProvider(Provider):
         *,
         known_versions: Callable[[], dict[str, str]] | None = None,
         known_payloads: Callable[[list[str]], dict[str, str]] | None = None,
+        window: Window | None = None,
     ) -> ChangeSet:
         """All events (no cursor) or every change since the cursor, as one resource per series.
         An incremental change to an instance is merged into the series the cache keeps
@@ -152,25 +147,18 @@ class GoogleProvider(Provider):
         )
 
     def _list(self, calendar_id: str, sync_token: str | None) -> tuple[list, str, str]:
-        """Every page of one listing: (items, the calendar's zone, nextSyncToken)."""
+        """Every page of one listing: (items, the calendar's zone, nextSyncToken, which only the
+        last page carries)."""
+        params = {**LIST_PARAMETERS, **({"syncToken": sync_token} if sync_token else {})}
         items: list[dict] = []
-        page_token = None
-        for _page in range(MAX_PAGES):
-            params = dict(LIST_PARAMETERS)
-            if sync_token:
-                params["syncToken"] = sync_token
-            if page_token:
-                params["pageToken"] = page_token
-            page = self.client.call(
-                "GET", self._events_path(calendar_id), params=params, what="listing events"
-            )
+        page: dict = {}
+        for page in self.client.pages(
+            self._events_path(calendar_id), params, what="listing events"
+        ):
             items.extend(page.get("items") or [])
-            page_token = page.get("nextPageToken")
-            if not page_token:
-                if not page.get("nextSyncToken"):
-                    raise PermanentError("events.list ended without a nextSyncToken")
-                return items, page.get("timeZone", ""), page["nextSyncToken"]
-        raise PermanentError("events.list kept sending page tokens")
+        if not page.get("nextSyncToken"):
+            raise PermanentError("events.list ended without a nextSyncToken")
+        return items, page.get("timeZone", ""), page["nextSyncToken"]
 
     @classmethod
     def normalize(
@@ -212,19 +200,9 @@ class GoogleProvider(Provider):
         return _resource(resource_id, group)
 
     def _series_items(self, calendar_id: str, ical_uid: str) -> list[dict]:
-        items, page_token = [], None
-        for _page in range(MAX_PAGES):
-            params = {**LIST_PARAMETERS, "iCalUID": ical_uid, "showDeleted": "true"}
-            if page_token:
-                params["pageToken"] = page_token
-            page = self.client.call(
-                "GET", self._events_path(calendar_id), params=params, what="reading a series"
-            )
-            items.extend(page.get("items") or [])
-            page_token = page.get("nextPageToken")
-            if not page_token:
-                return items
-        raise PermanentError("events.list kept sending page tokens")
+        params = {**LIST_PARAMETERS, "iCalUID": ical_uid, "showDeleted": "true"}
+        pages = self.client.pages(self._events_path(calendar_id), params, what="reading a series")
+        return [item for page in pages for item in page.get("items") or []]
 
     def create_event(self, calendar_id: str, payload: str, *, idempotency_key: str) -> WrittenEvent:
         """events.insert with our own id: a retry of a create that reached Google gets 409

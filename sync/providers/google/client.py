@@ -3,6 +3,8 @@ hierarchy (https://developers.google.com/calendar/api/guides/errors)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import requests
 
 from sync.providers.base import (
@@ -19,6 +21,8 @@ from sync.providers.base import (
 from sync.providers.retry_after import parse_retry_after
 
 TIMEOUT_SECONDS = 30
+# Guard against a server that keeps sending page tokens.
+MAX_PAGES = 10_000
 # 403 reasons that mean "slow down", not "forbidden".
 _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 # Google's anti-abuse limit on writes per user ("Calendar usage limits exceeded"): it lifts
@@ -63,6 +67,19 @@ class GoogleClient:
         if response.status_code == 204:
             return {}
         raise translate(response, what)
+
+    def pages(self, path: str, params: dict, *, what: str) -> Iterator[dict]:
+        """Every page of a listing, following nextPageToken (same parameters each time, as
+        Google requires). Raises PermanentError when the pages never end."""
+        page_token = None
+        for _page in range(MAX_PAGES):
+            query = {**params, "pageToken": page_token} if page_token else params
+            page = self.call("GET", path, params=query, what=what)
+            yield page
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return
+        raise PermanentError(f"{what}: Google kept sending page tokens")
 
 
 def error_reason(response: requests.Response) -> tuple[str, str]:
