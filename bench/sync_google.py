@@ -76,14 +76,12 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connections  # noqa: E402
 
-from accounts.models import Profile  # noqa: E402
 from calendars.models import Calendar  # noqa: E402
 from sync import services  # noqa: E402
-from sync.connect import connect_oauth_profile  # noqa: E402
-from sync.providers import base  # noqa: E402
 from sync.providers.google import GoogleProvider  # noqa: E402
 from sync.sandbox.google import GoogleSandbox  # noqa: E402
 from sync.services import engine  # noqa: E402
+from tests.sync.google_world import connect_google, google_service  # noqa: E402
 from tests.sync.test_google_e2e import (  # noqa: E402
     REDIRECT_URI,
     Receiver,
@@ -93,7 +91,6 @@ from tests.sync.test_google_e2e import (  # noqa: E402
 
 ADA = "ada@example.com"
 CLIENT_ID, CLIENT_SECRET = "calsync-bench", "calsync-bench-secret"
-SCOPES = ["openid", "email", "https://www.googleapis.com/auth/calendar"]
 SMALL_CALENDAR = "small@group.calendar.google.com"
 EVENTS_LIST = r"/calendars/[^/]+/events$"
 
@@ -152,22 +149,6 @@ def percentile(values: list[float], share: float) -> float:
 
 
 # --- part 1: in process ---
-def connect(sandbox: GoogleSandbox) -> Profile:
-    access, refresh = sandbox.issue_tokens(ADA, CLIENT_ID, SCOPES)
-    profile = connect_oauth_profile(
-        account=None,
-        provider_key=Profile.Provider.GOOGLE,
-        credentials={
-            "access_token": access,
-            "refresh_token": refresh,
-            "expires_at": time.time() + 3599,
-        },
-        provider_account=base.ProviderAccount(f"sub-{ADA}", ADA, "google"),
-    )
-    services.discover_calendars(profile_id=profile.pk)
-    return profile
-
-
 def incremental(sandbox, calendar, calendar_id: str, event_id: str, repeat: int) -> dict:
     totals, servers = [], []
     for i in range(repeat):
@@ -222,7 +203,7 @@ def in_process(args, stack: contextlib.ExitStack) -> dict:
     seed_s, big_ids = timed(lambda: seed(sandbox, "primary", args.events, base_time))
     small_ids = seed(sandbox, SMALL_CALENDAR, args.small, base_time)
 
-    profile = connect(sandbox)
+    profile = connect_google(sandbox, ADA, CLIENT_ID)
     calendars = {c.provider_calendar_id: c for c in Calendar.objects.filter(profile=profile)}
     big, small = calendars[ADA], calendars[SMALL_CALENDAR]
 
@@ -288,22 +269,9 @@ def real_service(args, stack: contextlib.ExitStack) -> dict:
         url = f"sqlite:///{workdir / 'service.sqlite3'}"
     sandbox = GoogleSandbox(auto_approve_as=ADA).start()
     stack.callback(sandbox.stop)
-    service = LiveService(database_url=url, workdir=workdir)
-    service.env_overrides = {
-        "API_RATE_LIMIT_PER_SECOND": "0",
-        "API_RATE_LIMIT_PER_MINUTE": "0",
-        "GOOGLE_CLIENT_ID": CLIENT_ID,
-        "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
-        "GOOGLE_ACCOUNTS_URL": sandbox.url,
-        "GOOGLE_OAUTH2_URL": sandbox.url,
-        "GOOGLE_APIS_URL": sandbox.url,
-        "PUBLIC_BASE_URL": service.url,  # where Google posts: the sandbox allows loopback http
-        "PUSH_CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32",
-    }
-    sandbox.add_client(
-        CLIENT_ID, CLIENT_SECRET, [f"{service.url}/connect/oauth/complete/google-oauth2/"]
+    service = google_service(
+        sandbox, database_url=url, workdir=workdir, client=(CLIENT_ID, CLIENT_SECRET), email=ADA
     )
-    sandbox.add_user(ADA, name="Ada")
     base_time = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
     ids = seed(sandbox, "primary", args.small, base_time)
 

@@ -15,10 +15,13 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import pytest
 import requests
 
 from tests.radicale import free_port
@@ -34,6 +37,24 @@ def throwaway_postgres_url(base_url: str) -> str:
     with psycopg.connect(_with_database(base_url, "postgres"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return _with_database(base_url, name)
+
+
+@contextmanager
+def service_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database for a service under test: a SQLite file in `tmp_path`, or
+    (kind "postgresql") a throw-away PostgreSQL database next to DATABASE_URL, dropped
+    afterwards; skips the test when DATABASE_URL is not PostgreSQL."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'service.sqlite3'}"
+        return
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith("postgres"):
+        pytest.skip("needs PostgreSQL: set DATABASE_URL")
+    url = throwaway_postgres_url(base)
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)
 
 
 def drop_postgres_database(url: str) -> None:

@@ -9,7 +9,6 @@ reach Google exactly once. Runs on SQLite, and on PostgreSQL when DATABASE_URL p
 """
 
 import json
-import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,8 @@ import pytest
 import requests
 
 from sync.sandbox.google import GoogleSandbox
-from tests.live_service import LiveService, drop_postgres_database, throwaway_postgres_url
+from tests.live_service import LiveService, service_database
+from tests.sync.google_world import at, google_service, invitation, timed
 from tests.sync.test_service_under_load import form_fields
 
 ADA = "ada@example.com"
@@ -80,76 +80,44 @@ def wait_for(what, condition, timeout=120.0, every=0.2):
         time.sleep(every)
 
 
-def utc(days: float, hour: int) -> datetime:
-    day = (datetime.now(UTC) + timedelta(days=days)).date()
-    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
-
-
-def timed(summary: str, start: datetime, minutes: int = 30, **fields) -> dict:
-    stamp = "%Y-%m-%dT%H:%M:%SZ"
-    return {
-        "summary": summary,
-        "start": {"dateTime": start.strftime(stamp), "timeZone": "UTC"},
-        "end": {"dateTime": (start + timedelta(minutes=minutes)).strftime(stamp)},
-        **fields,
-    }
-
-
 def seed(sandbox: GoogleSandbox) -> dict:
     for n in range(SINGLES):
-        sandbox.put_event(ADA, "primary", timed(f"Seeded {n}", utc(1 + n % 90, 6 + n % 12)))
+        sandbox.put_event(ADA, "primary", timed(f"Seeded {n}", at(1 + n % 90, 6 + n % 12)))
     series = sandbox.put_event(
         ADA,
         "primary",
-        {**timed("Standup", utc(-21, 9), 15), "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=10"]},
+        {**timed("Standup", at(-21, 9), 15), "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=10"]},
     )
     sandbox.put_event(
         ADA,
         "primary",
         {
-            **timed("Standup (moved)", utc(-13, 11), 15),
+            **timed("Standup (moved)", at(-13, 11), 15),
             "recurringEventId": series["id"],
-            "originalStartTime": timed("", utc(-14, 9))["start"],
+            "originalStartTime": timed("", at(-14, 9))["start"],
         },
     )
-    sandbox.delete_event(ADA, "primary", f"{series['id']}_{utc(7, 9):%Y%m%dT%H%M%SZ}")
+    sandbox.delete_event(ADA, "primary", f"{series['id']}_{at(7, 9):%Y%m%dT%H%M%SZ}")
     return series
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def world(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
-    else:
-        base = os.environ.get("DATABASE_URL", "")
-        if not base.startswith("postgres"):
-            pytest.skip("needs PostgreSQL: set DATABASE_URL")
-        url = throwaway_postgres_url(base)
-    sandbox = GoogleSandbox(auto_approve_as=ADA).start()
-    service = LiveService(database_url=url, workdir=tmp_path)
-    service.env_overrides = {
-        "API_RATE_LIMIT_PER_SECOND": "0",
-        "API_RATE_LIMIT_PER_MINUTE": "0",
-        "GOOGLE_CLIENT_ID": CLIENT_ID,
-        "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
-        "GOOGLE_ACCOUNTS_URL": sandbox.url,
-        "GOOGLE_OAUTH2_URL": sandbox.url,
-        "GOOGLE_APIS_URL": sandbox.url,
-        "PUBLIC_BASE_URL": service.url,  # where Google posts: the sandbox allows loopback http
-        "PUSH_CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32",
-    }
-    sandbox.add_client(
-        CLIENT_ID, CLIENT_SECRET, [f"{service.url}/connect/oauth/complete/google-oauth2/"]
-    )
-    sandbox.add_user(ADA, name="Ada")
-    try:
-        service.start()
-        yield sandbox, service
-    finally:
-        service.stop()
-        sandbox.stop()
-        if request.param == "postgresql":
-            drop_postgres_database(url)
+    with service_database(request.param, tmp_path) as url:
+        sandbox = GoogleSandbox(auto_approve_as=ADA).start()
+        service = google_service(
+            sandbox,
+            database_url=url,
+            workdir=tmp_path,
+            client=(CLIENT_ID, CLIENT_SECRET),
+            email=ADA,
+        )
+        try:
+            service.start()
+            yield sandbox, service
+        finally:
+            service.stop()
+            sandbox.stop()
 
 
 def connect_through_the_hosted_pages(service: LiveService, client_id: str) -> str:
@@ -232,7 +200,7 @@ def test_google_end_to_end_through_the_real_service(world):
     client.create_notification_channel(receiver.url, calendar_ids=(primary["calendar_id"],))
     wait_for("a push channel at Google", lambda: sandbox.channels(), timeout=60)
     changed_at = time.monotonic()
-    sandbox.put_event(ADA, "primary", timed("Pushed", utc(2, 15)))
+    sandbox.put_event(ADA, "primary", timed("Pushed", at(2, 15)))
     [arrived, *_] = wait_for(
         "the change notification", lambda: receiver.changes_after(changed_at), 30
     )
@@ -245,7 +213,7 @@ def test_google_end_to_end_through_the_real_service(world):
     assert latency < 5, latency
 
     # Writes through the API reach Google exactly once.
-    start = utc(3, 14).replace(tzinfo=None)
+    start = at(3, 14).replace(tzinfo=None)
     client.upsert_event(
         primary["calendar_id"],
         {
@@ -271,18 +239,7 @@ def test_google_end_to_end_through_the_real_service(world):
     )
     assert any(b["start"].startswith(start.strftime("%Y-%m-%dT%H:%M")) for b in busy), busy[:5]
 
-    invitation = sandbox.put_event(
-        ADA,
-        "primary",
-        {
-            **timed("Review", utc(4, 10)),
-            "organizer": {"email": "boss@example.com"},
-            "attendees": [
-                {"email": "boss@example.com", "organizer": True, "responseStatus": "accepted"},
-                {"email": ADA, "responseStatus": "needsAction"},
-            ],
-        },
-    )
+    invited = sandbox.put_event(ADA, "primary", invitation("Review", at(4, 10), ADA))
 
     def review():
         window = {
@@ -297,7 +254,7 @@ def test_google_end_to_end_through_the_real_service(world):
     wait_for(
         "the answer at Google",
         lambda: (
-            [a["responseStatus"] for a in sandbox.event(ADA, invitation["id"])["attendees"]]
+            [a["responseStatus"] for a in sandbox.event(ADA, invited["id"])["attendees"]]
             == ["accepted", "accepted"]
         ),
         timeout=60,

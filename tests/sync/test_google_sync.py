@@ -2,8 +2,7 @@
 calendar list, full and incremental sync (pages, series with a moved and a cancelled
 instance, 410), token refresh and revocation, rate limits, and writes through the reconciler."""
 
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -11,19 +10,18 @@ from django.utils import timezone
 from accounts.models import Profile
 from calendars.models import Calendar, Event, ManagedEventWrite
 from sync import services
-from sync.connect import connect_oauth_profile
 from sync.models import CalendarSyncState
 from sync.providers import base
 from sync.providers.google.adapter import event_id_for
 from sync.sandbox.google import GoogleSandbox
 from sync.services import engine, push
+from tests.sync.google_world import at, connect_google, invitation, timed
 from tests.sync.writes_helpers import desired, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CLIENT_ID, CLIENT_SECRET = "calsync-test", "calsync-test-secret"
 ADA = "ada@example.com"
-SCOPES = ["openid", "email", "https://www.googleapis.com/auth/calendar"]
 
 
 @pytest.fixture
@@ -44,38 +42,11 @@ def google(settings, monkeypatch):
 
 
 def connect(sandbox: GoogleSandbox) -> Profile:
-    access, refresh = sandbox.issue_tokens(ADA, CLIENT_ID, SCOPES)
-    profile = connect_oauth_profile(
-        account=None,
-        provider_key=Profile.Provider.GOOGLE,
-        credentials={
-            "access_token": access,
-            "refresh_token": refresh,
-            "expires_at": time.time() + 3599,
-        },
-        provider_account=base.ProviderAccount(f"sub-{ADA}", ADA, "google"),
-    )
-    services.discover_calendars(profile_id=profile.pk)
-    return profile
+    return connect_google(sandbox, ADA, CLIENT_ID)
 
 
 def primary(profile: Profile) -> Calendar:
     return Calendar.objects.get(profile=profile, provider_calendar_id=ADA)
-
-
-def at(days: float, hour: int = 10) -> datetime:
-    day = (timezone.now() + timedelta(days=days)).date()
-    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
-
-
-def timed(summary: str, start: datetime, minutes: int = 30, **fields) -> dict:
-    end = start + timedelta(minutes=minutes)
-    return {
-        "summary": summary,
-        "start": {"dateTime": start.isoformat().replace("+00:00", "Z"), "timeZone": "UTC"},
-        "end": {"dateTime": end.isoformat().replace("+00:00", "Z"), "timeZone": "UTC"},
-        **fields,
-    }
 
 
 def live(calendar: Calendar):
@@ -290,21 +261,10 @@ def test_google_create_that_reached_google_before_a_crash_is_not_duplicated(goog
 
 
 def test_google_participation_answers_an_invitation(google):
-    invitation = google.put_event(
-        ADA,
-        "primary",
-        {
-            **timed("Review", at(2)),
-            "organizer": {"email": "boss@example.com"},
-            "attendees": [
-                {"email": "boss@example.com", "organizer": True, "responseStatus": "accepted"},
-                {"email": ADA, "responseStatus": "needsAction"},
-            ],
-        },
-    )
+    invited = google.put_event(ADA, "primary", invitation("Review", at(2), ADA))
     calendar = primary(connect(google))
     services.sync_calendar(calendar_id=calendar.pk)
-    event = live(calendar).get(provider_key=invitation["id"])
+    event = live(calendar).get(provider_key=invited["id"])
     assert event.participation_status == "needs_action"
 
     answer = write(
@@ -315,7 +275,7 @@ def test_google_participation_answers_an_invitation(google):
     )
     assert services.reconcile_event_writes().done == [answer.pk]
 
-    attendees = google.event(ADA, invitation["id"])["attendees"]
+    attendees = google.event(ADA, invited["id"])["attendees"]
     assert [a["responseStatus"] for a in attendees] == ["accepted", "declined"]
 
 

@@ -9,7 +9,6 @@ points at PostgreSQL (as in CI).
 """
 
 import json
-import os
 import threading
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ import pytest
 import requests
 from pycronofy.exceptions import PyCronofyRequestError
 
-from tests.live_service import LiveService, drop_postgres_database, throwaway_postgres_url
+from tests.live_service import LiveService, service_database
 
 CLIENTS = 40
 EVENTS = 1200
@@ -214,26 +213,18 @@ print(json.dumps({
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def service(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
-    else:
-        base = os.environ.get("DATABASE_URL", "")
-        if not base.startswith("postgres"):
-            pytest.skip("needs PostgreSQL: set DATABASE_URL")
-        url = throwaway_postgres_url(base)
-    live = LiveService(
-        database_url=url,
-        workdir=tmp_path,
-        # The per-application API limits (50/s) are not what this test measures.
-        env_overrides={"API_RATE_LIMIT_PER_SECOND": "0", "API_RATE_LIMIT_PER_MINUTE": "0"},
-    )
-    try:
-        live.start()
-        yield live
-    finally:
-        live.stop()
-        if request.param == "postgresql":
-            drop_postgres_database(url)
+    with service_database(request.param, tmp_path) as url:
+        live = LiveService(
+            database_url=url,
+            workdir=tmp_path,
+            # The per-application API limits (50/s) are not what this test measures.
+            env_overrides={"API_RATE_LIMIT_PER_SECOND": "0", "API_RATE_LIMIT_PER_MINUTE": "0"},
+        )
+        try:
+            live.start()
+            yield live
+        finally:
+            live.stop()
 
 
 def test_service_under_load_no_5xx_sync_completes_upserts_once(service, radicale_server):
