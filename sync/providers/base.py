@@ -227,6 +227,9 @@ class PushNotification:
 
     channel_id: str
     token: str = field(repr=False)
+    # A subscription's own event rather than a change (Graph: reauthorizationRequired,
+    # subscriptionRemoved, missed); empty for a change notification.
+    lifecycle: str = ""
 
 
 @dataclass(frozen=True)
@@ -270,6 +273,7 @@ class Provider(ABC):
         *,
         known_versions: Callable[[], dict[str, str]] | None = None,
         known_payloads: Callable[[list[str]], dict[str, str]] | None = None,
+        window: Window | None = None,
     ) -> ChangeSet:
         """Changes of one calendar since `cursor` (None: everything, `is_full`).
 
@@ -277,7 +281,8 @@ class Provider(ABC):
         id -> version of what the cache holds) serves providers without a change feed;
         `known_payloads(ids)` gives the series payloads the cache keeps for those resources
         (NormalizedResource.series), for a provider that sends a changed instance alone and
-        must merge it into its series (Google).
+        must merge it into its series (Google). `window`: the span the cache holds, for a
+        provider that lists occurrences only inside a window (Graph's calendarView).
         Raises CursorInvalid (run again with None), AuthExpired, RateLimited, TemporaryError,
         PermanentError.
         """

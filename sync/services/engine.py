@@ -492,6 +492,7 @@ def _sync_leased(
                 None if full else state.cursor,
                 known_versions=known_versions,
                 known_payloads=known_payloads,
+                window=window,
             )
             return changes, full
         except base.CursorInvalid:
@@ -502,6 +503,7 @@ def _sync_leased(
                 None,
                 known_versions=known_versions,
                 known_payloads=known_payloads,
+                window=window,
             )
             return changes, True
 

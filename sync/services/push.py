@@ -34,6 +34,8 @@ from sync.services import engine
 from sync.services.credentials import build_provider, call_with_fresh_credentials
 from sync.services.governor import provider_slot
 
+# Lifecycle notifications after which a subscription is replaced (Graph).
+REPLACE_ON = frozenset({"reauthorizationRequired", "subscriptionRemoved"})
 log = logging.getLogger(__name__)
 
 BATCH = 100
@@ -94,6 +96,12 @@ def receive_push(
             continue
         accepted += 1
         ProviderSubscription.objects.filter(pk=subscription.pk).update(last_notification_at=now)
+        if notification.lifecycle in REPLACE_ON:
+            # The provider dropped the subscription or wants it reauthorized: replace it at
+            # once (a new one, then the old one stopped); the sync catches up on what was
+            # missed meanwhile.
+            ProviderSubscription.objects.filter(pk=subscription.pk).update(expires_at=now)
+            transaction.on_commit(engine.enqueue_push_maintenance)
         request_push_sync(calendar_id=subscription.calendar_id, now=now)
     if rejected:
         log.warning(

@@ -169,7 +169,7 @@ class DoubleProvider(base.Provider):
         self._check()
         return [base.ProviderCalendar(provider_calendar_id="primary", name="Primary")]
 
-    def fetch_changes(self, calendar_id, cursor, *, known_versions=None, known_payloads=None):
+    def fetch_changes(self, calendar_id, cursor, **known):
         self._check()
         return base.ChangeSet(cursor="cursor-1", is_full=cursor is None)
 

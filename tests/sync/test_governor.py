@@ -41,7 +41,7 @@ class CappedProvider(base.Provider):
     def list_calendars(self):
         return []
 
-    def fetch_changes(self, calendar_id, cursor, *, known_versions=None, known_payloads=None):
+    def fetch_changes(self, calendar_id, cursor, **known):
         cls = type(self)
         with cls.lock:
             cls.in_flight += 1

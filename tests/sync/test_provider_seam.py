@@ -58,7 +58,7 @@ class MemoryProvider(base.Provider):
     def list_calendars(self):
         return [base.ProviderCalendar(provider_calendar_id="primary", name="Primary")]
 
-    def fetch_changes(self, calendar_id, cursor, *, known_versions=None, known_payloads=None):
+    def fetch_changes(self, calendar_id, cursor, **known):
         STORE.calls.append("fetch_changes")
         since = json.loads(cursor)["seq"] if cursor else None
         if since is not None and since < STORE.oldest_cursor:

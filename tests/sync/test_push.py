@@ -37,7 +37,7 @@ class PushDouble(base.Provider):
     def list_calendars(self):
         return [base.ProviderCalendar(provider_calendar_id="primary", name="Primary")]
 
-    def fetch_changes(self, calendar_id, cursor, *, known_versions=None, known_payloads=None):
+    def fetch_changes(self, calendar_id, cursor, **known):
         return base.ChangeSet(cursor="c", is_full=cursor is None)
 
     stop_error: Exception | None = None

@@ -270,6 +270,7 @@ class CalDAVProvider(Provider):
         *,
         known_versions: Callable[[], dict[str, str]] | None = None,
         known_payloads=None,
+        window=None,
     ) -> ChangeSet:
         """RFC 6578 sync-collection since `cursor` (None/"" = initial), with a ctag/sync-token
         short-circuit, truncation (507) handling and calendar-multiget of changed hrefs.

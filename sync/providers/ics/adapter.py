@@ -107,6 +107,7 @@ class IcsProvider(Provider):
         *,
         known_versions=None,
         known_payloads=None,
+        window=None,
     ) -> ChangeSet:
         """GET the feed with If-None-Match/If-Modified-Since from `cursor`; 304 or an identical
         body (servers without validators) is `unchanged`. Otherwise the whole feed is returned
