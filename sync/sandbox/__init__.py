@@ -8,8 +8,12 @@ Python.
 
 - `sync.sandbox.google.GoogleSandbox`: Google OAuth 2.0 and Google Calendar API v3
   (`python -m sync.sandbox.google --port 8765` runs it standalone).
+- `sync.sandbox.microsoft.MicrosoftSandbox`: the Microsoft identity platform (OAuth 2.0 v2.0)
+  and Microsoft Graph v1.0 calendars, delta and subscriptions
+  (`python -m sync.sandbox.microsoft --port 8766`). It shares the Google sandbox's server.
 """
 
 from sync.sandbox.google import GoogleSandbox
+from sync.sandbox.microsoft import MicrosoftSandbox
 
-__all__ = ["GoogleSandbox"]
+__all__ = ["GoogleSandbox", "MicrosoftSandbox"]
