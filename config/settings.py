@@ -267,7 +267,7 @@ OAUTH2_PROVIDER = {
 # End-user connections to Google and Microsoft (social-auth-app-django).
 AUTHENTICATION_BACKENDS = [
     "sync.backends.GoogleOAuth2",
-    "social_core.backends.microsoft.MicrosoftOAuth2",
+    "sync.backends.MicrosoftOAuth2",
     "django.contrib.auth.backends.ModelBackend",
 ]
 SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = env_str("GOOGLE_CLIENT_ID")
@@ -284,9 +284,18 @@ GOOGLE_TOKEN_URL = f"{GOOGLE_OAUTH2_URL}/token"
 SOCIAL_AUTH_GOOGLE_OAUTH2_AUTHORIZATION_URL = f"{GOOGLE_ACCOUNTS_URL}/o/oauth2/auth"
 SOCIAL_AUTH_GOOGLE_OAUTH2_ACCESS_TOKEN_URL = GOOGLE_TOKEN_URL
 SOCIAL_AUTH_GOOGLE_OAUTH2_REVOKE_TOKEN_URL = f"{GOOGLE_OAUTH2_URL}/revoke"
-MICROSOFT_TOKEN_URL = env_str(
-    "MICROSOFT_TOKEN_URL", "https://login.microsoftonline.com/common/oauth2/v2.0/token"
+# Every Microsoft URL is built from these two with Microsoft's own paths, for the tenant
+# (common: work and personal accounts); the sandbox stands in for both (sync/sandbox/).
+MICROSOFT_LOGIN_URL = env_str("MICROSOFT_LOGIN_URL", "https://login.microsoftonline.com").rstrip(
+    "/"
 )
+MICROSOFT_GRAPH_URL = env_str("MICROSOFT_GRAPH_URL", "https://graph.microsoft.com").rstrip("/")
+MICROSOFT_TENANT = env_str("MICROSOFT_TENANT", "common")
+MICROSOFT_TOKEN_URL = f"{MICROSOFT_LOGIN_URL}/{MICROSOFT_TENANT}/oauth2/v2.0/token"
+SOCIAL_AUTH_MICROSOFT_GRAPH_AUTHORIZATION_URL = (
+    f"{MICROSOFT_LOGIN_URL}/{MICROSOFT_TENANT}/oauth2/v2.0/authorize"
+)
+SOCIAL_AUTH_MICROSOFT_GRAPH_ACCESS_TOKEN_URL = MICROSOFT_TOKEN_URL
 SOCIAL_AUTH_JSONFIELD_ENABLED = True
 SOCIAL_AUTH_REDIRECT_IS_HTTPS = not DEBUG
 
@@ -355,7 +364,7 @@ SOCIAL_AUTH_GOOGLE_OAUTH2_IGNORE_DEFAULT_SCOPE = True
 SOCIAL_AUTH_GOOGLE_OAUTH2_SCOPE = ["openid", "email", "https://www.googleapis.com/auth/calendar"]
 SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS = {"access_type": "offline", "prompt": "consent"}
 SOCIAL_AUTH_GOOGLE_OAUTH2_USE_UNIQUE_USER_ID = True
-SOCIAL_AUTH_MICROSOFT_GRAPH_SCOPE = ["offline_access", "Calendars.ReadWrite"]
+SOCIAL_AUTH_MICROSOFT_GRAPH_SCOPE = ["offline_access", "Calendars.ReadWrite", "User.Read"]
 SOCIAL_AUTH_LOGIN_REDIRECT_URL = "/connect/done/"
 SOCIAL_AUTH_NEW_USER_REDIRECT_URL = "/connect/done/"
 SOCIAL_AUTH_NEW_ASSOCIATION_REDIRECT_URL = "/connect/done/"

@@ -3,6 +3,7 @@
 
 from django.conf import settings
 from social_core.backends.google import GoogleOAuth2 as SocialGoogleOAuth2
+from social_core.backends.microsoft import MicrosoftOAuth2 as SocialMicrosoftOAuth2
 
 
 class GoogleOAuth2(SocialGoogleOAuth2):
@@ -17,3 +18,15 @@ class GoogleOAuth2(SocialGoogleOAuth2):
         )
         self.validate_email_verified(response)
         return response
+
+
+class MicrosoftOAuth2(SocialMicrosoftOAuth2):
+    """social-core's Microsoft backend, which hard-codes Graph's /me URL, reading it from
+    MICROSOFT_GRAPH_URL (the authorize and token URLs come from SOCIAL_AUTH_MICROSOFT_GRAPH_*,
+    built from MICROSOFT_LOGIN_URL and MICROSOFT_TENANT)."""
+
+    def user_data(self, access_token, *args, **kwargs):
+        return self.get_json(
+            f"{settings.MICROSOFT_GRAPH_URL}/v1.0/me",
+            headers={"Authorization": f"Bearer {access_token}"},
+        )

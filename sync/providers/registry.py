@@ -4,11 +4,13 @@ from sync.providers.base import Provider
 from sync.providers.caldav import CalDAVProvider
 from sync.providers.google import GoogleProvider
 from sync.providers.ics import IcsProvider
+from sync.providers.microsoft import MicrosoftProvider
 
 PROVIDERS: dict[str, type[Provider]] = {
     CalDAVProvider.key: CalDAVProvider,
     GoogleProvider.key: GoogleProvider,
     IcsProvider.key: IcsProvider,
+    MicrosoftProvider.key: MicrosoftProvider,
 }
 
 

@@ -98,6 +98,8 @@ def adapter_options(provider_key: str) -> dict:
     provider sandbox). Adapters read no settings themselves."""
     if provider_key == Profile.Provider.GOOGLE:
         return {"api_url": settings.GOOGLE_APIS_URL}
+    if provider_key == Profile.Provider.MICROSOFT:
+        return {"graph_url": settings.MICROSOFT_GRAPH_URL}
     return {}
 
 

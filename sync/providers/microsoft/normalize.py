@@ -1,0 +1,155 @@
+"""Graph events -> events.
+
+We read a calendar with calendarView/delta, which returns the occurrences inside our window,
+already expanded: each occurrence, exception and single event is a resource of its own (its
+Graph id), and a series exists only as the occurrences that share a seriesMasterId. An event is
+keyed by the transactionId we gave it when we created it (so the key is known before Graph
+answers), else by its series master's id or its own; an instance by that key and its original
+start. Times come in UTC (Prefer: outlook.timezone="UTC"); the zone the organizer used is the
+Windows name in originalStartTimeZone, mapped to IANA.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from datetime import UTC, date, datetime, time, timedelta
+
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+from sync.providers.base import (
+    EventData,
+    InvalidData,
+    NormalizedResource,
+    ProviderResource,
+    ReadContext,
+    Window,
+)
+
+_RESPONSE = {
+    "accepted": "accepted",
+    "tentativelyAccepted": "tentative",
+    "declined": "declined",
+    "notResponded": "needs_action",
+    "organizer": "accepted",
+    "none": "unknown",
+}
+# showAs -> (transparency, Cronofy's extended_transparency)
+_SHOW_AS = {
+    "free": ("transparent", ""),
+    "tentative": ("opaque", "tentative"),
+    "busy": ("opaque", ""),
+    "oof": ("opaque", "out_of_office"),
+    "workingElsewhere": ("transparent", "working_elsewhere"),
+}
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def event_key(item: dict) -> str:
+    return item.get("transactionId") or item.get("seriesMasterId") or item["id"]
+
+
+def parse_time(value: str) -> datetime:
+    """Graph's dateTime ("2026-12-10T09:00:00.0000000", zone given apart: UTC here)."""
+    main, _, fraction = value.partition(".")
+    moment = datetime.fromisoformat(main)
+    if fraction:
+        moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def iana_zone(name: str, default: str) -> str:
+    """A Windows zone name as IANA (W. Europe Standard Time -> Europe/Berlin); IANA names and
+    unknown ones are kept as they are, empty ones get `default`."""
+    if not name:
+        return default
+    return WINDOWS_TO_OLSON.get(name, name)
+
+
+def _stamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def _text(body: dict | None) -> str:
+    if not body or not body.get("content"):
+        return ""
+    content = body["content"]
+    if body.get("contentType", "").lower() == "html":
+        content = html.unescape(_TAGS.sub(" ", content)).replace("\xa0", " ")
+        content = re.sub(r"[ \t]+", " ", content)
+    return content.strip()[:8192]
+
+
+def _address(person: dict | None) -> dict:
+    email = (person or {}).get("emailAddress") or {}
+    return {"email": email.get("address", ""), "display_name": email.get("name", "")}
+
+
+def normalize(
+    resource: ProviderResource, *, window: Window, context: ReadContext
+) -> NormalizedResource:
+    """One Graph event (a single event or one occurrence) as an event. Raises InvalidData."""
+    try:
+        item = json.loads(resource.payload)
+        key = event_key(item)
+        start, end = parse_time(item["start"]["dateTime"]), parse_time(item["end"]["dateTime"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidData(f"unreadable Graph event {resource.resource_id}: {exc}"[:200]) from exc
+    tzid = iana_zone(item.get("originalStartTimeZone", ""), context.default_tzid)
+    fields: dict = {}
+    if item.get("isAllDay"):
+        # All-day events are dates; at UTC midnight here, as we asked for UTC.
+        first, last = start.date(), max(end.date(), start.date() + timedelta(days=1))
+        start, end = _midnight(first), _midnight(last)
+        fields.update(is_all_day=True, start_date=first, end_date=last)
+    transparency, extended = _SHOW_AS.get(item.get("showAs", ""), ("opaque", ""))
+    attendees = [
+        {
+            **_address(person),
+            "status": _RESPONSE.get((person.get("status") or {}).get("response", ""), "unknown"),
+        }
+        for person in item.get("attendees") or []
+    ]
+    participation = _RESPONSE.get((item.get("responseStatus") or {}).get("response", ""), "unknown")
+    if participation == "unknown" and item.get("isOrganizer"):
+        participation = "accepted"
+    recurring = item.get("type") in ("occurrence", "exception")
+    original = item.get("originalStart")
+    event = EventData(
+        provider_key=key,
+        original_start=parse_time(original) if recurring and original else None,
+        start=start,
+        end=max(end, start),
+        summary=item.get("subject", "") or "",
+        description=_text(item.get("body")),
+        location_description=((item.get("location") or {}).get("displayName") or ""),
+        meeting_url=((item.get("onlineMeeting") or {}).get("joinUrl") or "")[:2048],
+        tzid=tzid,
+        status="cancelled" if item.get("isCancelled") else "confirmed",
+        transparency=transparency,
+        extended_transparency=extended,
+        participation_status=participation,
+        attendees=attendees,
+        organizer=_address(item.get("organizer")),
+        categories=list(item.get("categories") or []),
+        is_recurring=recurring,
+        is_private=item.get("sensitivity") in ("private", "confidential"),
+        ical_uid=item.get("iCalUId", ""),
+        provider_created_at=_stamp(item.get("createdDateTime")),
+        provider_updated_at=_stamp(item.get("lastModifiedDateTime")),
+        provider_resource=resource.resource_id,
+        provider_etag=resource.version,
+        raw=resource.payload,
+        **fields,
+    )
+    return NormalizedResource(uids=[key], events=[event])
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)

@@ -1,0 +1,151 @@
+"""Desired state -> a Graph event: the fields we manage, merged into what Graph holds. The
+rendered payload is the event as we want Graph to hold it; `patch_body` is what goes over the
+wire (only the fields of this write), and an answer to an invitation is Graph's own action
+(accept / tentativelyAccept / decline), not a PATCH."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from sync.providers.base import InvalidData, Rendered, WriteContext
+from sync.providers.microsoft.normalize import parse_time
+
+MANAGED = (
+    "subject",
+    "body",
+    "start",
+    "end",
+    "isAllDay",
+    "location",
+    "showAs",
+    "sensitivity",
+    "isReminderOn",
+    "reminderMinutesBeforeStart",
+    "attendees",
+)
+# Keys of a rendered payload that say what its write sends: the fields of a PATCH, or the
+# invitation answer to post.
+PATCH_FIELDS, ANSWER = "_patch_fields", "_answer"
+_ANSWERS = {"accepted": "accept", "tentative": "tentativelyAccept", "declined": "decline"}
+
+
+def _moment(value: str) -> dict:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return {"dateTime": parsed.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+
+
+def _apply(event: dict, desired: Mapping, *, exists: bool) -> None:
+    if desired.get("is_all_day"):
+        event["isAllDay"] = True
+        event["start"] = {"dateTime": f"{desired['start_date']}T00:00:00", "timeZone": "UTC"}
+        event["end"] = {"dateTime": f"{desired['end_date']}T00:00:00", "timeZone": "UTC"}
+    else:
+        event["isAllDay"] = False
+        event["start"], event["end"] = _moment(desired["start"]), _moment(desired["end"])
+    if "summary" in desired:
+        event["subject"] = desired["summary"] or ""
+    if "description" in desired:
+        event["body"] = {"contentType": "text", "content": desired["description"] or ""}
+    if "location_description" in desired:
+        event["location"] = {"displayName": desired["location_description"] or ""}
+    if "is_private" in desired:
+        if desired["is_private"]:
+            if event.get("sensitivity") not in ("private", "confidential"):
+                event["sensitivity"] = "private"
+        elif event.get("sensitivity") in ("private", "confidential"):
+            event["sensitivity"] = "normal"
+    if desired.get("transparency") in ("opaque", "transparent"):
+        event["showAs"] = "busy" if desired["transparency"] == "opaque" else "free"
+    reminders = desired.get("reminders")
+    if reminders is not None and not (exists and desired.get("reminders_create_only")):
+        # Graph holds one reminder per event: the earliest one asked for.
+        event["isReminderOn"] = bool(reminders)
+        if reminders:
+            event["reminderMinutesBeforeStart"] = max(int(m) for m in reminders)
+    _apply_attendees(event, desired)
+
+
+def _apply_attendees(event: dict, desired: Mapping) -> None:
+    remove = {(a.get("email") or "").lower() for a in desired.get("attendees_remove") or []}
+
+    def address(person: dict) -> str:
+        return ((person.get("emailAddress") or {}).get("address") or "").lower()
+
+    attendees = [a for a in event.get("attendees") or [] if address(a) not in remove]
+    present = {address(a) for a in attendees}
+    for person in desired.get("attendees_invite") or []:
+        email = (person.get("email") or "").strip()
+        if not email or email.lower() in present or email.lower() in remove:
+            continue
+        attendees.append(
+            {
+                "type": "required",
+                "emailAddress": {"address": email, "name": person.get("display_name") or email},
+            }
+        )
+        present.add(email.lower())
+    if attendees or event.get("attendees"):
+        event["attendees"] = attendees
+
+
+def _managed(event: dict | None) -> dict:
+    view = {name: (event or {}).get(name) for name in MANAGED}
+    for name in ("start", "end"):
+        if view[name]:
+            view[name] = parse_time(view[name]["dateTime"])  # Graph pads with 7 decimals
+    if view["attendees"]:
+        view["attendees"] = sorted(
+            ((a.get("emailAddress") or {}).get("address", "").lower(), a.get("type"))
+            for a in view["attendees"]
+        )
+    return view
+
+
+def _load(current: str) -> dict:
+    try:
+        return json.loads(current) if current else {}
+    except ValueError as exc:
+        raise InvalidData(f"not a Graph event: {exc}") from exc
+
+
+def render_event(*, desired: Mapping, current: str, context: WriteContext) -> Rendered:
+    held = _load(current)
+    event = copy.deepcopy(held)
+    _apply(event, desired, exists=bool(held))
+    if held and _managed(event) == _managed(held):
+        return Rendered(payload=current, changed=False)
+    event[PATCH_FIELDS] = list(MANAGED)
+    return Rendered(payload=json.dumps(event, sort_keys=True), changed=True)
+
+
+def render_participation(*, status: str, current: str, context: WriteContext) -> Rendered:
+    action = _ANSWERS.get(status)
+    if action is None:
+        raise InvalidData(f"unknown participation status {status!r}")
+    event = _load(current)
+    if event.get("isOrganizer"):
+        raise InvalidData("the calendar owner organizes this event: there is nothing to answer")
+    response = (event.get("responseStatus") or {}).get("response")
+    wanted = {"accept": "accepted", "tentativelyAccept": "tentativelyAccepted"}.get(
+        action, "declined"
+    )
+    if response == wanted:
+        return Rendered(payload=current, changed=False)
+    event["responseStatus"] = {"response": wanted}
+    event[ANSWER] = action
+    return Rendered(payload=json.dumps(event, sort_keys=True), changed=True)
+
+
+def patch_body(payload: str) -> dict:
+    event = _load(payload)
+    fields = event.get(PATCH_FIELDS) or MANAGED
+    return {name: event[name] for name in fields if event.get(name) is not None}
+
+
+def answer_of(payload: str) -> str:
+    """The invitation answer this payload asks to post ('' for a PATCH)."""
+    return _load(payload).get(ANSWER, "")

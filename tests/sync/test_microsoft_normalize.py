@@ -1,0 +1,67 @@
+"""Graph events -> cached events (sync.providers.microsoft.normalize), from a recorded
+calendarView/delta page: keys, times and zones, occurrences, busy rules."""
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from sync.providers.base import InvalidData, ProviderResource, ReadContext, Window
+from sync.providers.microsoft import normalize
+
+PAGE = json.loads(
+    (Path(__file__).parents[1] / "fixtures/microsoft/calendar_view_delta.json").read_text()
+)
+WINDOW = Window.around(date(2026, 12, 2), past_days=42, future_days=201)
+CONTEXT = ReadContext(default_tzid="Etc/UTC", self_emails=frozenset({"ada@example.com"}))
+
+
+def event(item_id: str):
+    item = next(i for i in PAGE["value"] if i["id"] == item_id)
+    resource = ProviderResource(item["id"], item["@odata.etag"], json.dumps(item))
+    [data] = normalize.normalize(resource, window=WINDOW, context=CONTEXT).events
+    return data
+
+
+def test_microsoft_normalize_single_event_zone_people_and_meeting():
+    data = event("AAMkADsingle=")
+    assert (data.provider_key, data.original_start) == ("AAMkADsingle=", None)
+    assert data.start == datetime(2026, 12, 10, 9, 0, tzinfo=UTC)
+    assert data.end == datetime(2026, 12, 10, 10, 30, tzinfo=UTC)
+    assert data.tzid == "Europe/Berlin"  # from the Windows zone name
+    assert data.description == "Quarterly planning"  # HTML body as text
+    assert data.participation_status == "tentative"
+    assert (data.transparency, data.extended_transparency) == ("opaque", "tentative")
+    assert data.meeting_url.startswith("https://teams.microsoft.com/")
+    assert data.provider_etag == 'W/"DwAAABYAAAB1"'
+    assert data.provider_created_at == datetime(2026, 11, 20, 8, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_microsoft_normalize_occurrence_is_keyed_by_its_series():
+    data = event("AAMkADoccurrence1=")
+    assert data.provider_key == "AAMkADmaster=" and data.is_recurring
+    assert data.original_start == datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+    assert data.participation_status == "accepted"  # the organizer
+
+
+def test_microsoft_normalize_all_day_out_of_office():
+    data = event("AAMkADallday=")
+    assert data.is_all_day and (data.start_date, data.end_date) == (
+        date(2026, 12, 14),
+        date(2026, 12, 16),
+    )
+    assert (data.transparency, data.extended_transparency) == ("opaque", "out_of_office")
+    assert data.is_private
+
+
+def test_microsoft_normalize_event_we_created_is_keyed_by_our_transaction_id():
+    item = {**PAGE["value"][0], "transactionId": "evt_managed_1"}
+    resource = ProviderResource(item["id"], "v", json.dumps(item))
+    [data] = normalize.normalize(resource, window=WINDOW, context=CONTEXT).events
+    assert data.provider_key == "evt_managed_1" and data.provider_resource == "AAMkADsingle="
+
+
+def test_microsoft_normalize_unreadable_payload_is_invalid_data():
+    with pytest.raises(InvalidData):
+        normalize.normalize(ProviderResource("x", "v", "{}"), window=WINDOW, context=CONTEXT)
