@@ -81,11 +81,12 @@ from sync import services  # noqa: E402
 from sync.providers.google import GoogleProvider  # noqa: E402
 from sync.sandbox.google import GoogleSandbox  # noqa: E402
 from sync.services import engine  # noqa: E402
-from tests.sync.google_world import connect_google, google_service  # noqa: E402
-from tests.sync.test_google_e2e import (  # noqa: E402
+from tests.sync.sandbox_world import (  # noqa: E402
     REDIRECT_URI,
     Receiver,
+    connect_google,
     connect_through_the_hosted_pages,
+    google_service,
     wait_for,
 )
 
@@ -286,7 +287,9 @@ def real_service(args, stack: contextlib.ExitStack) -> dict:
 def _measure_pushes(args, sandbox: GoogleSandbox, service: LiveService, ids: list[str]) -> dict:
     service.start()
     app = service.shell_json(CREATE_APPLICATION)
-    code = connect_through_the_hosted_pages(service, app["client_id"])
+    code = connect_through_the_hosted_pages(
+        service, app["client_id"], backend="google-oauth2", provider_name="google"
+    )
     client = pycronofy.Client(client_id=app["client_id"], client_secret=app["client_secret"])
     client.request_handler.base_url = service.url
     client.app_base_url = service.url

@@ -9,75 +9,27 @@ reach Google exactly once. Runs on SQLite, and on PostgreSQL when DATABASE_URL p
 """
 
 import json
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode, urlsplit
 
-import pycronofy
 import pytest
-import requests
 
 from sync.sandbox.google import GoogleSandbox
-from tests.live_service import LiveService, service_database
-from tests.sync.google_world import at, google_service, invitation, timed
-from tests.sync.test_service_under_load import form_fields
+from tests.live_service import service_database
+from tests.sync.sandbox_world import (
+    EVENT_COUNT_QUERY,
+    Receiver,
+    at,
+    google_service,
+    integrator_client,
+    invitation,
+    timed,
+    wait_for,
+)
 
 ADA = "ada@example.com"
 CLIENT_ID, CLIENT_SECRET = "calsync-e2e", "calsync-e2e-secret"
-REDIRECT_URI = "https://integrator.example.com/callback"
-SCOPE = (
-    "read_account list_calendars read_events create_event delete_event read_free_busy"
-    " change_participation_status"
-)
 SINGLES = 2600
-EVENT_COUNT_QUERY = """
-import json
-from calendars.models import Event
-print(json.dumps(Event.objects.filter(
-    calendar__provider_calendar_id=%r, is_deleted=False, event_id__isnull=True).count()))
-"""
-
-
-class Receiver:
-    """The integrator's callback URL: records each notification body and when it came."""
-
-    def __init__(self):
-        self.received: list[tuple[float, dict]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the stdlib's name
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.received.append((time.monotonic(), json.loads(body or b"{}")))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/callback"
-
-    def changes_after(self, moment: float) -> list[float]:
-        return [
-            at
-            for at, body in self.received
-            if at > moment and body.get("notification", {}).get("type") == "change"
-        ]
-
-
-def wait_for(what, condition, timeout=120.0, every=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
 
 
 def seed(sandbox: GoogleSandbox) -> dict:
@@ -120,55 +72,10 @@ def world(request, tmp_path):
             sandbox.stop()
 
 
-def connect_through_the_hosted_pages(service: LiveService, client_id: str) -> str:
-    """Integrator's link → chooser → Google (the sandbox approves) → consent → Allow; the code."""
-    browser = requests.Session()
-    query = urlencode(
-        {
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": REDIRECT_URI,
-            "scope": SCOPE,
-            "state": "s",
-            "provider_name": "google",
-        }
-    )
-    chooser = browser.get(f"{service.url}/oauth/authorize?{query}", timeout=60)
-    assert "/connect/" in chooser.url and "Google" in chooser.text, chooser.text[:500]
-    begin = browser.post(
-        f"{service.url}/connect/oauth/login/google-oauth2/",
-        data={"csrfmiddlewaretoken": form_fields(chooser.text)["csrfmiddlewaretoken"]},
-        headers={"Referer": chooser.url},
-        allow_redirects=False,
-        timeout=60,
-    )
-    assert begin.status_code == 302, begin.text[:500]
-    consent = browser.get(begin.headers["Location"], timeout=60)  # Google, then back to us
-    assert "authorizationForm" in consent.text, consent.text[:2000]
-    allowed = browser.post(
-        consent.url,
-        data={**form_fields(consent.text), "allow": "on"},
-        allow_redirects=False,
-        timeout=60,
-    )
-    assert allowed.status_code == 302, allowed.text[:2000]
-    return parse_qs(urlsplit(allowed.headers["Location"]).query)["code"][0]
-
-
 def test_google_end_to_end_through_the_real_service(world):
     sandbox, service = world
     series = seed(sandbox)
-    app = service.shell_json(
-        "import json; from accounts.oauth_services import create_application as c; "
-        f"a = c(name='E2E', redirect_uris=[{REDIRECT_URI!r}]); "
-        "print(json.dumps({'client_id': a.application.client_id, "
-        "'client_secret': a.client_secret}))"
-    )
-    code = connect_through_the_hosted_pages(service, app["client_id"])
-    client = pycronofy.Client(client_id=app["client_id"], client_secret=app["client_secret"])
-    client.request_handler.base_url = service.url
-    client.app_base_url = service.url
-    client.get_authorization_from_code(code, redirect_uri=REDIRECT_URI)
+    client = integrator_client(service, backend="google-oauth2", provider_name="google")
 
     # Calendars listed and the first sync done by the worker: each instance exactly once.
     calendars = wait_for("calendars", client.list_calendars, timeout=60)

@@ -15,7 +15,7 @@ from sync.providers import base
 from sync.providers.google.adapter import event_id_for
 from sync.sandbox.google import GoogleSandbox
 from sync.services import engine, push
-from tests.sync.google_world import at, connect_google, invitation, timed
+from tests.sync.sandbox_world import at, connect_google, invitation, timed
 from tests.sync.writes_helpers import desired, write
 
 pytestmark = pytest.mark.django_db(transaction=True)

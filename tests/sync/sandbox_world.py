@@ -1,0 +1,250 @@
+"""Provider worlds for tests and benches: a sandbox, a profile connected to it, the real
+service pointed at it, and provider-shaped event bodies (Google and Microsoft)."""
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pycronofy
+import requests
+
+from accounts.models import Profile
+from sync import services
+from sync.connect import connect_oauth_profile
+from sync.providers import base
+from sync.sandbox.google import GoogleSandbox
+from sync.sandbox.microsoft import MicrosoftSandbox
+from tests.live_service import LiveService
+from tests.sync.test_service_under_load import form_fields
+
+SCOPES = ["openid", "email", "https://www.googleapis.com/auth/calendar"]
+REDIRECT_URI = "https://integrator.example.com/callback"
+SCOPE = (
+    "read_account list_calendars read_events create_event delete_event read_free_busy"
+    " change_participation_status"
+)
+EVENT_COUNT_QUERY = """
+import json
+from calendars.models import Event
+print(json.dumps(Event.objects.filter(
+    calendar__provider_calendar_id=%r, is_deleted=False, event_id__isnull=True).count()))
+"""
+
+MICROSOFT_SCOPES = ["offline_access", "Calendars.ReadWrite", "User.Read"]
+
+
+def connect_google(sandbox: GoogleSandbox, email: str, client_id: str) -> Profile:
+    """A Google profile for `email` with tokens the sandbox issued (what the hosted connect
+    stores), and its calendars discovered."""
+    return _connect(sandbox, email, client_id, SCOPES, Profile.Provider.GOOGLE, "google")
+
+
+def connect_microsoft(sandbox: MicrosoftSandbox, email: str, client_id: str) -> Profile:
+    """The same for a Microsoft 365 profile."""
+    return _connect(
+        sandbox, email, client_id, MICROSOFT_SCOPES, Profile.Provider.MICROSOFT, "office365"
+    )
+
+
+def _connect(sandbox, email, client_id, scopes, provider_key, service) -> Profile:
+    access, refresh = sandbox.issue_tokens(email, client_id, scopes)
+    profile = connect_oauth_profile(
+        account=None,
+        provider_key=provider_key,
+        credentials={
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_at": time.time() + 3599,
+        },
+        provider_account=base.ProviderAccount(f"id-{email}", email, service),
+    )
+    services.discover_calendars(profile_id=profile.pk)
+    return profile
+
+
+def google_service(
+    sandbox: GoogleSandbox,
+    *,
+    database_url: str,
+    workdir: Path,
+    client: tuple[str, str],
+    email: str,
+) -> LiveService:
+    """`manage.py serve` (not started) with every Google URL, our client and the push address
+    pointed at the sandbox; the client and `email` registered there."""
+    client_id, client_secret = client
+    env = {
+        "GOOGLE_CLIENT_ID": client_id,
+        "GOOGLE_CLIENT_SECRET": client_secret,
+        "GOOGLE_ACCOUNTS_URL": sandbox.url,
+        "GOOGLE_OAUTH2_URL": sandbox.url,
+        "GOOGLE_APIS_URL": sandbox.url,
+    }
+    return _service(sandbox, env, "google-oauth2", database_url, workdir, client, email)
+
+
+def microsoft_service(
+    sandbox: MicrosoftSandbox,
+    *,
+    database_url: str,
+    workdir: Path,
+    client: tuple[str, str],
+    email: str,
+) -> LiveService:
+    """The same for Microsoft."""
+    client_id, client_secret = client
+    env = {
+        "MICROSOFT_CLIENT_ID": client_id,
+        "MICROSOFT_CLIENT_SECRET": client_secret,
+        "MICROSOFT_LOGIN_URL": sandbox.url,
+        "MICROSOFT_GRAPH_URL": sandbox.url,
+    }
+    return _service(sandbox, env, "microsoft-graph", database_url, workdir, client, email)
+
+
+def _service(sandbox, env, backend, database_url, workdir, client, email) -> LiveService:
+    service = LiveService(database_url=database_url, workdir=workdir)
+    service.env_overrides = {
+        "API_RATE_LIMIT_PER_SECOND": "0",
+        "API_RATE_LIMIT_PER_MINUTE": "0",
+        # Where the provider posts: the sandboxes allow loopback http.
+        "PUBLIC_BASE_URL": service.url,
+        "PUSH_CALLBACK_ALLOWED_NETWORKS": "127.0.0.1/32",
+        **env,
+    }
+    redirect = f"{service.url}/connect/oauth/complete/{backend}/"
+    sandbox.add_client(*client, [redirect])
+    sandbox.add_user(email, name=email.split("@")[0].title())
+    return service
+
+
+def at(days: float, hour: int = 10) -> datetime:
+    """`hour`:00 UTC, `days` from today."""
+    day = (datetime.now(UTC) + timedelta(days=days)).date()
+    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def timed(summary: str, start: datetime, minutes: int = 30, **fields) -> dict:
+    """A Google event body with UTC times."""
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    end = start + timedelta(minutes=minutes)
+    return {
+        "summary": summary,
+        "start": {"dateTime": start.strftime(stamp), "timeZone": "UTC"},
+        "end": {"dateTime": end.strftime(stamp), "timeZone": "UTC"},
+        **fields,
+    }
+
+
+def invitation(summary: str, start: datetime, invitee: str) -> dict:
+    """An event someone else organizes, with `invitee` not having answered yet."""
+    return {
+        **timed(summary, start),
+        "organizer": {"email": "boss@example.com"},
+        "attendees": [
+            {"email": "boss@example.com", "organizer": True, "responseStatus": "accepted"},
+            {"email": invitee, "responseStatus": "needsAction"},
+        ],
+    }
+
+
+# --- the real service, driven as a browser and an integrator do ---
+class Receiver:
+    """The integrator's callback URL: records each notification body and when it came."""
+
+    def __init__(self):
+        self.received: list[tuple[float, dict]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the stdlib's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.received.append((time.monotonic(), json.loads(body or b"{}")))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/callback"
+
+    def changes_after(self, moment: float) -> list[float]:
+        return [
+            at
+            for at, body in self.received
+            if at > moment and body.get("notification", {}).get("type") == "change"
+        ]
+
+
+def wait_for(what, condition, timeout=120.0, every=0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+def connect_through_the_hosted_pages(
+    service: LiveService, client_id: str, *, backend: str, provider_name: str
+) -> str:
+    """Integrator's link → chooser → the provider (its sandbox approves) → consent → Allow;
+    the code."""
+    browser = requests.Session()
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT_URI,
+            "scope": SCOPE,
+            "state": "s",
+            "provider_name": provider_name,
+        }
+    )
+    chooser = browser.get(f"{service.url}/oauth/authorize?{query}", timeout=60)
+    assert "/connect/" in chooser.url and backend in chooser.text, chooser.text[:500]
+    begin = browser.post(
+        f"{service.url}/connect/oauth/login/{backend}/",
+        data={"csrfmiddlewaretoken": form_fields(chooser.text)["csrfmiddlewaretoken"]},
+        headers={"Referer": chooser.url},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert begin.status_code == 302, begin.text[:500]
+    consent = browser.get(begin.headers["Location"], timeout=60)  # the provider, then us
+    assert "authorizationForm" in consent.text, consent.text[:2000]
+    allowed = browser.post(
+        consent.url,
+        data={**form_fields(consent.text), "allow": "on"},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert allowed.status_code == 302, allowed.text[:2000]
+    return parse_qs(urlsplit(allowed.headers["Location"]).query)["code"][0]
+
+
+def integrator_client(service: LiveService, *, backend: str, provider_name: str):
+    """An integrator application in the service, an end-user connected through the hosted
+    pages, and pycronofy holding the integrator's tokens."""
+    app = service.shell_json(
+        "import json; from accounts.oauth_services import create_application as c; "
+        f"a = c(name='E2E', redirect_uris=[{REDIRECT_URI!r}]); "
+        "print(json.dumps({'client_id': a.application.client_id, "
+        "'client_secret': a.client_secret}))"
+    )
+    code = connect_through_the_hosted_pages(
+        service, app["client_id"], backend=backend, provider_name=provider_name
+    )
+    client = pycronofy.Client(client_id=app["client_id"], client_secret=app["client_secret"])
+    client.request_handler.base_url = service.url
+    client.app_base_url = service.url
+    client.get_authorization_from_code(code, redirect_uri=REDIRECT_URI)
+    return client
