@@ -5,6 +5,7 @@ import re
 import shlex
 import time
 
+import pytest
 import requests
 
 from tests.live_service import LiveService
@@ -42,24 +43,31 @@ def test_serve_prints_a_token_whose_curl_reads_the_demo_events(tmp_path):
         service.stop()
 
 
-def test_serve_google_sandbox_makes_the_google_button_work_offline(tmp_path):
+@pytest.mark.parametrize(
+    "flag, backend, user",
+    [
+        ("google", "google-oauth2", "demo@example.com"),
+        ("microsoft", "microsoft-graph", "demo@contoso.com"),
+    ],
+)
+def test_serve_provider_sandbox_makes_its_button_work_offline(tmp_path, flag, backend, user):
     service = LiveService(
         database_url=f"sqlite:///{tmp_path / 'demo.sqlite3'}",
         workdir=tmp_path,
-        extra_args=["--google-sandbox", "--google-sandbox-port", str(free_port())],
+        extra_args=[f"--{flag}-sandbox", f"--{flag}-sandbox-port", str(free_port())],
     )
     service.start()
     try:
         browser = requests.Session()
         chooser = browser.get(f"{service.url}/connect/", timeout=30)
-        assert "Google" in chooser.text, chooser.text[:1000]
+        assert backend in chooser.text, chooser.text[:1000]
         connected = browser.post(
-            f"{service.url}/connect/oauth/login/google-oauth2/",
+            f"{service.url}/connect/oauth/login/{backend}/",
             data={"csrfmiddlewaretoken": form_fields(chooser.text)["csrfmiddlewaretoken"]},
             headers={"Referer": chooser.url},
             timeout=60,
         )  # to the sandbox, which approves as the demo user, and back
-        assert "demo@example.com" in connected.text, connected.text[:2000]
+        assert user in connected.text, connected.text[:2000]
         code = (
             "import json; from calendars.models import Event; "
             "print(json.dumps(sorted(set(Event.objects.values_list('summary', flat=True)))))"
@@ -69,6 +77,6 @@ def test_serve_google_sandbox_makes_the_google_button_work_offline(tmp_path):
         while "Stand-up" not in summaries and time.monotonic() < deadline:
             summaries = service.shell_json(code)  # discovery and the first sync: the worker
             time.sleep(0.5)
-        assert {"Stand-up", "Design review"} <= set(summaries), service.log()[-3000:]
+        assert "Stand-up" in summaries and len(summaries) >= 3, service.log()[-3000:]
     finally:
         service.stop()

@@ -2,7 +2,8 @@
 and a local Radicale CalDAV server holding a sample calendar, connected to a demo account, with
 an access token printed (to try the whole loop offline in a minute). With --google-sandbox it
 also starts the Google provider sandbox and points the service at it, so that the chooser's
-Google button works offline (DEBUG only, like the demo).
+Google button works offline; --microsoft-sandbox does the same for Microsoft (DEBUG only, like
+the demo).
 
 Ctrl-C (or SIGTERM) stops both children; a worker that hangs while stopping (django-q2 can)
 is escalated to SIGINT and then SIGKILL.
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -25,7 +27,46 @@ from django.core.management.base import BaseCommand
 from sync import demo
 
 STOP_GRACE_SECONDS = 8
-SANDBOX_USER = "demo@example.com"
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How `serve` starts one provider sandbox and points the service at it."""
+
+    name: str
+    module: str
+    backend: str  # social-auth's backend name, in our callback URL
+    user: str
+    probe: str  # a path that answers once the sandbox is up
+    url_settings: tuple[str, ...]  # every setting that takes the sandbox's URL
+    client_settings: tuple[str, str]  # client id, client secret
+
+    def env(self, url: str, client_id: str, client_secret: str) -> dict:
+        return {
+            **dict.fromkeys(self.url_settings, url),
+            self.client_settings[0]: client_id,
+            self.client_settings[1]: client_secret,
+        }
+
+
+GOOGLE = Sandbox(
+    name="Google",
+    module="sync.sandbox.google",
+    backend="google-oauth2",
+    user="demo@example.com",
+    probe="/.well-known/openid-configuration",
+    url_settings=("GOOGLE_ACCOUNTS_URL", "GOOGLE_OAUTH2_URL", "GOOGLE_APIS_URL"),
+    client_settings=("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET"),
+)
+MICROSOFT = Sandbox(
+    name="Microsoft",
+    module="sync.sandbox.microsoft",
+    backend="microsoft-graph",
+    user="demo@contoso.com",
+    probe="/common/v2.0/.well-known/openid-configuration",
+    url_settings=("MICROSOFT_LOGIN_URL", "MICROSOFT_GRAPH_URL"),
+    client_settings=("MICROSOFT_CLIENT_ID", "MICROSOFT_CLIENT_SECRET"),
+)
 
 
 class Command(BaseCommand):
@@ -49,6 +90,12 @@ class Command(BaseCommand):
             help="start the Google provider sandbox and connect Google through it (DEBUG only)",
         )
         parser.add_argument("--google-sandbox-port", type=int, default=8765)
+        parser.add_argument(
+            "--microsoft-sandbox",
+            action="store_true",
+            help="the same for Microsoft 365 / Outlook.com (DEBUG only)",
+        )
+        parser.add_argument("--microsoft-sandbox-port", type=int, default=8766)
 
     def handle(
         self,
@@ -60,6 +107,8 @@ class Command(BaseCommand):
         radicale_dir: str,
         google_sandbox: bool = False,
         google_sandbox_port: int = 8765,
+        microsoft_sandbox: bool = False,
+        microsoft_sandbox_port: int = 8766,
         **options,
     ):
         call_command("migrate", interactive=False, verbosity=0)
@@ -79,11 +128,28 @@ class Command(BaseCommand):
                 )
             )
         env = None
-        if google_sandbox and not settings.DEBUG:
-            self.stdout.write("DEBUG is off: the Google sandbox is not started.")
-        elif google_sandbox:
-            sandbox, env = self._start_google_sandbox(google_sandbox_port, f"http://{host}:{port}")
-            children.append(sandbox)
+        wanted = [
+            (sandbox, port_)
+            for sandbox, on, port_ in (
+                (GOOGLE, google_sandbox, google_sandbox_port),
+                (MICROSOFT, microsoft_sandbox, microsoft_sandbox_port),
+            )
+            if on
+        ]
+        if wanted and not settings.DEBUG:
+            self.stdout.write("DEBUG is off: the provider sandboxes are not started.")
+        elif wanted:
+            env = {
+                **os.environ,
+                # Where the sandboxes post push notifications (they allow loopback http).
+                "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL or f"http://{host}:{port}",
+            }
+            for sandbox, sandbox_port in wanted:
+                process, sandbox_env = self._start_sandbox(
+                    sandbox, sandbox_port, f"http://{host}:{port}"
+                )
+                children.append(process)
+                env.update(sandbox_env)
         children += [
             subprocess.Popen(self._web_server_command(host, port), env=env),
             subprocess.Popen([*manage, "qcluster"], env=env),
@@ -162,42 +228,33 @@ class Command(BaseCommand):
         )
         return process
 
-    def _start_google_sandbox(self, port: int, service_url: str):
-        """The sandbox in its own process, with our client registered and a demo user that
-        approves at once; returns it and the environment that points web and worker at it."""
+    def _start_sandbox(self, sandbox: Sandbox, port: int, service_url: str):
+        """A provider sandbox in its own process, with our client registered and a demo user
+        that approves at once and has sample events; returns it and the environment that
+        points web and worker at it."""
         client_id, client_secret = "calsync-demo", secrets.token_urlsafe(16)
         url = f"http://127.0.0.1:{port}"
         process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "sync.sandbox.google",
+                sandbox.module,
                 f"--port={port}",
                 f"--client-id={client_id}",
                 f"--client-secret={client_secret}",
-                f"--redirect-uri={service_url}/connect/oauth/complete/google-oauth2/",
-                f"--user={SANDBOX_USER}",
-                f"--auto-approve-as={SANDBOX_USER}",
+                f"--redirect-uri={service_url}/connect/oauth/complete/{sandbox.backend}/",
+                f"--user={sandbox.user}",
+                f"--auto-approve-as={sandbox.user}",
                 "--sample",
             ],
             stdout=subprocess.DEVNULL,
         )
-        _wait_until_up(f"{url}/.well-known/openid-configuration", process)
-        env = {
-            **os.environ,
-            "GOOGLE_CLIENT_ID": client_id,
-            "GOOGLE_CLIENT_SECRET": client_secret,
-            "GOOGLE_ACCOUNTS_URL": url,
-            "GOOGLE_OAUTH2_URL": url,
-            "GOOGLE_APIS_URL": url,
-            # Where the sandbox posts push notifications (it allows loopback http).
-            "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL or service_url,
-        }
+        _wait_until_up(url + sandbox.probe, process)
         self.stdout.write(
-            f"Google sandbox: {url}/  (the chooser's Google button signs in as "
-            f"{SANDBOX_USER}, who has a week of sample events)"
+            f"{sandbox.name} sandbox: {url}/  (the chooser's {sandbox.name} button signs in "
+            f"as {sandbox.user}, who has sample events)"
         )
-        return process, env
+        return process, sandbox.env(url, client_id, client_secret)
 
     def _ensure_admin_user(self, host: str, port: int) -> None:
         User = get_user_model()
