@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import requests
 
+from sync.providers import rest
 from sync.providers.base import (
     AlreadyExists,
     AuthExpired,
@@ -20,7 +21,6 @@ from sync.providers.base import (
 )
 from sync.providers.retry_after import parse_retry_after
 
-TIMEOUT_SECONDS = 30
 # Guard against a server that keeps sending page tokens.
 MAX_PAGES = 10_000
 # 403 reasons that mean "slow down", not "forbidden".
@@ -48,25 +48,17 @@ class GoogleClient:
     ) -> dict:
         """One request; the JSON answer ({} for 204). Raises our errors (never with the
         token in the message)."""
-        try:
-            response = self.session.request(
-                method,
-                self.base + path,
-                params=params,
-                json=json,
-                headers={**self.headers, **(headers or {})},
-                timeout=TIMEOUT_SECONDS,
-            )
-        except requests.RequestException as exc:
-            raise TemporaryError(f"{what}: cannot reach Google ({type(exc).__name__})") from exc
-        if response.status_code in (200, 201):
-            try:
-                return response.json()
-            except ValueError as exc:
-                raise TemporaryError(f"{what}: Google answered with no JSON") from exc
-        if response.status_code == 204:
-            return {}
-        raise translate(response, what)
+        return rest.send(
+            self.session,
+            method,
+            self.base + path,
+            provider="Google",
+            translate=translate,
+            what=what,
+            params=params,
+            json=json,
+            headers={**self.headers, **(headers or {})},
+        )
 
     def pages(self, path: str, params: dict, *, what: str) -> Iterator[dict]:
         """Every page of a listing, following nextPageToken (same parameters each time, as

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import icalendar
 import recurring_ical_events
 
+from sync.providers import rest
 from sync.providers.base import (
     EventData,
     InvalidData,
@@ -136,15 +137,6 @@ def _utc(value: datetime | date) -> datetime:
     return datetime.combine(value, time(), tzinfo=UTC)
 
 
-def _stamp(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
-
-
 def _people(item: dict, self_emails: frozenset[str]) -> tuple[list, dict, str]:
     attendees, participation = [], "unknown"
     for person in item.get("attendees") or []:
@@ -222,8 +214,8 @@ def event_data(
         is_recurring=is_recurring,
         is_private=item.get("visibility") in ("private", "confidential"),
         ical_uid=item.get("iCalUID", ""),
-        provider_created_at=_stamp(item.get("created")),
-        provider_updated_at=_stamp(item.get("updated")),
+        provider_created_at=rest.timestamp(item.get("created")),
+        provider_updated_at=rest.timestamp(item.get("updated")),
         provider_resource=resource.resource_id,
         provider_etag=resource.version,
         raw=resource.payload,

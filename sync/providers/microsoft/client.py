@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import requests
 
+from sync.providers import rest
 from sync.providers.base import (
     AuthExpired,
     Conflict,
@@ -19,7 +20,6 @@ from sync.providers.base import (
 )
 from sync.providers.retry_after import parse_retry_after
 
-TIMEOUT_SECONDS = 30
 # Guard against a server that keeps sending next links.
 MAX_PAGES = 10_000
 # On every call: times in UTC (the original zone is still in originalStartTimeZone), and ids
@@ -49,25 +49,17 @@ class GraphClient:
         """One request (a path under /v1.0, or a next/delta link verbatim); the JSON answer
         ({} for 202/204). Raises our errors, never with the token in the message."""
         url = path_or_url if path_or_url.startswith("http") else self.base + path_or_url
-        try:
-            response = self.session.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                headers={**self.headers, **(headers or {})},
-                timeout=TIMEOUT_SECONDS,
-            )
-        except requests.RequestException as exc:
-            raise TemporaryError(f"{what}: cannot reach Microsoft ({type(exc).__name__})") from exc
-        if response.status_code in (200, 201):
-            try:
-                return response.json()
-            except ValueError as exc:
-                raise TemporaryError(f"{what}: Microsoft answered with no JSON") from exc
-        if response.status_code in (202, 204):
-            return {}
-        raise translate(response, what)
+        return rest.send(
+            self.session,
+            method,
+            url,
+            provider="Microsoft",
+            translate=translate,
+            what=what,
+            params=params,
+            json=json,
+            headers={**self.headers, **(headers or {})},
+        )
 
     def pages(
         self, path: str, params: dict | None, *, what: str, page_size: int = PAGE_SIZE

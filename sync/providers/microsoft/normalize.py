@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
+from sync.providers import rest
 from sync.providers.base import (
     EventData,
     InvalidData,
@@ -65,15 +66,6 @@ def iana_zone(name: str, default: str) -> str:
     if not name:
         return default
     return WINDOWS_TO_OLSON.get(name, name)
-
-
-def _stamp(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
 
 
 def _text(body: dict | None) -> str:
@@ -141,8 +133,8 @@ def normalize(
         is_recurring=recurring,
         is_private=item.get("sensitivity") in ("private", "confidential"),
         ical_uid=item.get("iCalUId", ""),
-        provider_created_at=_stamp(item.get("createdDateTime")),
-        provider_updated_at=_stamp(item.get("lastModifiedDateTime")),
+        provider_created_at=rest.timestamp(item.get("createdDateTime")),
+        provider_updated_at=rest.timestamp(item.get("lastModifiedDateTime")),
         provider_resource=resource.resource_id,
         provider_etag=resource.version,
         raw=resource.payload,
