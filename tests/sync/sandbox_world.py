@@ -4,6 +4,7 @@ service pointed at it, and provider-shaped event bodies (Google and Microsoft)."
 import json
 import threading
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,7 +19,7 @@ from sync.connect import connect_oauth_profile
 from sync.providers import base
 from sync.sandbox.google import GoogleSandbox
 from sync.sandbox.microsoft import MicrosoftSandbox
-from tests.live_service import LiveService
+from tests.live_service import LiveService, service_database
 from tests.sync.test_service_under_load import form_fields
 
 SCOPES = ["openid", "email", "https://www.googleapis.com/auth/calendar"]
@@ -104,6 +105,24 @@ def microsoft_service(
         "MICROSOFT_GRAPH_URL": sandbox.url,
     }
     return _service(sandbox, env, "microsoft-graph", database_url, workdir, client, email)
+
+
+@contextmanager
+def running_world(kind: str, tmp_path: Path, sandbox, make_service, email: str, client):
+    """A started sandbox (approving as `email`) and the real service pointed at it, on a
+    database of `kind` (sqlite or postgresql); both stopped afterwards."""
+    with service_database(kind, tmp_path) as url:
+        sandbox.auto_approve_as = email
+        sandbox.start()
+        service = make_service(
+            sandbox, database_url=url, workdir=tmp_path, client=client, email=email
+        )
+        try:
+            service.start()
+            yield sandbox, service
+        finally:
+            service.stop()
+            sandbox.stop()
 
 
 def _service(sandbox, env, backend, database_url, workdir, client, email) -> LiveService:

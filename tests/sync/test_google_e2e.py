@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sync.sandbox.google import GoogleSandbox
-from tests.live_service import service_database
 from tests.sync.sandbox_world import (
     EVENT_COUNT_QUERY,
     Receiver,
@@ -23,6 +22,7 @@ from tests.sync.sandbox_world import (
     google_service,
     integrator_client,
     invitation,
+    running_world,
     timed,
     wait_for,
 )
@@ -55,21 +55,11 @@ def seed(sandbox: GoogleSandbox) -> dict:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def world(request, tmp_path):
-    with service_database(request.param, tmp_path) as url:
-        sandbox = GoogleSandbox(auto_approve_as=ADA).start()
-        service = google_service(
-            sandbox,
-            database_url=url,
-            workdir=tmp_path,
-            client=(CLIENT_ID, CLIENT_SECRET),
-            email=ADA,
-        )
-        try:
-            service.start()
-            yield sandbox, service
-        finally:
-            service.stop()
-            sandbox.stop()
+    client = (CLIENT_ID, CLIENT_SECRET)
+    with running_world(
+        request.param, tmp_path, GoogleSandbox(), google_service, ADA, client
+    ) as both:
+        yield both
 
 
 def test_google_end_to_end_through_the_real_service(world):

@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sync.sandbox.microsoft import MicrosoftSandbox
-from tests.live_service import service_database
 from tests.sync.sandbox_world import (
     Receiver,
     at,
     integrator_client,
     microsoft_service,
+    running_world,
     wait_for,
 )
 
@@ -91,21 +91,15 @@ def seed(sandbox: MicrosoftSandbox) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def world(request, tmp_path):
-    with service_database(request.param, tmp_path) as url:
-        sandbox = MicrosoftSandbox(auto_approve_as=ADA).start()
-        service = microsoft_service(
-            sandbox,
-            database_url=url,
-            workdir=tmp_path,
-            client=(CLIENT_ID, CLIENT_SECRET),
-            email=ADA,
-        )
-        try:
-            service.start()
-            yield sandbox, service
-        finally:
-            service.stop()
-            sandbox.stop()
+    with running_world(
+        request.param,
+        tmp_path,
+        MicrosoftSandbox(),
+        microsoft_service,
+        ADA,
+        (CLIENT_ID, CLIENT_SECRET),
+    ) as both:
+        yield both
 
 
 def test_microsoft_end_to_end_through_the_real_service(world):
