@@ -303,3 +303,19 @@ def test_microsoft_subscription_handshake_notification_and_lifecycle(
         time.sleep(0.1)
     assert push.maintain_subscriptions().renewed == 1  # replaced
     assert ProviderSubscription.objects.get(calendar=calendar).channel_id != row.channel_id
+
+
+def test_microsoft_subscription_is_renewed_in_place_before_expiry(graph, live_server, settings):
+    settings.PUBLIC_BASE_URL = live_server.url
+    calendar = default_calendar(connect(graph))
+    push.maintain_subscriptions()
+    row = ProviderSubscription.objects.get(calendar=calendar)
+    soon = timezone.now() + timedelta(hours=1)
+    ProviderSubscription.objects.filter(pk=row.pk).update(expires_at=soon)
+
+    assert push.maintain_subscriptions().renewed == 1
+
+    renewed = ProviderSubscription.objects.get(calendar=calendar)
+    assert renewed.channel_id == row.channel_id  # Graph extends it: PATCH, same id
+    assert renewed.expires_at > timezone.now() + timedelta(days=2)
+    assert len(graph.requests("PATCH", r"/subscriptions/")) == 1
