@@ -287,6 +287,15 @@ class Provider(ABC):
         PermanentError.
         """
 
+    # How the provider's resources relate to events. False (CalDAV, ICS, Google): a resource
+    # holds every instance of its UIDs, so what a UID no longer produces is gone. True
+    # (Graph's calendarView): each resource is one event or one occurrence, a series is spread
+    # over many, and what goes stale is what a resource itself no longer produces.
+    instance_resources = False
+    # Whether a full listing covers only the sync window (Graph): what ended before it is then
+    # history, kept, not deleted.
+    window_bounded = False
+
     # --- reading the provider's format (class methods: no credentials, no requests) ---
     @classmethod
     def normalize(

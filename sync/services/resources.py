@@ -132,9 +132,10 @@ def plan_changes(
             if previous is not None:
                 unreadable_uids.update(previous.uids)
             continue
-        affected_uids.update(normalized.uids)
-        if previous is not None:
-            affected_uids.update(previous.uids)
+        if not adapter.instance_resources:
+            affected_uids.update(normalized.uids)
+            if previous is not None:
+                affected_uids.update(previous.uids)
         upserts[resource.resource_id] = normalized.events
         fresh.update(data.identity for data in normalized.events)
         new_map[resource.resource_id] = (resource.version, normalized.uids, normalized.series)
@@ -143,6 +144,55 @@ def plan_changes(
     if changes.is_full:
         seen = {r.resource_id for r in changes.resources}
         gone_hrefs |= {href for href in stored if href not in seen}
+    if adapter.instance_resources:
+        deletions, kept_events = _stale_instances(
+            calendar,
+            fresh,
+            touched={*upserts, *gone_hrefs},
+            kept_hrefs={r.resource_id for r in changes.resources} - set(upserts),
+            sweep_all=changes.is_full,
+            keep_before=window.start if adapter.window_bounded else None,
+        )
+    else:
+        deletions, kept_events = _stale_by_uid(
+            calendar,
+            changes=changes,
+            window=window,
+            stored=stored,
+            gone_hrefs=gone_hrefs,
+            gone_uids=gone_uids,
+            new_map=new_map,
+            fresh=fresh,
+            affected_uids=affected_uids,
+            kept_uids=kept_uids,
+            unreadable_uids=unreadable_uids,
+        )
+    return ChangePlan(
+        upserts=upserts,
+        deletions=deletions,
+        stored=stored,
+        new_map=new_map,
+        gone_hrefs=gone_hrefs,
+        skipped=skipped,
+        kept_events=kept_events,
+    )
+
+
+def _stale_by_uid(
+    calendar: Calendar,
+    *,
+    changes: base.ChangeSet,
+    window: Window,
+    stored: dict[str, SyncedResource],
+    gone_hrefs: set[str],
+    gone_uids: set[str],
+    new_map: dict,
+    fresh: set[EventIdentity],
+    affected_uids: set[str],
+    kept_uids: set[str],
+    unreadable_uids: set[str],
+) -> tuple[list[EventIdentity], int]:
+    """Stale events where a resource holds every instance of its UIDs (CalDAV, ICS, Google)."""
     vanished = set(gone_uids)
     for href in gone_hrefs:
         if href in stored:
@@ -160,11 +210,9 @@ def plan_changes(
             .exclude(provider_resource="")
             .values_list("provider_key", flat=True)
         )
-    affected_uids |= vanished
-
-    deletions, kept_events = stale_identities(
+    return stale_identities(
         calendar,
-        affected_uids,
+        affected_uids | vanished,
         fresh,
         window,
         sweep_all=changes.is_full,
@@ -172,15 +220,38 @@ def plan_changes(
         unreadable=unreadable_uids,
         vanished=vanished,
     )
-    return ChangePlan(
-        upserts=upserts,
-        deletions=deletions,
-        stored=stored,
-        new_map=new_map,
-        gone_hrefs=gone_hrefs,
-        skipped=skipped,
-        kept_events=kept_events,
-    )
+
+
+def _stale_instances(
+    calendar: Calendar,
+    fresh: set[EventIdentity],
+    *,
+    touched: set[str],
+    kept_hrefs: set[str],
+    sweep_all: bool,
+    keep_before: datetime | None,
+) -> tuple[list[EventIdentity], int]:
+    """Stale events where each resource is one event or occurrence (Graph): what a changed or
+    removed resource no longer produces, and on a full listing whatever no listed resource
+    produces; except, for a window-bounded listing, what ended before the window (history).
+    Returns them and the number of events of resources reused unchanged."""
+    live = Event.objects.filter(calendar=calendar, is_deleted=False)
+    if not sweep_all:
+        live = live.filter(provider_resource__in=sorted(touched))
+    stale, kept_events = [], 0
+    for key, original_start, resource, end in live.values_list(
+        "provider_key", "original_start", "provider_resource", "end"
+    ):
+        identity = EventIdentity(key, original_start)
+        if identity in fresh:
+            continue
+        if resource in kept_hrefs:
+            kept_events += 1
+            continue
+        if keep_before is not None and end <= keep_before:
+            continue
+        stale.append(identity)
+    return stale, kept_events
 
 
 def _stored_resources(calendar: Calendar, hrefs: set[str]) -> dict[str, SyncedResource]:

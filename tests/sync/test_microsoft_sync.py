@@ -319,3 +319,66 @@ def test_microsoft_subscription_is_renewed_in_place_before_expiry(graph, live_se
     assert renewed.channel_id == row.channel_id  # Graph extends it: PATCH, same id
     assert renewed.expires_at > timezone.now() + timedelta(days=2)
     assert len(graph.requests("PATCH", r"/subscriptions/")) == 1
+
+
+def weekly(graph, subject: str, first: datetime, count: int) -> list[dict]:
+    """A weekly series at Graph; its occurrences as calendarView lists them."""
+    series = put(
+        graph,
+        {
+            **meeting(subject, first, 15),
+            "recurrence": {
+                "pattern": {"type": "daily", "interval": 7},
+                "range": {
+                    "type": "numbered",
+                    "startDate": first.strftime("%Y-%m-%d"),
+                    "numberOfOccurrences": count,
+                },
+            },
+        },
+    )
+    return [
+        e
+        for e in graph.calendar_view(ADA, first - timedelta(days=1), first + timedelta(weeks=count))
+        if e.get("seriesMasterId") == series["id"]
+    ]
+
+
+def test_microsoft_editing_one_occurrence_keeps_the_others(graph):
+    occurrences = weekly(graph, "Standup", at(1, 9), 5)
+    calendar = default_calendar(connect(graph))
+    services.sync_calendar(calendar_id=calendar.pk)
+    graph.put_event(ADA, None, {"id": occurrences[1]["id"], "subject": "Standup (moved)"})
+
+    outcome = services.sync_calendar(calendar_id=calendar.pk)
+
+    assert (outcome.result.updated, outcome.result.deleted) == (1, 0), outcome
+    assert live(calendar).count() == 5
+
+
+def test_microsoft_cancelling_one_occurrence_removes_only_it(graph):
+    occurrences = weekly(graph, "Standup", at(1, 9), 5)
+    calendar = default_calendar(connect(graph))
+    services.sync_calendar(calendar_id=calendar.pk)
+    graph.delete_event(ADA, None, occurrences[2]["id"])
+
+    outcome = services.sync_calendar(calendar_id=calendar.pk)
+
+    assert outcome.result.deleted == 1, outcome
+    assert not live(calendar).filter(provider_resource=occurrences[2]["id"]).exists()
+    assert live(calendar).count() == 4
+
+
+def test_microsoft_new_day_keeps_what_aged_out_of_the_window(graph, settings):
+    settings.SYNC_WINDOW_PAST_DAYS = 2
+    put(graph, meeting("Yesterday", at(-1)))
+    put(graph, meeting("Later", at(3)))
+    calendar = default_calendar(connect(graph))
+    services.sync_calendar(calendar_id=calendar.pk)
+    assert live(calendar).count() == 2
+
+    with time_machine.travel(timezone.now() + timedelta(days=3), tick=True):
+        outcome = services.sync_calendar(calendar_id=calendar.pk)
+
+    assert outcome.full and outcome.result.deleted == 0, outcome  # history, not deleted
+    assert live(calendar).count() == 2

@@ -49,6 +49,9 @@ _STAMP = "%Y-%m-%dT%H:%M:%SZ"
 class MicrosoftProvider(Provider):
     key = "microsoft"
     supports_push = True
+    # calendarView: each occurrence is a resource of its own, listed only inside the window.
+    instance_resources = True
+    window_bounded = True
     # Graph allows 4 concurrent requests per mailbox; a fifth gets 429 for everyone.
     max_concurrent_requests = 4
 
