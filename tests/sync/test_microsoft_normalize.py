@@ -65,3 +65,17 @@ def test_microsoft_normalize_event_we_created_is_keyed_by_our_transaction_id():
 def test_microsoft_normalize_unreadable_payload_is_invalid_data():
     with pytest.raises(InvalidData):
         normalize.normalize(ProviderResource("x", "v", "{}"), window=WINDOW, context=CONTEXT)
+
+
+def test_microsoft_normalize_only_our_transaction_ids_key_an_event():
+    theirs = {**PAGE["value"][0], "transactionId": "crm-4711"}
+    resource = ProviderResource(theirs["id"], "v", json.dumps(theirs))
+    [data] = normalize.normalize(resource, window=WINDOW, context=CONTEXT).events
+    assert data.provider_key == "AAMkADsingle="  # another app's id is not our key
+
+
+def test_microsoft_normalize_original_start_in_any_rfc3339_form():
+    item = {**PAGE["value"][1], "originalStart": "2026-12-07T09:00:00.5+01:00"}
+    resource = ProviderResource(item["id"], "v", json.dumps(item))
+    [data] = normalize.normalize(resource, window=WINDOW, context=CONTEXT).events
+    assert data.original_start == datetime(2026, 12, 7, 8, 0, 0, 500000, tzinfo=UTC)

@@ -382,3 +382,51 @@ def test_microsoft_new_day_keeps_what_aged_out_of_the_window(graph, settings):
 
     assert outcome.full and outcome.result.deleted == 0, outcome  # history, not deleted
     assert live(calendar).count() == 2
+
+
+def test_microsoft_same_upsert_again_sends_nothing_and_a_change_sends_only_it(graph):
+    calendar = default_calendar(connect(graph))
+    created = write(calendar, desired(at(3), summary="Booked"))
+    assert services.reconcile_event_writes().done == [created.pk]
+    event = Event.objects.get(pk=created.event_id)
+
+    again = write(calendar, desired(at(3), summary="Booked"), event=event)
+    assert services.reconcile_event_writes().done == [again.pk]
+    assert graph.requests("PATCH", r"/events/") == []  # Graph already holds it
+
+    event.refresh_from_db()
+    renamed = write(calendar, desired(at(3), summary="Renamed"), event=event)
+    assert services.reconcile_event_writes().done == [renamed.pk]
+    [patch] = graph.requests("PATCH", r"/events/")
+    assert graph.event(ADA, event.provider_resource)["subject"] == "Renamed"
+    assert patch.status == 200
+
+
+def test_microsoft_upsert_folded_into_an_answer_sends_both(graph):
+    invite = put(
+        graph,
+        {
+            **meeting("Review", at(2)),
+            "organizer": {"emailAddress": {"address": "boss@contoso.com", "name": "Boss"}},
+            "isOrganizer": False,
+            "responseStatus": {"response": "notResponded"},
+        },
+    )
+    calendar = default_calendar(connect(graph))
+    services.sync_calendar(calendar_id=calendar.pk)
+    event = live(calendar).get(provider_resource=invite["id"])
+    write(
+        calendar,
+        {"participation_status": "accepted"},
+        event=event,
+        operation=ManagedEventWrite.Operation.PARTICIPATION,
+    )
+    write(calendar, desired(at(2), summary="Review", reminders=[45]), event=event)
+
+    services.reconcile_event_writes()  # the newest absorbs the answer: one write of both
+
+    statuses = sorted(ManagedEventWrite.objects.values_list("status", flat=True))
+    assert statuses == ["done", "superseded"], statuses
+    held = graph.event(ADA, invite["id"])
+    assert held["responseStatus"]["response"] == "accepted"
+    assert held["reminderMinutesBeforeStart"] == 45

@@ -188,6 +188,11 @@ class MicrosoftProvider(Provider):
         """PATCH the managed fields with If-Match (412: Conflict), or post the invitation
         answer (accept / tentativelyAccept / decline, with a response to the organizer)."""
         answer = write.answer_of(payload)
+        if answer and write.patch_body(payload, only_patch_fields=True):
+            # An upsert folded into the answer: its fields first, then the answer.
+            self.update_event(
+                resource_id, write.without_answer(payload), version=version, calendar_id=calendar_id
+            )
         if answer:
             self.client.call(
                 "POST",

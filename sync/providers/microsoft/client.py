@@ -26,8 +26,6 @@ MAX_PAGES = 10_000
 # that do not change when an item moves between folders (the default ids do).
 PREFER = 'outlook.timezone="UTC", IdType="ImmutableId"'
 PAGE_SIZE = 500
-# 410 codes that mean "start the delta over" (Graph's casing varies between services).
-_RESYNC_CODES = {"syncstatenotfound", "resyncrequired", "syncstateinvalid"}
 
 
 class GraphClient:
@@ -92,9 +90,11 @@ def translate(response: requests.Response, what: str) -> Exception:
         return AuthExpired(text)
     if status == 429 or (status == 503 and retry_after):
         return RateLimited(text, retry_after=retry_after)
-    if status == 410 and code.lower() in _RESYNC_CODES:
+    if status == 410:
+        # Gone: a delta or next link whose sync state Graph dropped (SyncStateNotFound,
+        # resyncRequired, and spellings we have not met): start a new round.
         return CursorInvalid(text)
-    if status in (404, 410):
+    if status == 404:
         return NotFound(text)
     if status == 412:
         return Conflict(text)

@@ -48,7 +48,15 @@ _TAGS = re.compile(r"<[^>]+>")
 
 
 def event_key(item: dict) -> str:
-    return item.get("transactionId") or item.get("seriesMasterId") or item["id"]
+    """An occurrence or exception: its series master's id. A single event we created: the
+    transactionId we gave it (our event id, `evt_…`; another app's transactionId is not
+    ours to key by). Otherwise the Graph id."""
+    if item.get("seriesMasterId"):
+        return item["seriesMasterId"]
+    transaction = item.get("transactionId") or ""
+    if transaction.startswith("evt_") and item.get("type", "singleInstance") == "singleInstance":
+        return transaction
+    return item["id"]
 
 
 def parse_time(value: str) -> datetime:
@@ -68,7 +76,7 @@ def iana_zone(name: str, default: str) -> str:
     return WINDOWS_TO_OLSON.get(name, name)
 
 
-def _text(body: dict | None) -> str:
+def body_text(body: dict | None) -> str:
     if not body or not body.get("content"):
         return ""
     content = body["content"]
@@ -115,11 +123,11 @@ def normalize(
     original = item.get("originalStart")
     event = EventData(
         provider_key=key,
-        original_start=parse_time(original) if recurring and original else None,
+        original_start=rest.timestamp(original) if recurring and original else None,
         start=start,
         end=max(end, start),
         summary=item.get("subject", "") or "",
-        description=_text(item.get("body")),
+        description=body_text(item.get("body")),
         location_description=((item.get("location") or {}).get("displayName") or ""),
         meeting_url=((item.get("onlineMeeting") or {}).get("joinUrl") or "")[:2048],
         tzid=tzid,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from sync.providers.base import InvalidData, Rendered, WriteContext
-from sync.providers.microsoft.normalize import parse_time
+from sync.providers.microsoft.normalize import body_text, parse_time
 
 MANAGED = (
     "subject",
@@ -93,10 +93,16 @@ def _apply_attendees(event: dict, desired: Mapping) -> None:
 
 
 def _managed(event: dict | None) -> dict:
+    """The fields we manage, in a form that compares equal when Graph holds the same state in
+    its own notation (7-digit fractions, an HTML body, a location with Graph's extra keys)."""
     view = {name: (event or {}).get(name) for name in MANAGED}
     for name in ("start", "end"):
         if view[name]:
-            view[name] = parse_time(view[name]["dateTime"])  # Graph pads with 7 decimals
+            view[name] = parse_time(view[name]["dateTime"])
+    if view["body"] is not None:
+        view["body"] = body_text(view["body"])
+    if view["location"] is not None:
+        view["location"] = (view["location"] or {}).get("displayName") or ""
     if view["attendees"]:
         view["attendees"] = sorted(
             ((a.get("emailAddress") or {}).get("address", "").lower(), a.get("type"))
@@ -113,12 +119,17 @@ def _load(current: str) -> dict:
 
 
 def render_event(*, desired: Mapping, current: str, context: WriteContext) -> Rendered:
+    """The event with `desired` applied. A PATCH sends only the fields that differ from what
+    Graph holds: resending the rest (times, attendees) would send the organizer's meeting
+    updates, or fields an invitee may not change."""
     held = _load(current)
     event = copy.deepcopy(held)
     _apply(event, desired, exists=bool(held))
-    if held and _managed(event) == _managed(held):
+    before, after = _managed(held), _managed(event)
+    changed = [name for name in MANAGED if after[name] != before[name]] if held else list(MANAGED)
+    if not changed:
         return Rendered(payload=current, changed=False)
-    event[PATCH_FIELDS] = list(MANAGED)
+    event[PATCH_FIELDS] = changed
     return Rendered(payload=json.dumps(event, sort_keys=True), changed=True)
 
 
@@ -140,10 +151,18 @@ def render_participation(*, status: str, current: str, context: WriteContext) ->
     return Rendered(payload=json.dumps(event, sort_keys=True), changed=True)
 
 
-def patch_body(payload: str) -> dict:
+def patch_body(payload: str, *, only_patch_fields: bool = False) -> dict:
+    """The fields this write sends (those its render marked; all we manage when unmarked,
+    unless `only_patch_fields`)."""
     event = _load(payload)
-    fields = event.get(PATCH_FIELDS) or MANAGED
+    fields = event.get(PATCH_FIELDS) or ([] if only_patch_fields else MANAGED)
     return {name: event[name] for name in fields if event.get(name) is not None}
+
+
+def without_answer(payload: str) -> str:
+    event = _load(payload)
+    event.pop(ANSWER, None)
+    return json.dumps(event, sort_keys=True)
 
 
 def answer_of(payload: str) -> str:
