@@ -267,3 +267,33 @@ def integrator_client(service: LiveService, *, backend: str, provider_name: str)
     client.app_base_url = service.url
     client.get_authorization_from_code(code, redirect_uri=REDIRECT_URI)
     return client
+
+
+def graph_meeting(subject: str, start: datetime, minutes: int = 30, **fields) -> dict:
+    """A Graph event body with UTC times."""
+    stamp = "%Y-%m-%dT%H:%M:%S"
+    end = start + timedelta(minutes=minutes)
+    return {
+        "subject": subject,
+        "start": {"dateTime": start.strftime(stamp), "timeZone": "UTC"},
+        "end": {"dateTime": end.strftime(stamp), "timeZone": "UTC"},
+        **fields,
+    }
+
+
+def graph_invitation(subject: str, start: datetime, invitee: str) -> dict:
+    """A Graph meeting someone else organizes, with `invitee` not having answered yet."""
+    return graph_meeting(
+        subject,
+        start,
+        organizer={"emailAddress": {"address": "boss@contoso.com", "name": "Boss"}},
+        attendees=[
+            {
+                "type": "required",
+                "status": {"response": "none"},
+                "emailAddress": {"address": invitee, "name": invitee.split("@")[0].title()},
+            }
+        ],
+        isOrganizer=False,
+        responseStatus={"response": "notResponded"},
+    )

@@ -20,6 +20,8 @@ from sync.sandbox.microsoft import MicrosoftSandbox
 from tests.sync.sandbox_world import (
     Receiver,
     at,
+    graph_invitation,
+    graph_meeting,
     integrator_client,
     microsoft_service,
     running_world,
@@ -38,19 +40,9 @@ print(json.dumps(Event.objects.filter(
 """
 
 
-def meeting(subject: str, start: datetime, minutes: int = 30, **fields) -> dict:
-    end = start + timedelta(minutes=minutes)
-    return {
-        "subject": subject,
-        "start": {"dateTime": start.strftime(_STAMP), "timeZone": "UTC"},
-        "end": {"dateTime": end.strftime(_STAMP), "timeZone": "UTC"},
-        **fields,
-    }
-
-
 def seed(sandbox: MicrosoftSandbox) -> str:
     for n in range(SINGLES):
-        sandbox.put_event(ADA, None, meeting(f"Seeded {n}", at(1 + n % 90, 6 + n % 12)))
+        sandbox.put_event(ADA, None, graph_meeting(f"Seeded {n}", at(1 + n % 90, 6 + n % 12)))
     sandbox.put_event(
         ADA,
         None,
@@ -64,7 +56,7 @@ def seed(sandbox: MicrosoftSandbox) -> str:
         ADA,
         None,
         {
-            **meeting("Standup", at(-21, 9), 15),
+            **graph_meeting("Standup", at(-21, 9), 15),
             "recurrence": {
                 "pattern": {
                     "type": "weekly",
@@ -130,7 +122,7 @@ def test_microsoft_end_to_end_through_the_real_service(world):
     client.create_notification_channel(receiver.url, calendar_ids=(primary["calendar_id"],))
     wait_for("a subscription at Microsoft", sandbox.subscriptions, timeout=60)
     changed_at = time.monotonic()
-    sandbox.put_event(ADA, None, meeting("Pushed", at(2, 15)))
+    sandbox.put_event(ADA, None, graph_meeting("Pushed", at(2, 15)))
     [arrived, *_] = wait_for(
         "the change notification", lambda: receiver.changes_after(changed_at), 30
     )
@@ -167,19 +159,7 @@ def test_microsoft_end_to_end_through_the_real_service(world):
     invite = sandbox.put_event(
         ADA,
         None,
-        {
-            **meeting("Review", at(4, 10)),
-            "organizer": {"emailAddress": {"address": "boss@contoso.com", "name": "Boss"}},
-            "attendees": [
-                {
-                    "type": "required",
-                    "status": {"response": "none"},
-                    "emailAddress": {"address": ADA, "name": "Ada"},
-                }
-            ],
-            "isOrganizer": False,
-            "responseStatus": {"response": "notResponded"},
-        },
+        graph_invitation("Review", at(4, 10), ADA),
     )
 
     def review():

@@ -19,6 +19,7 @@ from sync.models import CalendarSyncState, ProviderSubscription
 from sync.providers import base
 from sync.sandbox.microsoft import MicrosoftSandbox
 from sync.services import engine, push
+from tests.sync.sandbox_world import graph_invitation, graph_meeting
 from tests.sync.writes_helpers import desired, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,19 +71,6 @@ def at(days: float, hour: int = 10) -> datetime:
     return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
 
 
-def meeting(subject: str, start: datetime, minutes: int = 30, **fields) -> dict:
-    stamp = "%Y-%m-%dT%H:%M:%S"
-    return {
-        "subject": subject,
-        "start": {"dateTime": start.strftime(stamp), "timeZone": "UTC"},
-        "end": {
-            "dateTime": (start + timedelta(minutes=minutes)).strftime(stamp),
-            "timeZone": "UTC",
-        },
-        **fields,
-    }
-
-
 def live(calendar: Calendar):
     return Event.objects.filter(calendar=calendar, is_deleted=False)
 
@@ -102,11 +90,11 @@ def test_microsoft_calendar_list_default_and_read_only(graph):
 
 def test_microsoft_delta_sync_pages_occurrences_and_removals(graph):
     for n in range(1200):  # more than one page of 500
-        put(graph, meeting(f"Event {n}", at(1 + n % 60, 8 + n % 9)))
+        put(graph, graph_meeting(f"Event {n}", at(1 + n % 60, 8 + n % 9)))
     berlin = put(
         graph,
         {
-            **meeting("Berlin", at(2, 8)),
+            **graph_meeting("Berlin", at(2, 8)),
             "start": {
                 "dateTime": at(2, 9).strftime("%Y-%m-%dT%H:%M:%S"),
                 "timeZone": "W. Europe Standard Time",
@@ -120,7 +108,7 @@ def test_microsoft_delta_sync_pages_occurrences_and_removals(graph):
     series = put(
         graph,
         {
-            **meeting("Standup", at(-14, 9), 15),
+            **graph_meeting("Standup", at(-14, 9), 15),
             "recurrence": {
                 "pattern": {"type": "daily", "interval": 7},
                 "range": {
@@ -165,8 +153,8 @@ def test_microsoft_delta_sync_pages_occurrences_and_removals(graph):
 
 
 def test_microsoft_expired_delta_token_resyncs_without_loss(graph):
-    put(graph, meeting("One", at(1)))
-    two = put(graph, meeting("Two", at(2)))
+    put(graph, graph_meeting("One", at(1)))
+    two = put(graph, graph_meeting("Two", at(2)))
     calendar = default_calendar(connect(graph))
     services.sync_calendar(calendar_id=calendar.pk)
     graph.delete_event(ADA, None, two["id"])
@@ -180,7 +168,7 @@ def test_microsoft_expired_delta_token_resyncs_without_loss(graph):
 
 
 def test_microsoft_a_new_day_starts_a_new_delta_round(graph):
-    put(graph, meeting("One", at(1)))
+    put(graph, graph_meeting("One", at(1)))
     calendar = default_calendar(connect(graph))
     services.sync_calendar(calendar_id=calendar.pk)
     with time_machine.travel(timezone.now() + timedelta(days=1), tick=True):
@@ -194,7 +182,7 @@ def test_microsoft_a_new_day_starts_a_new_delta_round(graph):
 
 
 def test_microsoft_expired_token_refreshed_and_revoked_grant_disconnects(graph):
-    put(graph, meeting("One", at(1)))
+    put(graph, graph_meeting("One", at(1)))
     profile = connect(graph)
     calendar = default_calendar(profile)
     graph.expire_access_tokens()
@@ -253,12 +241,7 @@ def test_microsoft_writes_create_once_update_answer_delete(graph):
 def test_microsoft_participation_posts_the_answer(graph):
     invite = put(
         graph,
-        {
-            **meeting("Review", at(2)),
-            "organizer": {"emailAddress": {"address": "boss@contoso.com", "name": "Boss"}},
-            "isOrganizer": False,
-            "responseStatus": {"response": "notResponded"},
-        },
+        graph_invitation("Review", at(2), ADA),
     )
     calendar = default_calendar(connect(graph))
     services.sync_calendar(calendar_id=calendar.pk)
@@ -292,7 +275,7 @@ def test_microsoft_subscription_handshake_notification_and_lifecycle(
     row = ProviderSubscription.objects.get(calendar=calendar)
     assert row.channel_id == subscription["id"]  # Graph assigns the id
 
-    put(graph, meeting("Pushed", at(2)))
+    put(graph, graph_meeting("Pushed", at(2)))
     graph.wait_for_deliveries(1, timeout=5)
     assert queued == [calendar.pk]
 
@@ -326,7 +309,7 @@ def weekly(graph, subject: str, first: datetime, count: int) -> list[dict]:
     series = put(
         graph,
         {
-            **meeting(subject, first, 15),
+            **graph_meeting(subject, first, 15),
             "recurrence": {
                 "pattern": {"type": "daily", "interval": 7},
                 "range": {
@@ -371,8 +354,8 @@ def test_microsoft_cancelling_one_occurrence_removes_only_it(graph):
 
 def test_microsoft_new_day_keeps_what_aged_out_of_the_window(graph, settings):
     settings.SYNC_WINDOW_PAST_DAYS = 2
-    put(graph, meeting("Yesterday", at(-1)))
-    put(graph, meeting("Later", at(3)))
+    put(graph, graph_meeting("Yesterday", at(-1)))
+    put(graph, graph_meeting("Later", at(3)))
     calendar = default_calendar(connect(graph))
     services.sync_calendar(calendar_id=calendar.pk)
     assert live(calendar).count() == 2
@@ -405,12 +388,7 @@ def test_microsoft_same_upsert_again_sends_nothing_and_a_change_sends_only_it(gr
 def test_microsoft_upsert_folded_into_an_answer_sends_both(graph):
     invite = put(
         graph,
-        {
-            **meeting("Review", at(2)),
-            "organizer": {"emailAddress": {"address": "boss@contoso.com", "name": "Boss"}},
-            "isOrganizer": False,
-            "responseStatus": {"response": "notResponded"},
-        },
+        graph_invitation("Review", at(2), ADA),
     )
     calendar = default_calendar(connect(graph))
     services.sync_calendar(calendar_id=calendar.pk)
