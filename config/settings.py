@@ -380,6 +380,9 @@ CALENDAR_PROVIDER_CREATOR = env_str(
 # Applied and superseded managed-event writes are purged after this many days (failed and
 # pending ones never are).
 EVENT_WRITE_RETENTION_DAYS = env_int("EVENT_WRITE_RETENTION_DAYS", 30)
+# A claimed managed-event write is held this long; when its worker dies, the lease lapses and
+# the next sweep takes the write again (longer than any one provider call must take).
+EVENT_WRITE_LEASE_SECONDS = env_int("EVENT_WRITE_LEASE_SECONDS", 5 * 60)
 
 # Called (with the Profile) inside the transaction in which the accounts app disconnects a
 # profile, e.g. POST /v1/profiles/{id}/revoke: integrators get `profile_disconnected`.

@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Least
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -34,8 +35,11 @@ from sync.services import engine
 from sync.services.credentials import build_provider, call_with_fresh_credentials
 from sync.services.governor import provider_slot
 
-# Lifecycle notifications after which a subscription is replaced (Graph).
-REPLACE_ON = frozenset({"reauthorizationRequired", "subscriptionRemoved"})
+# Graph's lifecycle notifications: after `subscriptionRemoved` the subscription is gone and is
+# replaced; `reauthorizationRequired` asks for a renewal (a PATCH with a fresh token
+# reauthorizes it in place); `missed` only asks for a sync, like every notification.
+REPLACE_ON = frozenset({"subscriptionRemoved"})
+RENEW_ON = frozenset({"reauthorizationRequired"})
 log = logging.getLogger(__name__)
 
 BATCH = 100
@@ -96,12 +100,8 @@ def receive_push(
             continue
         accepted += 1
         ProviderSubscription.objects.filter(pk=subscription.pk).update(last_notification_at=now)
-        if notification.lifecycle in REPLACE_ON:
-            # The provider dropped the subscription or wants it reauthorized: replace it at
-            # once (a new one, then the old one stopped); the sync catches up on what was
-            # missed meanwhile.
-            ProviderSubscription.objects.filter(pk=subscription.pk).update(expires_at=now)
-            transaction.on_commit(engine.enqueue_push_maintenance)
+        if notification.lifecycle in REPLACE_ON | RENEW_ON:
+            _due_now(subscription, replace=notification.lifecycle in REPLACE_ON, now=now)
         request_push_sync(calendar_id=subscription.calendar_id, now=now)
     if rejected:
         log.warning(
@@ -110,6 +110,23 @@ def receive_push(
             rejected,
         )
     return Received(accepted=accepted, rejected=rejected, reply=receipt.reply)
+
+
+def _due_now(subscription: ProviderSubscription, *, replace: bool, now: datetime) -> None:
+    """Have the maintenance run at once. Replace: marked expired, so a new subscription is
+    made (then the old one stopped). Renew: marked as inside the renewal margin but alive,
+    so it is renewed in place; the date we keep is then earlier than the provider's, which
+    errs on the safe side if the renewal fails. The sync catches up on anything missed."""
+    expires_at = now if replace else now + timedelta(seconds=_renewal_margin() // 2)
+    ProviderSubscription.objects.filter(pk=subscription.pk).update(
+        expires_at=Least(F("expires_at"), expires_at)
+    )
+    transaction.on_commit(engine.enqueue_push_maintenance)
+
+
+def _renewal_margin() -> int:
+    """Renew at the latest halfway through the lifetime we ask for."""
+    return min(settings.SYNC_PUSH_RENEW_BEFORE_SECONDS, settings.SYNC_PUSH_TTL_SECONDS // 2)
 
 
 def request_push_sync(*, calendar_id: int, now: datetime | None = None) -> bool:
@@ -153,10 +170,8 @@ def maintain_subscriptions(*, now: datetime | None = None) -> MaintenanceReport:
         _stop(subscription, report, now=now)
     if not push_address(push_keys[0]):
         return report
-    # Renew at the latest halfway through the lifetime we ask for.
-    margin = min(settings.SYNC_PUSH_RENEW_BEFORE_SECONDS, settings.SYNC_PUSH_TTL_SECONDS // 2)
     due = ProviderSubscription.objects.filter(live).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__lt=now + timedelta(seconds=margin))
+        Q(expires_at__isnull=True) | Q(expires_at__lt=now + timedelta(seconds=_renewal_margin()))
     )
     for subscription in due.select_related("calendar__profile").order_by("updated_at")[:BATCH]:
         _renew(subscription, report, now=now)

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -54,8 +55,6 @@ from sync.services.governor import ProfileBusy
 
 log = logging.getLogger(__name__)
 
-# A claimed write is held this long; a crashed worker's lease then lapses and it is re-claimed.
-LEASE_SECONDS = 5 * 60
 BATCH = 100
 # One sweep keeps claiming batches for at most this long (the schedule runs every minute and
 # django-q's task timeout is Q_TIMEOUT, 120 s by default).
@@ -122,8 +121,8 @@ def reconcile_event_writes(
 
     Only pending writes whose attempt is due, that no live lease holds, of calendars of
     connected profiles are claimed (SELECT ... FOR UPDATE SKIP LOCKED, then a lease of
-    LEASE_SECONDS), oldest first, at most `limit`. Never raises for a provider error: each
-    write ends DONE, SUPERSEDED, FAILED or stays PENDING with its retry state recorded.
+    EVENT_WRITE_LEASE_SECONDS), oldest first, at most `limit`. Never raises for a provider
+    error: each write ends DONE, SUPERSEDED, FAILED or stays PENDING with its retry state recorded.
     Idempotent: a write already applied makes no provider call.
     """
     now = now or timezone.now()
@@ -140,7 +139,8 @@ def reconcile_event_writes(
             .values_list("pk", flat=True)[:limit]
         )
         ManagedEventWrite.objects.filter(pk__in=claimed).update(
-            locked_until=now + timedelta(seconds=LEASE_SECONDS), lock_token=token
+            locked_until=now + timedelta(seconds=settings.EVENT_WRITE_LEASE_SECONDS),
+            lock_token=token,
         )
     result = ReconcileResult()
     for pk in claimed:

@@ -279,6 +279,20 @@ def test_microsoft_subscription_handshake_notification_and_lifecycle(
     graph.wait_for_deliveries(1, timeout=5)
     assert queued == [calendar.pk]
 
+    # reauthorizationRequired: renewed in place by a PATCH (which reauthorizes it).
+    graph.send_lifecycle(subscription["id"], "reauthorizationRequired")
+    graph.wait_for_deliveries(2, timeout=5)
+    assert queued == [calendar.pk]  # the standing push request covers it: no second sync
+    before = ProviderSubscription.objects.get(pk=row.pk).expires_at
+    assert before < row.expires_at and before > timezone.now()  # due, still alive
+    assert push.maintain_subscriptions().renewed == 1
+    assert [r.path for r in graph.requests("PATCH", "/subscriptions/")] == [
+        f"/v1.0/subscriptions/{row.channel_id}"
+    ]
+    renewed = ProviderSubscription.objects.get(pk=row.pk)
+    assert renewed.channel_id == row.channel_id and renewed.expires_at > before
+
+    # subscriptionRemoved: replaced by a new subscription.
     graph.send_lifecycle(subscription["id"], "subscriptionRemoved")
     deadline = time.monotonic() + 5
     while ProviderSubscription.objects.get(pk=row.pk).is_healthy(timezone.now()):

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 import icalendar
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -159,7 +160,7 @@ def test_reconcile_after_a_crash_between_put_and_commit_makes_one_resource(setup
     assert _reconcile(w).done == []  # ...until it lapses
 
     result = services.reconcile_event_writes(
-        now=timezone.now() + timedelta(seconds=writes.LEASE_SECONDS + 1)
+        now=timezone.now() + timedelta(seconds=settings.EVENT_WRITE_LEASE_SECONDS + 1)
     )
 
     assert result.done == [w.pk]

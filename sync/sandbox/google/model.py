@@ -232,3 +232,4 @@ class Fault:
     count: int
     retry_after: float | str | None
     delay: float
+    hold: float = 0  # seconds the answer is held back after the request took effect

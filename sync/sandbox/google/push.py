@@ -15,6 +15,7 @@ import urllib.parse
 
 from sync.sandbox.google.model import Delivery
 
+DROPPED = (None, "dropped: push is paused in the sandbox")
 USER_AGENT = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
 
 
@@ -27,6 +28,7 @@ class Pusher:
         self._done = threading.Condition()
         self._deliveries: list[Delivery] = []
         self._pending = 0
+        self.dropping = False  # a broken push path: messages are recorded, never sent
 
     def send(self, channel_id: str, address: str, state: str, number: int, headers: dict):
         with self._done:
@@ -48,7 +50,7 @@ class Pusher:
             if item is None:
                 return
             channel_id, address, state, number, headers = item
-            status, error = self._post(address, headers)
+            status, error = DROPPED if self.dropping else self._post(address, headers)
             delivery = Delivery(
                 channel_id, state, number, address, headers, status, error, time.time()
             )

@@ -699,6 +699,11 @@ class GoogleSandbox:
     def clear_deliveries(self) -> None:
         self._pusher.clear()
 
+    def pause_push(self, paused: bool = True) -> None:
+        """While paused, push messages are recorded as dropped and never sent (a broken push
+        path: the client must still catch up by polling)."""
+        self._pusher.dropping = paused
+
     def channels(self) -> list[dict]:
         """The channels opened so far (id, resourceId, address, expiration, stopped…)."""
         with self._lock:
@@ -728,11 +733,14 @@ class GoogleSandbox:
         retry_after: float | str | None = None,
         delay: float = 0,
         message: str | None = None,
+        hold: float = 0,
     ) -> None:
         """The next `count` requests whose method matches (None or "*": any) and whose path
         contains `path_regex` (re.search) wait `delay` seconds, then answer `status` with
         Google's body for `reason` (default per status: 429/403 rateLimitExceeded, 5xx
-        backendError…) and Retry-After when given. status None: answer normally, late."""
+        backendError…) and Retry-After when given. status None: answer normally, late.
+        `hold`: the request takes effect at once and its answer is held back that long (a
+        client that dies meanwhile never hears that its write landed)."""
         with self._lock:
             self._faults.append(
                 Fault(
@@ -744,6 +752,7 @@ class GoogleSandbox:
                     count=count,
                     retry_after=retry_after,
                     delay=delay,
+                    hold=hold,
                 )
             )
 

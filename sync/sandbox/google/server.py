@@ -160,6 +160,8 @@ def dispatch(sandbox, routes: list[Route], request: Request) -> Response:
             response = _fault_response(request, fault)
     if response is None:
         response = _route(sandbox, routes, request)
+    if fault is not None and fault.hold:
+        time.sleep(fault.hold)
     sandbox._log(request, response.status)
     return response
 

@@ -103,6 +103,7 @@ class MicrosoftSandbox:
     deliveries = GoogleSandbox.deliveries
     wait_for_push_idle = GoogleSandbox.wait_for_push_idle
     clear_deliveries = GoogleSandbox.clear_deliveries
+    pause_push = GoogleSandbox.pause_push
 
     def __init__(
         self,
@@ -652,15 +653,17 @@ class MicrosoftSandbox:
         retry_after: float | str | None = None,
         delay: float = 0,
         message: str | None = None,
+        hold: float = 0,
     ) -> None:
         """The next `count` requests whose method matches (None or "*": any) and whose path
         contains `path_regex` (re.search) wait `delay` seconds, then answer `status` with
         Graph's error body for `code` (default per status: 429 TooManyRequests, 503
         ServiceNotAvailable, 504 GatewayTimeout, 410 SyncStateNotFound, 401
         InvalidAuthenticationToken…) and Retry-After when given. status None: answer
-        normally, late (a slow request still holds its mailbox's concurrency slot)."""
+        normally, late (a slow request still holds its mailbox's concurrency slot). `hold`:
+        the request takes effect at once and its answer is held back that long."""
         GoogleSandbox.fail_next(
-            self, method, path_regex, status, code, count, retry_after, delay, message
+            self, method, path_regex, status, code, count, retry_after, delay, message, hold
         )
 
     def _mailbox_key(self, request: Request) -> tuple[str, str] | None:

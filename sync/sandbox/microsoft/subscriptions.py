@@ -18,7 +18,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 
-from sync.sandbox.google.push import Pusher
+from sync.sandbox.google.push import DROPPED, Pusher
 from sync.sandbox.google.server import Response
 from sync.sandbox.microsoft import errors, events
 from sync.sandbox.microsoft.graph import ok, read_json
@@ -90,6 +90,10 @@ class Notifier(Pusher):
             if job is None:
                 return
             subscription_id, kind, event, url, body = job
+            if self.dropping:
+                dropped = Delivery(subscription_id, kind, event, url, body, *DROPPED, time.time())
+                self._record(dropped)
+                continue
             payload = json.dumps(body).encode()
             reply = post(url, payload, "application/json; charset=utf-8", self.timeout)
             error = reply.error
