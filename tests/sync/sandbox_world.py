@@ -74,11 +74,13 @@ def google_service(
     workdir: Path,
     client: tuple[str, str],
     email: str,
+    env: dict | None = None,
 ) -> LiveService:
     """`manage.py serve` (not started) with every Google URL, our client and the push address
-    pointed at the sandbox; the client and `email` registered there."""
+    pointed at the sandbox; the client and `email` registered there; `env` on top."""
     client_id, client_secret = client
     env = {
+        **(env or {}),
         "GOOGLE_CLIENT_ID": client_id,
         "GOOGLE_CLIENT_SECRET": client_secret,
         "GOOGLE_ACCOUNTS_URL": sandbox.url,
@@ -95,10 +97,12 @@ def microsoft_service(
     workdir: Path,
     client: tuple[str, str],
     email: str,
+    env: dict | None = None,
 ) -> LiveService:
     """The same for Microsoft."""
     client_id, client_secret = client
     env = {
+        **(env or {}),
         "MICROSOFT_CLIENT_ID": client_id,
         "MICROSOFT_CLIENT_SECRET": client_secret,
         "MICROSOFT_LOGIN_URL": sandbox.url,
@@ -108,14 +112,15 @@ def microsoft_service(
 
 
 @contextmanager
-def running_world(kind: str, tmp_path: Path, sandbox, make_service, email: str, client):
-    """A started sandbox (approving as `email`) and the real service pointed at it, on a
-    database of `kind` (sqlite or postgresql); both stopped afterwards."""
+def running_world(kind: str, tmp_path: Path, sandbox, make_service, email: str, client, env=None):
+    """A started sandbox (approving as `email`) and the real service pointed at it (with the
+    settings `env` on top), on a database of `kind` (sqlite or postgresql); both stopped
+    afterwards."""
     with service_database(kind, tmp_path) as url:
         sandbox.auto_approve_as = email
         sandbox.start()
         service = make_service(
-            sandbox, database_url=url, workdir=tmp_path, client=client, email=email
+            sandbox, database_url=url, workdir=tmp_path, client=client, email=email, env=env
         )
         try:
             service.start()
@@ -297,3 +302,17 @@ def graph_invitation(subject: str, start: datetime, invitee: str) -> dict:
         isOrganizer=False,
         responseStatus={"response": "notResponded"},
     )
+
+
+def assert_answer_held_after_it_took_effect(sandbox, send, landed) -> None:
+    """`send()` is a write that `fail_next(hold=)` holds: it takes effect (`landed()`) while
+    its answer is held back, and `held_requests()` names it with the sender's TCP port."""
+    answers = []
+    sender = threading.Thread(target=lambda: answers.append(send()))
+    sender.start()
+    [held] = wait_for("the held request", sandbox.held_requests, timeout=5, every=0.02)
+    assert landed() and not answers
+    sender.join(10)
+    [answer] = answers
+    assert answer.status_code in (200, 201) and not sandbox.held_requests()
+    assert sandbox.requests_log[-1].peer_port == held.peer_port > 0

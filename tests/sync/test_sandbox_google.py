@@ -24,6 +24,7 @@ import requests
 
 from sync.sandbox.google import GoogleSandbox
 from sync.sandbox.google.recurrence import Series
+from tests.sync.sandbox_world import assert_answer_held_after_it_took_effect
 
 CLIENT_ID = "1234567890-sandbox.apps.googleusercontent.com"
 CLIENT_SECRET = "sandbox-secret"
@@ -858,6 +859,15 @@ def test_fail_next_429_with_retry_after(sandbox, api):
         }
     assert api("GET", "/calendars/primary/events").status_code == 200
     assert [entry.status for entry in sandbox.requests("GET", r"/events$")] == [429, 429, 200]
+
+
+def test_hold_answers_late_after_the_write_took_effect(sandbox, api):
+    sandbox.fail_next("POST", r"/events$", hold=0.5)
+    assert_answer_held_after_it_took_effect(
+        sandbox,
+        lambda: api("POST", "/calendars/primary/events", json=timed("Held", datetime(2026, 3, 4))),
+        lambda: [e for e in sandbox.events(ALICE) if e["summary"] == "Held"],
+    )
 
 
 def test_fail_next_403_quota_exceeded_and_backend_errors(sandbox, api):

@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from sync.sandbox.microsoft import MicrosoftSandbox
+from tests.sync.sandbox_world import assert_answer_held_after_it_took_effect
 
 CLIENT_ID = "6731de76-14a6-49ae-97bc-6eba6914391e"
 CLIENT_SECRET = "sandbox-secret"
@@ -783,6 +784,15 @@ def test_mailbox_concurrency_limit(sandbox, api):
     sandbox.clear_faults()
     sandbox.max_concurrent_per_mailbox = None
     assert api("GET", "/me/calendars").status_code == 200
+
+
+def test_hold_answers_late_after_the_write_took_effect(sandbox, api):
+    sandbox.fail_next("POST", r"/events$", None, hold=0.5)
+    assert_answer_held_after_it_took_effect(
+        sandbox,
+        lambda: api("POST", "/me/events", json=timed("Held", datetime(2026, 3, 4, 9))),
+        lambda: [e for e in sandbox.events(ALICE) if e["subject"] == "Held"],
+    )
 
 
 def test_fail_next_429_503_401_and_slow_answers(sandbox, api):

@@ -220,6 +220,7 @@ class LoggedRequest:
     path: str
     query: dict  # first value of each parameter
     status: int
+    peer_port: int = 0  # the client's TCP port: which process sent it (`ss -tnp`)
 
 
 @dataclass

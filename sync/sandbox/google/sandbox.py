@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import threading
@@ -88,6 +89,7 @@ class GoogleSandbox:
         self._channels: dict[tuple[str, str], Channel] = {}
         self._faults: list[Fault] = []
         self._log_entries: list[LoggedRequest] = []
+        self._held: list[LoggedRequest] = []
         self._pusher = Pusher(push_timeout)
         self._routes = compile_routes(oauth.ROUTES, calendar_api.ROUTES, events_api.ROUTES)
         self._server = None
@@ -771,9 +773,25 @@ class GoogleSandbox:
         return None
 
     def _log(self, request: Request, status: int) -> None:
-        query = {k: v[0] for k, v in request.query.items()}
         with self._lock:
-            self._log_entries.append(LoggedRequest(request.method, request.path, query, status))
+            self._log_entries.append(_logged(request, status))
+
+    @contextlib.contextmanager
+    def _holding(self, request: Request, status: int):
+        entry = _logged(request, status)
+        with self._lock:
+            self._held.append(entry)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.remove(entry)
+
+    def held_requests(self) -> list[LoggedRequest]:
+        """Requests that took effect and whose answer `fail_next(hold=)` is holding back now;
+        `peer_port` tells which client process is waiting for it."""
+        with self._lock:
+            return list(self._held)
 
     @property
     def requests_log(self) -> list[LoggedRequest]:
@@ -800,3 +818,8 @@ class GoogleSandbox:
 
     def _resource_uri(self, path: str) -> str:
         return f"{self.url}{urllib.parse.quote(path, safe='/@')}?alt=json"
+
+
+def _logged(request: Request, status: int) -> LoggedRequest:
+    query = {k: v[0] for k, v in request.query.items()}
+    return LoggedRequest(request.method, request.path, query, status, request.peer_port)

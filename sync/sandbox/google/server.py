@@ -23,6 +23,7 @@ class Request:
     query: dict[str, list[str]]
     headers: object  # email.message.Message: case-insensitive .get()
     body: bytes
+    peer_port: int = 0
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -130,7 +131,14 @@ def make_server(sandbox, host: str, port: int) -> ThreadingHTTPServer:
         def _handle(self) -> None:
             parts = urllib.parse.urlsplit(self.path)
             query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
-            request = Request(self.command, parts.path, query, self.headers, self._read_body())
+            request = Request(
+                self.command,
+                parts.path,
+                query,
+                self.headers,
+                self._read_body(),
+                peer_port=self.client_address[1],
+            )
             response = sandbox._dispatch(request)
             self.send_response(response.status)
             headers = {"Vary": "Origin, X-Origin, Referer", **response.headers}
@@ -161,7 +169,8 @@ def dispatch(sandbox, routes: list[Route], request: Request) -> Response:
     if response is None:
         response = _route(sandbox, routes, request)
     if fault is not None and fault.hold:
-        time.sleep(fault.hold)
+        with sandbox._holding(request, response.status):
+            time.sleep(fault.hold)
     sandbox._log(request, response.status)
     return response
 

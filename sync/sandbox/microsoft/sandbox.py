@@ -97,6 +97,8 @@ class MicrosoftSandbox:
     clear_faults = GoogleSandbox.clear_faults
     _take_fault = GoogleSandbox._take_fault
     _log = GoogleSandbox._log
+    _holding = GoogleSandbox._holding
+    held_requests = GoogleSandbox.held_requests
     requests_log = GoogleSandbox.requests_log
     requests = GoogleSandbox.requests
     clear_requests_log = GoogleSandbox.clear_requests_log
@@ -146,6 +148,7 @@ class MicrosoftSandbox:
         self._inflight: dict[tuple[str, str], int] = {}
         self._faults: list[Fault] = []
         self._log_entries: list = []
+        self._held: list = []
         self._pusher = subscriptions.Notifier(notification_timeout)
         self._routes = compile_routes(oauth.ROUTES, graph.ROUTES, subscriptions.ROUTES)
         self._server = None

@@ -49,8 +49,12 @@ def _answer(sb, routes, request: Request, ids) -> Response:
     if fault is None:
         return _route(sb, routes, request, ids)
     time.sleep(fault.delay or 0)
-    if not fault.status:  # only slow
-        return _route(sb, routes, request, ids)
+    if not fault.status:  # only slow, or held after it took effect
+        response = _route(sb, routes, request, ids)
+        if fault.hold:
+            with sb._holding(request, response.status):
+                time.sleep(fault.hold)
+        return response
     if _is_graph(request.path):
         error = errors.fault(fault.status, fault.reason, fault.message)
     else:
