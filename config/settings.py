@@ -398,11 +398,16 @@ MANAGED_EVENT_WRITE_TRIGGER = env_str(
     "MANAGED_EVENT_WRITE_TRIGGER", "sync.services.enqueue_managed_event_writes"
 )
 
-# Shared cache for the API rate limits: Redis when REDIS_URL is set (needed with several server
-# processes), otherwise each process counts on its own.
+# Shared cache for the rate limits: Redis when REDIS_URL is set (needed with several server
+# processes), otherwise each process counts on its own. Short socket timeouts: the limiter lets
+# requests through when Redis fails, and a Redis that hangs must not hang the API instead.
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
