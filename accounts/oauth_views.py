@@ -32,6 +32,7 @@ from accounts.oauth import (
     sealed_scope,
 )
 from accounts.oauth_services import authenticate_client, checksum, revoke_authorization
+from accounts.throttling import oauth_token_wait, retry_after_header
 
 Application = get_application_model()
 
@@ -185,6 +186,9 @@ class TokenView(CronofyOAuthMixin, View):
 
     def post(self, request, *args, **kwargs):
         params = request_body_params(request)
+        wait = oauth_token_wait(request, params)
+        if wait:
+            return _slow_down(wait)
         # One transaction: the code's row lock (concurrent redemption) and the replay
         # revocation commit together with the tokens they guard.
         with transaction.atomic():
@@ -201,6 +205,21 @@ class TokenView(CronofyOAuthMixin, View):
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"
         return response
+
+
+def _slow_down(wait: float) -> JsonResponse:
+    """429 for a client or address over its /oauth/token limit (docs/api.md, "Rate limits")."""
+    retry_after = retry_after_header(wait)
+    response = JsonResponse(
+        {
+            "error": "slow_down",
+            "error_description": f"too many token requests: retry after {retry_after} s",
+        },
+        status=429,
+    )
+    response["Retry-After"] = retry_after
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _cronofy_token_response(data: dict, params: dict) -> dict:

@@ -23,6 +23,8 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
+from accounts.oauth_services import authenticate_client
+
 logger = logging.getLogger(__name__)
 
 # After a cache error, requests go unchecked this long before the cache is tried again.
@@ -158,6 +160,44 @@ def client_address(request) -> str:
 def retry_after_header(seconds: float) -> str:
     """Whole seconds for Retry-After, rounded up so that a retry at that time succeeds."""
     return str(max(int(-(-seconds // 1)), 1))
+
+
+def oauth_token_wait(request, params: dict[str, str]) -> float:
+    """Count a request to /oauth/token: against its address always, and against its client
+    only once the client authenticates, so that nobody can spend an integrator's budget by
+    naming its client_id. Returns the seconds to wait, 0 when allowed."""
+    wait = seconds_until_allowed(
+        [
+            Limit(
+                "oauth-token-address",
+                client_address(request),
+                settings.OAUTH_TOKEN_RATE_LIMIT_PER_ADDRESS,
+            )
+        ]
+    )
+    if wait or settings.OAUTH_TOKEN_RATE_LIMIT_PER_CLIENT <= 0:
+        return wait
+    client_id = params.get("client_id") or ""
+    secret = params.get("client_secret") or ""
+    if authenticate_client(client_id=client_id, client_secret=secret) is None:
+        return 0  # the token endpoint answers invalid_client
+    return seconds_until_allowed(
+        [Limit("oauth-token-client", client_id, settings.OAUTH_TOKEN_RATE_LIMIT_PER_CLIENT)]
+    )
+
+
+def connect_form_wait(request) -> float:
+    """Count a submission of a hosted connect form (each makes us fetch the URL it names)
+    against its address and, once the browser has a session, against that session."""
+    limits = [
+        Limit("connect-address", client_address(request), settings.CONNECT_RATE_LIMIT_PER_ADDRESS)
+    ]
+    session_key = request.session.session_key
+    if session_key:
+        limits.append(
+            Limit("connect-session", session_key, settings.CONNECT_RATE_LIMIT_PER_SESSION)
+        )
+    return seconds_until_allowed(limits)
 
 
 class ApplicationRateThrottle(BaseThrottle):
