@@ -10,7 +10,11 @@ accounts/oauth_views.py only translate HTTP. What we add over django-oauth-toolk
 - redemption locks the grant row, so concurrent redemptions of one code yield one token;
 - PKCE: the verifier's length and charset are checked, a verifier sent for a code issued
   without a challenge is refused (downgrade), and a wrong verifier burns the code;
-- the token endpoint's redirect_uri must equal the grant's (invalid_grant, as Cronofy answers);
+- the token endpoint's redirect_uri must equal the grant's (invalid_grant, as Cronofy answers),
+  and may not be left out (invalid_request; RFC 6749 §4.1.3): every grant has one, given at
+  /oauth/authorize or the application's only registered one;
+- the scope granted on the consent page is the scope requested at /oauth/authorize: the form's
+  hidden fields come back with a signed seal of the client, redirect URI, scope and end-user;
 - clients authenticate with any of their active client secrets (ApplicationSecret);
 - scopes are Cronofy's: unknown names are refused, an empty scope is refused, and a refresh may
   narrow the grant through shorthands (read_write -> read_events) but never widen it.
@@ -19,6 +23,7 @@ accounts/oauth_views.py only translate HTTP. What we add over django-oauth-toolk
 import json
 import re
 
+from django.core import signing
 from django.utils import timezone
 from oauth2_provider.models import Grant, RefreshToken, get_application_model
 from oauth2_provider.oauth2_backends import OAuthLibCore
@@ -34,6 +39,10 @@ from accounts.oauth_services import checksum, verify_client_secret
 # RFC 7636 §4.1: code_verifier = 43*128unreserved.
 PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 
+# The consent form's seal: valid this long after the consent page was shown.
+CONSENT_SEAL_MAX_AGE_SECONDS = 3600
+CONSENT_SEAL_SALT = "accounts.oauth.consent-seal"
+
 # Query parameters of /oauth/authorize that are ours (Cronofy's), not oauthlib's.
 CRONOFY_AUTHORIZE_PARAMS = ("provider_name", "avoid_linking", "link_token", "locale")
 
@@ -48,6 +57,27 @@ def pkce_required(client_id: str) -> bool:
         .first()
     )
     return client_type != Application.CLIENT_CONFIDENTIAL
+
+
+def seal_consent(*, client_id: str, redirect_uri: str, scope: str, user_id: int) -> str:
+    """A signed copy of what the consent page asks the end-user to allow, for a hidden field:
+    the hidden `scope` next to it could otherwise be edited to widen the grant."""
+    return signing.dumps([client_id, redirect_uri, scope, user_id], salt=CONSENT_SEAL_SALT)
+
+
+def sealed_scope(seal: str, *, client_id: str, redirect_uri: str, user_id: int) -> str | None:
+    """The scope `seal` was made for, if it is ours, unexpired, and made for this client,
+    redirect URI and end-user; otherwise None."""
+    try:
+        sealed = signing.loads(seal, salt=CONSENT_SEAL_SALT, max_age=CONSENT_SEAL_MAX_AGE_SECONDS)
+    except signing.BadSignature:  # includes SignatureExpired
+        return None
+    if not isinstance(sealed, list) or len(sealed) != 4:
+        return None
+    sealed_client, sealed_redirect, scope, sealed_user = sealed
+    if (sealed_client, sealed_redirect, sealed_user) != (client_id, redirect_uri, user_id):
+        return None
+    return scope
 
 
 class CronofyOAuth2Validator(OAuth2Validator):
@@ -121,7 +151,15 @@ class CronofyOAuth2Validator(OAuth2Validator):
             return False
         if grant.is_expired():
             return False
-        if request.redirect_uri is not None and request.redirect_uri != grant.redirect_uri:
+        if request.redirect_uri is None:
+            # oauthlib would fill in the application's default (RFC 6749 §4.1.3 requires it
+            # whenever the authorization request had one; ours always do). Not burnt: the
+            # client may retry with it.
+            raise errors.InvalidRequestError(
+                description="redirect_uri is required: the one sent to /oauth/authorize",
+                request=request,
+            )
+        if request.redirect_uri != grant.redirect_uri:
             return False
         if not self._pkce_ok(grant, request):
             # A wrong verifier burns the code: no second guess.

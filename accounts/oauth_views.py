@@ -18,16 +18,21 @@ from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.models import AccessToken, get_application_model
 from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 
 from accounts import pending as pending_authorization
+from accounts.forms import ConsentForm
 from accounts.models import Account, IssuedCode, Profile
 from accounts.oauth import (
     CronofyOAuth2Validator,
     CronofyOAuthLibCore,
     CronofyServer,
     request_body_params,
+    seal_consent,
+    sealed_scope,
 )
 from accounts.oauth_services import authenticate_client, checksum, revoke_authorization
+from accounts.throttling import oauth_token_wait, retry_after_header
 
 Application = get_application_model()
 
@@ -48,6 +53,7 @@ class AuthorizeView(CronofyOAuthMixin, AuthorizationView):
     """
 
     template_name = "oauth2_provider/authorize.html"
+    form_class = ConsentForm
 
     def dispatch(self, request, *args, **kwargs):
         if request.method == "GET":
@@ -131,10 +137,43 @@ class AuthorizeView(CronofyOAuthMixin, AuthorizationView):
         credentials["linking_profile_id"] = profile.public_id if profile else None
         return super().create_authorization_response(request, scopes, credentials, allow)
 
+    def get_initial(self):
+        initial = super().get_initial()
+        if initial["client_id"]:  # only on GET: on POST the data comes from the form
+            initial["consent_seal"] = seal_consent(
+                client_id=initial["client_id"],
+                redirect_uri=initial["redirect_uri"],
+                scope=initial["scope"],
+                user_id=self.request.user.pk,
+            )
+        return initial
+
     def form_valid(self, form):
+        data = form.cleaned_data
+        if data.get("allow"):  # denying grants nothing: no seal needed
+            requested = sealed_scope(
+                data["consent_seal"],
+                client_id=data["client_id"],
+                redirect_uri=data["redirect_uri"],
+                user_id=self.request.user.pk,
+            )
+            if requested is None or requested != data["scope"]:
+                return self._consent_form_refused(requested)
         response = super().form_valid(form)
         pending_authorization.forget(self.request)
         return response
+
+    def _consent_form_refused(self, requested: str | None):
+        """The consent form came back altered (or its seal expired): an error page, no
+        redirect, no code."""
+        asked = f" The application asked for: {requested}." if requested else ""
+        error = oauth_errors.InvalidRequestError(
+            description=(
+                f"The consent form was changed or has expired.{asked} "
+                "Please go back to the application and start again."
+            )
+        )
+        return self.render_to_response({"error": error}, status=400)
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -147,6 +186,9 @@ class TokenView(CronofyOAuthMixin, View):
 
     def post(self, request, *args, **kwargs):
         params = request_body_params(request)
+        wait = oauth_token_wait(request, params)
+        if wait:
+            return _slow_down(wait)
         # One transaction: the code's row lock (concurrent redemption) and the replay
         # revocation commit together with the tokens they guard.
         with transaction.atomic():
@@ -163,6 +205,21 @@ class TokenView(CronofyOAuthMixin, View):
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"
         return response
+
+
+def _slow_down(wait: float) -> JsonResponse:
+    """429 for a client or address over its /oauth/token limit (docs/api.md, "Rate limits")."""
+    retry_after = retry_after_header(wait)
+    response = JsonResponse(
+        {
+            "error": "slow_down",
+            "error_description": f"too many token requests: retry after {retry_after} s",
+        },
+        status=429,
+    )
+    response["Retry-After"] = retry_after
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _cronofy_token_response(data: dict, params: dict) -> dict:

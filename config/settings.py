@@ -230,6 +230,16 @@ SPECTACULAR_SETTINGS = {
 # Per-application API rate limits (Cronofy's defaults).
 API_RATE_LIMIT_PER_SECOND = env_int("API_RATE_LIMIT_PER_SECOND", 50)
 API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 500)
+# Per minute, counted like the API limits (docs/configuration.md, "Rate limits"): /oauth/token
+# per address (every request) and per client (requests that authenticate), and the hosted
+# connect forms' submissions, each of which makes us fetch a URL, per address and per session.
+OAUTH_TOKEN_RATE_LIMIT_PER_ADDRESS = env_int("OAUTH_TOKEN_RATE_LIMIT_PER_ADDRESS", 600)
+OAUTH_TOKEN_RATE_LIMIT_PER_CLIENT = env_int("OAUTH_TOKEN_RATE_LIMIT_PER_CLIENT", 600)
+CONNECT_RATE_LIMIT_PER_ADDRESS = env_int("CONNECT_RATE_LIMIT_PER_ADDRESS", 60)
+CONNECT_RATE_LIMIT_PER_SESSION = env_int("CONNECT_RATE_LIMIT_PER_SESSION", 10)
+# Behind a proxy every request comes from the proxy's address: with this on, the per-address
+# limits use the last X-Forwarded-For entry instead (only if the proxy always sets it).
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
 
 # OAuth 2.0 provider to integrators (django-oauth-toolkit). See docs/api.md, "OAuth security".
 OAUTH2_PROVIDER = {
@@ -398,11 +408,16 @@ MANAGED_EVENT_WRITE_TRIGGER = env_str(
     "MANAGED_EVENT_WRITE_TRIGGER", "sync.services.enqueue_managed_event_writes"
 )
 
-# Shared cache for the API rate limits: Redis when REDIS_URL is set (needed with several server
-# processes), otherwise each process counts on its own.
+# Shared cache for the rate limits: Redis when REDIS_URL is set (needed with several server
+# processes), otherwise each process counts on its own. Short socket timeouts: the limiter lets
+# requests through when Redis fails, and a Redis that hangs must not hang the API instead.
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

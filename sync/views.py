@@ -21,6 +21,7 @@ from sync.connect import connect_with_credentials, relink_prefill
 from sync.forms import CalDAVForm, IcsForm
 from sync.pipeline import MissingCalendarAccess
 from sync.providers.base import AuthExpired, PermanentError, ProviderError, TemporaryError
+from sync.rate_limits import ConnectRateLimitMixin
 from sync.services import push
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -96,7 +97,7 @@ class ChooserView(View):
         )
 
 
-class CredentialsConnectView(View):
+class CredentialsConnectView(ConnectRateLimitMixin, View):
     """Shared GET/POST of the CalDAV, iCloud and ICS forms."""
 
     template_name = "sync/connect_form.html"

@@ -257,6 +257,24 @@ def test_redirect_token_endpoint_uri_must_equal_the_grants(client):
     assert response.json()["error"] == "invalid_grant"
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "form"])
+def test_redirect_token_endpoint_requires_the_redirect_uri_of_the_authorization(client, as_json):
+    integrator = make_integrator()
+    make_connected_user(client)
+    code = obtain_code(client, integrator)
+
+    response = token_request(
+        client, integrator, as_json=as_json, grant_type="authorization_code", code=code
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert "redirect_uri" in response.json()["error_description"]
+    # Refused, not burnt: the legitimate exchange with redirect_uri still works.
+    assert exchange_code(client, integrator, code).status_code == 200
+
+
 # --- O6 rotation + reuse detection ---
 @pytest.mark.django_db
 def test_refresh_rotation_and_reuse_of_superseded_token_revokes_family(client):
@@ -333,6 +351,54 @@ def test_scope_unknown_or_empty_is_refused_at_authorize(client, scope):
     params = redirect_params(response)
     assert params["error"] == "invalid_scope"
     assert params["state"] == "xyz-state"
+
+
+def consent_form_data(page) -> dict:
+    form = page.context["form"]
+    return {name: value for name, value in form.initial.items() if value is not None}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "posted_scope",
+    ["read_events create_event delete_event", "read_write", "read_events read_account"],
+)
+def test_scope_edited_on_the_consent_form_cannot_widen_the_grant(client, posted_scope):
+    integrator = make_integrator()
+    make_connected_user(client)
+    params = authorize_params(integrator, scope="read_events")
+    page = client.get("/oauth/authorize", params)
+    data = {**consent_form_data(page), "scope": posted_scope, "allow": "on"}
+
+    response = client.post("/oauth/authorize?" + page.request["QUERY_STRING"], data)
+
+    assert response.status_code == 400
+    assert Grant.objects.count() == 0
+    assert "read_events" in response.content.decode()  # says what went wrong, no redirect
+
+
+@pytest.mark.django_db
+def test_scope_consent_form_sealed_for_one_application_does_not_open_for_another(client):
+    wide = make_integrator(name="Wide")
+    narrow = make_integrator(name="Narrow")
+    make_connected_user(client)
+    wide_page = client.get("/oauth/authorize", authorize_params(wide, scope="read_write"))
+    narrow_page = client.get("/oauth/authorize", authorize_params(narrow, scope="read_events"))
+    data = {
+        **consent_form_data(narrow_page),
+        "scope": "read_write",
+        "consent_seal": consent_form_data(wide_page)["consent_seal"],
+        "allow": "on",
+    }
+
+    response = client.post("/oauth/authorize?" + narrow_page.request["QUERY_STRING"], data)
+    unsealed = client.post(
+        "/oauth/authorize?" + narrow_page.request["QUERY_STRING"],
+        {**data, "consent_seal": ""},
+    )
+
+    assert response.status_code == unsealed.status_code == 400
+    assert Grant.objects.count() == 0
 
 
 @pytest.mark.django_db
