@@ -1,11 +1,13 @@
 """An ICS feed URL is the credential: it is stored encrypted and nowhere else, yet the same feed
 still finds its profile. Against a real feed server on 127.0.0.1."""
 
+import io
 import uuid
 
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib.sessions.backends.db import SessionStore
+from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
@@ -154,6 +156,23 @@ def test_rotating_the_hash_keys_finds_old_rows_and_rehashes_them(feed_url, setti
     stored = Profile.objects.get().provider_account_id
     assert stored.startswith("hmac-sha256:") and stored != hashed_under_old
     settings.IDENTITY_HASH_KEYS = ["new-hash-key"]  # the old key can go now
+    assert connect(account, feed_url).pk == profile.pk
+
+
+@pytest.mark.django_db
+def test_rehash_identities_moves_every_feed_to_the_first_hash_key(feed_url, settings):
+    account = make_account()
+    settings.IDENTITY_HASH_KEYS = ["old-hash-key"]
+    profile = connect(account, feed_url)
+    settings.IDENTITY_HASH_KEYS = ["new-hash-key", "old-hash-key"]
+
+    first, second = io.StringIO(), io.StringIO()
+    call_command("rehash_identities", "--batch-size", "1", stdout=first)
+    call_command("rehash_identities", stdout=second)
+
+    assert "1 profile(s) re-hashed of 1 scanned" in first.getvalue()
+    assert "0 profile(s) re-hashed of 1 scanned" in second.getvalue()
+    settings.IDENTITY_HASH_KEYS = ["new-hash-key"]
     assert connect(account, feed_url).pk == profile.pk
 
 
