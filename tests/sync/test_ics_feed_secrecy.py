@@ -15,6 +15,7 @@ from accounts.models import Profile
 from calendars.models import Calendar, Event
 from sync import services
 from sync.connect import connect_with_credentials
+from sync.models import CalendarSyncState
 from sync.providers.base import PermanentError
 from tests.calendars.helpers import api_get
 from tests.factories import make_access_token, make_account
@@ -92,6 +93,20 @@ def test_a_connected_and_synced_feed_leaves_its_url_in_no_table(client, feed_url
         assert token not in response.content.decode(), path
     calendars = api_get(client, "/v1/calendars", bearer).json()["calendars"]
     assert [c["calendar_name"] for c in calendars] == ["Team"]
+
+
+@pytest.mark.django_db
+def test_a_failing_feed_records_its_failure_without_its_url(feed_url, token, httpserver):
+    profile = connect(make_account(), feed_url)
+    calendar = profile.calendars.get()
+    httpserver.clear()
+    httpserver.expect_request("/private/basic.ics").respond_with_data("down", status=500)
+
+    outcome = services.sync_calendar(calendar_id=calendar.pk)
+
+    assert outcome.status != "synced"
+    assert CalendarSyncState.objects.get(calendar=calendar).last_error
+    assert tables_containing(token) == []
 
 
 @pytest.mark.django_db
