@@ -2,8 +2,15 @@
 
 Each ciphertext is bound to a *purpose* (for fields: "app_label.Model.field") that is checked on
 decryption, so a ciphertext copied into another column fails instead of leaking there.
+
+Secrets that must also be found again (an ICS feed URL: the same feed connected twice is one
+profile) are stored as a keyed hash too (`keyed_hash`). The hash keys are IDENTITY_HASH_KEYS, not
+ENCRYPTION_KEYS: a hash cannot be re-encrypted, so rotating the encryption keys must leave it
+alone.
 """
 
+import hashlib
+import hmac
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -54,3 +61,22 @@ def is_encrypted_under_primary_key(ciphertext: str) -> bool:
 def reencrypt(ciphertext: str) -> str:
     """Re-encrypt under the primary key (keeps the plaintext and purpose)."""
     return current_cipher().rotate(ciphertext.encode()).decode()
+
+
+KEYED_HASH_PREFIX = "hmac-sha256:"
+
+
+def keyed_hash(value: str, *, purpose: str) -> str:
+    """A lookup value for a secret, under the first key of IDENTITY_HASH_KEYS."""
+    return _keyed_hash(settings.IDENTITY_HASH_KEYS[0], value, purpose)
+
+
+def keyed_hashes(value: str, *, purpose: str) -> list[str]:
+    """`value`'s hash under every key of IDENTITY_HASH_KEYS (first key first): a lookup matches
+    rows hashed before the keys were rotated."""
+    return [_keyed_hash(key, value, purpose) for key in settings.IDENTITY_HASH_KEYS]
+
+
+def _keyed_hash(key: str, value: str, purpose: str) -> str:
+    message = f"{purpose}{_SEPARATOR}{value}".encode()
+    return KEYED_HASH_PREFIX + hmac.new(key.encode(), message, hashlib.sha256).hexdigest()

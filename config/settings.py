@@ -67,6 +67,11 @@ ENCRYPTION_KEYS = env_list("ENCRYPTION_KEYS") or ([_development_encryption_key()
 if not ENCRYPTION_KEYS:
     raise ImproperlyConfigured("ENCRYPTION_KEYS must be set when DEBUG is off.")
 
+# HMAC keys of the lookup hashes that stand in for secret identities (ICS feed URLs). The first
+# hashes, all match; separate from ENCRYPTION_KEYS so that rotating those never breaks a lookup.
+# Default: SECRET_KEY (HMAC'd with a purpose of its own, so the hash reveals nothing of it).
+IDENTITY_HASH_KEYS = env_list("IDENTITY_HASH_KEYS") or [SECRET_KEY]
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -13,6 +13,7 @@ from accounts.models import Account, Profile
 from accounts.services import create_account
 from sync.providers.base import PermanentError, ProviderAccount, ProviderCalendar
 from sync.services import build_provider, store_connected_profile
+from sync.services.identity import identity_lookup
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,15 @@ def connect_with_credentials(
     Raises ProviderError (nothing is created then).
     """
     found = discover(provider_key, credentials)
-    identity = found.provider_account.provider_account_id
+    identity = identity_lookup(provider_key, found.provider_account.provider_account_id)
     if relink is not None:
-        if relink.provider != provider_key or relink.provider_account_id != identity:
+        if relink.provider != provider_key or relink.provider_account_id not in identity:
             raise PermanentError("these credentials belong to another calendar account")
         account = relink.account
     with transaction.atomic():
         if account is None and sign_in_existing:
             owner = (
-                Profile.objects.filter(provider=provider_key, provider_account_id=identity)
+                Profile.objects.filter(provider=provider_key, provider_account_id__in=identity)
                 .select_related("account")
                 .order_by("-updated_at")
                 .first()
@@ -88,10 +89,10 @@ def connect_oauth_profile(
     Calendars are left to the first sync (the Google/Graph adapters need an authorized HTTP
     session, which the sync engine builds); no network call happens here.
     """
-    identity = provider_account.provider_account_id
+    identity = identity_lookup(provider_key, provider_account.provider_account_id)
     with transaction.atomic():
         existing = (
-            Profile.objects.filter(provider=provider_key, provider_account_id=identity)
+            Profile.objects.filter(provider=provider_key, provider_account_id__in=identity)
             .select_related("account")
             .order_by("-updated_at")
         )

@@ -256,6 +256,9 @@ class Provider(ABC):
     """One provider account, seen through its credentials."""
 
     key: str = ""
+    # The account id of `describe_account` is itself a credential (an ICS feed URL): the
+    # database keeps only a keyed hash of it (sync.services.identity).
+    identity_is_secret: bool = False
 
     @abstractmethod
     def describe_account(self) -> ProviderAccount:

@@ -34,6 +34,7 @@ from sync.services import resources
 from sync.services.backoff import backoff_delay
 from sync.services.credentials import build_provider, call_with_fresh_credentials
 from sync.services.governor import ProfileBusy
+from sync.services.identity import identity_lookup, stored_identity
 from sync.services.resources import current_window
 
 log = logging.getLogger(__name__)
@@ -123,9 +124,10 @@ def connect_profile(*, account: Account, provider_key: str, credentials_dict: di
     """Connect (or relink) a provider account: discover it, store the profile and calendars,
     and enqueue the first sync of each calendar.
 
-    The profile is unique on (account, provider, provider_account_id): connecting the same
-    provider account again updates its credentials and reconnects it. Raises the adapter's
-    errors (AuthExpired for bad credentials, TemporaryError, PermanentError) before writing.
+    The profile is unique on (account, provider, provider_account_id; a keyed hash for an ICS
+    feed, see sync.services.identity): connecting the same provider account again updates its
+    credentials and reconnects it. Raises the adapter's errors (AuthExpired for bad
+    credentials, TemporaryError, PermanentError) before writing.
     """
     provider = build_provider(provider_key, credentials_dict)
     identity = provider.describe_account()
@@ -153,12 +155,7 @@ def store_connected_profile(
     whose adapters need an authorized session); a relink then keeps the cached calendars.
     """
     with transaction.atomic():
-        profile, created = Profile.objects.select_for_update(no_key=True).get_or_create(
-            account=account,
-            provider=provider_key,
-            provider_account_id=provider_account.provider_account_id,
-            defaults={"profile_name": provider_account.profile_name},
-        )
+        profile, created = _lock_or_create_profile(account, provider_key, provider_account)
         profile.profile_name = provider_account.profile_name
         profile.provider_service = provider_account.provider_service
         profile.credentials = credentials
@@ -196,6 +193,29 @@ def store_connected_profile(
             transaction.on_commit(lambda: enqueue_managed_event_writes(write_ids=write_ids))
     log.info("profile %s %s", profile.public_id, "connected" if created else "relinked")
     return profile
+
+
+def _lock_or_create_profile(
+    account: Account, provider_key: str, provider_account: base.ProviderAccount
+) -> tuple[Profile, bool]:
+    """The account's profile of this provider identity, locked (or a new one). A secret
+    identity is found by its keyed hash under any configured key and re-hashed under the first
+    (sync.services.identity)."""
+    identity = provider_account.provider_account_id
+    profiles = Profile.objects.select_for_update(no_key=True)
+    stored = identity_lookup(provider_key, identity)
+    profile = profiles.filter(
+        account=account, provider=provider_key, provider_account_id__in=stored
+    ).first()
+    if profile is not None:
+        profile.provider_account_id = stored[0]
+        return profile, False
+    return profiles.get_or_create(
+        account=account,
+        provider=provider_key,
+        provider_account_id=stored_identity(provider_key, identity),
+        defaults={"profile_name": provider_account.profile_name},
+    )
 
 
 def _store_calendar_list(

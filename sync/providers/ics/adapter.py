@@ -29,6 +29,9 @@ from sync.providers.retry_after import parse_retry_after
 
 MAX_FEED_BYTES = 10 * 1024 * 1024
 TIMEOUT_SECONDS = 30
+# A feed is one calendar, so its id needs to be unique within the profile only. The URL would
+# do, but it is the credential and must not be stored outside the encrypted credentials.
+FEED_CALENDAR_ID = "feed"
 
 
 def normalize_feed_url(url: str) -> str:
@@ -47,6 +50,7 @@ _CALENDAR_PROPERTIES = ("VERSION", "PRODID", "CALSCALE", "X-WR-TIMEZONE", "X-WR-
 
 class IcsProvider(Provider):
     key = "ics"
+    identity_is_secret = True  # whoever knows the feed URL reads the calendar
 
     def __init__(self, credentials: IcsCredentials, session: requests.Session | None = None):
         self.url = normalize_feed_url(credentials.url)
@@ -98,7 +102,9 @@ class IcsProvider(Provider):
     def list_calendars(self) -> list[ProviderCalendar]:
         calendar = self.parse(self.fetch().content)
         name = str(calendar.get("X-WR-CALNAME") or urlsplit(self.url).hostname or "Feed")
-        return [ProviderCalendar(provider_calendar_id=self.url, name=name, is_readonly=True)]
+        return [
+            ProviderCalendar(provider_calendar_id=FEED_CALENDAR_ID, name=name, is_readonly=True)
+        ]
 
     def fetch_changes(
         self,
@@ -109,7 +115,8 @@ class IcsProvider(Provider):
         known_payloads=None,
         window=None,
     ) -> ChangeSet:
-        """GET the feed with If-None-Match/If-Modified-Since from `cursor`; 304 or an identical
+        """GET the feed (the URL of the credentials; `calendar_id` is FEED_CALENDAR_ID) with
+        If-None-Match/If-Modified-Since from `cursor`; 304 or an identical
         body (servers without validators) is `unchanged`. Otherwise the whole feed is returned
         as a full snapshot, one resource per UID (href = UID, etag = hash of its components):
         a UID absent from the feed is deleted. Raises AuthExpired (401/403, HTML page instead of
