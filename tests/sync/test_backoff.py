@@ -48,13 +48,13 @@ def test_backoff_delay_doubles_spreads_and_caps():
     assert all(3600 * 0.8 <= d <= 3600 * 1.2 for d in delays[6:])
 
 
-def test_backoff_delay_never_shorter_than_retry_after():
-    error = RateLimited(retry_after=1000)
-    for _ in range(50):  # the jitter may not pull it below what the provider asked
+def test_backoff_delay_honours_retry_after_exactly():
+    error = RateLimited(retry_after=2)
+    for attempt in range(1, 50):  # never sooner than asked, later only by the jitter
         delay = backoff_delay(
-            attempt=1, base_seconds=1000, cap_seconds=3600, jitter=0.5, error=error
+            attempt=attempt, base_seconds=300, cap_seconds=3600, jitter=0.5, error=error
         )
-        assert delay.total_seconds() >= 1000
+        assert 2 <= delay.total_seconds() <= 3
 
 
 def test_caldav_429_carries_the_servers_retry_after(httpserver):

@@ -7,6 +7,10 @@
   writes of it (a move, a delete) still reach the one resource.
 - Push stops (the sandbox drops every notification): the poll of a push-enabled calendar
   still brings the change, at SYNC_PUSH_POLL_INTERVAL_SECONDS.
+- The access token and the sync state expire together and the first list call is throttled:
+  one refresh, a backoff, a resync; every event once.
+- The user revokes our access: the profile is disconnected and the integrator gets
+  `profile_disconnected` exactly once.
 
 Google on SQLite, Microsoft on PostgreSQL (skipped without DATABASE_URL): each part of the
 seam under each database, at the cost of two worlds rather than four.
@@ -16,6 +20,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +31,7 @@ from sync.sandbox.google import GoogleSandbox
 from sync.sandbox.google.push import DROPPED
 from sync.sandbox.microsoft import MicrosoftSandbox
 from tests.sync.sandbox_world import (
+    Receiver,
     at,
     google_service,
     graph_meeting,
@@ -58,9 +64,12 @@ class Provider:
     provider_name: str
     calendar: str | None  # the sandbox's name for Ada's default calendar
     insert_path: str
+    list_path: str  # the incremental sync's call
     title: str  # the provider's key for the summary
     body: Callable[[str, datetime], dict]
     push_subscriptions: Callable
+    expire_sync_state: Callable
+    token_path: str
 
 
 GOOGLE = Provider(
@@ -70,9 +79,12 @@ GOOGLE = Provider(
     "google",
     "primary",
     r"/calendars/[^/]+/events$",
+    r"/calendars/[^/]+/events$",
     "summary",
     timed,
     lambda sandbox: sandbox.channels(),
+    lambda sandbox: sandbox.expire_sync_tokens(),
+    r"^/token$",
 )
 MICROSOFT = Provider(
     MicrosoftSandbox,
@@ -81,9 +93,12 @@ MICROSOFT = Provider(
     "office365",
     None,
     r"/events$",
+    r"/calendarView/delta$",
     "subject",
     graph_meeting,
     lambda sandbox: sandbox.subscriptions(),
+    lambda sandbox: sandbox.expire_delta_tokens(),
+    r"/oauth2/v2.0/token$",
 )
 
 
@@ -98,7 +113,7 @@ def world(request, tmp_path):
         yield provider, sandbox, service
 
 
-def test_a_killed_worker_and_a_broken_push_path_lose_and_duplicate_nothing(world):
+def test_crashes_broken_push_expiries_and_revocation_lose_and_duplicate_nothing(world):
     provider, sandbox, service = world
     client = integrator_client(
         service, backend=provider.backend, provider_name=provider.provider_name
@@ -150,6 +165,42 @@ def test_a_killed_worker_and_a_broken_push_path_lose_and_duplicate_nothing(world
     assert not at_provider("Booked")
     client.delete_event(calendar_id, "booking-1")
     wait_for("the delete at the provider", lambda: not at_provider("Booked (moved)"), 60)
+
+    # Push back; the access token and the sync state expire at once, and the first list call
+    # is throttled: refreshed, backed off, resynchronised, and nothing lost or twice.
+    receiver = Receiver()
+    client.create_notification_channel(receiver.url, calendar_ids=(calendar_id,))
+    sandbox.pause_push(False)
+    refreshes = len(sandbox.requests("POST", provider.token_path))
+    sandbox.expire_access_tokens()
+    provider.expire_sync_state(sandbox)
+    sandbox.fail_next("GET", provider.list_path, 429, retry_after=2)
+    sandbox.put_event(ADA, provider.calendar, provider.body("After expiry", at(2, 11)))
+
+    def cached():
+        return [e["summary"] for e in client.read_events(**window)]
+
+    wait_for("the change after the expiries", lambda: "After expiry" in cached(), 150, 1)
+    assert cached().count("After expiry") == cached().count("Polled") == 1
+    assert "Booked (moved)" not in cached()
+    assert len(sandbox.requests("POST", provider.token_path)) > refreshes
+    assert 429 in [r.status for r in sandbox.requests("GET", provider.list_path)]
+
+    # The user revokes our access: the profile is disconnected, the integrator told once.
+    sandbox.revoke(ADA)
+    sandbox.put_event(ADA, provider.calendar, provider.body("After revoke", at(2, 13)))
+
+    def disconnections():
+        return [
+            body
+            for _, body in receiver.received
+            if body.get("notification", {}).get("type") == "profile_disconnected"
+        ]
+
+    wait_for("profile_disconnected", disconnections, 150, 1)
+    sandbox.put_event(ADA, provider.calendar, provider.body("After that", at(2, 15)))
+    time.sleep(5)  # a second sync of a disconnected profile must stay quiet
+    assert len(disconnections()) == 1
 
 
 def kill_the_worker_holding(port: int) -> None:

@@ -257,7 +257,8 @@ def test_retry_delay_doubles_caps_and_honours_retry_after():
     delays = [writes.retry_delay(n).total_seconds() for n in range(1, 15)]
     assert 48 <= delays[0] <= 72 and 96 <= delays[1] <= 144
     assert max(delays) <= writes.MAX_DELAY_SECONDS * 1.2
-    assert writes.retry_delay(1, RateLimited(retry_after=900)).total_seconds() == 900
+    assert 900 <= writes.retry_delay(1, RateLimited(retry_after=900)).total_seconds() <= 1080
+    assert 5 <= writes.retry_delay(6, RateLimited(retry_after=5)).total_seconds() <= 6
 
 
 def test_reconcile_gives_up_after_max_attempts(own_radicale_server):
