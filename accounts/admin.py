@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from oauth2_provider.admin import ApplicationAdmin as ToolkitApplicationAdmin
 from oauth2_provider.models import get_application_model
 
-from accounts.erasure import ErasureRefused, erase_account, request_erasure
+from accounts.erasure import ErasureBusy, ErasureRefused, erase_account, request_erasure
 from accounts.models import Account, AccountErasure, ApplicationSecret, Profile
 from accounts.oauth_services import add_client_secret, retire_client_secret
 
@@ -33,7 +33,7 @@ class AccountAdmin(admin.ModelAdmin):
             public_id = account.public_id
             try:
                 erasure = erase_account(erasure=request_erasure(account=account))
-            except ErasureRefused as exc:
+            except (ErasureRefused, ErasureBusy) as exc:
                 self.message_user(request, f"{public_id}: {exc}", messages.ERROR)
                 continue
             if erasure.is_done:

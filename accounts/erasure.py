@@ -39,6 +39,9 @@ from accounts.pending import SESSION_KEY as PENDING_AUTHORIZATION_KEY
 log = logging.getLogger(__name__)
 
 ERASURE_REASON = "account erasure"
+# Longer than any one erasure should take (provider calls have 15 s timeouts); a run killed
+# midway holds the erasure this long, then anyone may resume it.
+CLAIM_SECONDS = 15 * 60
 ACCOUNTS_STEP = "accounts"
 SESSION_BATCH = 500
 
@@ -90,12 +93,33 @@ def erase_by_reference(*, reference: str, wait: bool = True) -> AccountErasure:
     return erase_account(erasure=erasure, wait=wait)
 
 
+class ErasureBusy(Exception):
+    """Another run holds the erasure (or held it and was killed: its claim lapses)."""
+
+
 def erase_account(*, erasure: AccountErasure, wait: bool = True) -> AccountErasure:
-    """Run or resume one erasure. With `wait`, a erasure whose `gdpr_requested` notifications
-    are still in flight is left as it is (the scheduled sweep comes back to it). Returns the
-    row: DONE, or still NOTIFYING."""
+    """Run or resume one erasure. With `wait`, an erasure whose `gdpr_requested`
+    notifications are still in flight is left as it is (the scheduled sweep comes back to it).
+    Returns the row: DONE, or still NOTIFYING. Raises ErasureBusy while another run holds it."""
     if erasure.is_done:
         return erasure
+    if not _claim(erasure):
+        raise ErasureBusy(f"{erasure.account_public_id} is being erased by another run")
+    try:
+        erasure.refresh_from_db()  # another run may have moved it on before our claim
+        return erasure if erasure.is_done else _erase(erasure, wait)
+    finally:
+        AccountErasure.objects.filter(pk=erasure.pk).update(claimed_until=None)
+
+
+def _claim(erasure: AccountErasure) -> bool:
+    now = timezone.now()
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    until = now + timedelta(seconds=CLAIM_SECONDS)
+    return bool(AccountErasure.objects.filter(free, pk=erasure.pk).update(claimed_until=until))
+
+
+def _erase(erasure: AccountErasure, wait: bool) -> AccountErasure:
     account = Account.objects.filter(pk=erasure.account_pk).first()
     if erasure.state == AccountErasure.State.NOTIFYING:
         if account is not None and wait and _must_wait(erasure, account):
@@ -117,6 +141,8 @@ def resume_erasures() -> int:
     for erasure in AccountErasure.objects.exclude(state=AccountErasure.State.DONE):
         try:
             finished += erase_account(erasure=erasure).is_done
+        except ErasureBusy:
+            continue
         except Exception:
             log.exception("erasure of %s failed; the next sweep retries", erasure.account_public_id)
     return finished

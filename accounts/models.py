@@ -211,6 +211,9 @@ class AccountErasure(models.Model):
     # One entry per profile whose provider grant was handled: {"profile", "provider", "outcome"}.
     revocations = models.JSONField(default=list, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
+    # Claimed by the run working on it (a conditional UPDATE), so that the sweep and a command
+    # never erase the same account at once; a killed run's claim lapses.
+    claimed_until = models.DateTimeField(null=True, blank=True)
     requested_at = models.DateTimeField(auto_now_add=True)
     erasing_started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)

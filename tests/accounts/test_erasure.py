@@ -20,7 +20,7 @@ from oauth2_provider.models import DeviceGrant, Grant, IDToken, RefreshToken
 from social_django.models import Code, UserSocialAuth
 
 import calendars.services
-from accounts.erasure import erase_by_reference, resume_erasures
+from accounts.erasure import erase_by_reference, request_erasure, resume_erasures
 from accounts.fields import EncryptedJSONField, encrypted_fields
 from accounts.models import Account, AccountErasure, IssuedCode, Profile
 from accounts.pending import SESSION_KEY as PENDING_KEY
@@ -481,3 +481,23 @@ def test_admin_action_erases_the_selected_accounts(admin_client):
     assert Account.objects.filter(pk=other.pk).exists()
     page = admin_client.get("/admin/accounts/accounterasure/")
     assert account.public_id in page.content.decode()
+
+
+def test_an_erasure_held_by_another_run_is_left_to_it():
+    busy = make_account()
+    erasure = request_erasure(account=busy)
+    AccountErasure.objects.filter(pk=erasure.pk).update(
+        claimed_until=timezone.now() + timedelta(minutes=5)
+    )
+
+    with pytest.raises(CommandError, match="being erased by another run"):
+        call_command("erase_account", busy.public_id)
+    assert resume_erasures() == 0
+    assert Account.objects.filter(pk=busy.pk).exists()
+
+    # A killed run's claim lapses; then the sweep finishes the erasure.
+    AccountErasure.objects.filter(pk=erasure.pk).update(
+        claimed_until=timezone.now() - timedelta(seconds=1)
+    )
+    assert resume_erasures() == 1
+    assert not Account.objects.filter(pk=busy.pk).exists()

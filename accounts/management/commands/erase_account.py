@@ -6,7 +6,7 @@ python manage.py erase_account acc_… --now      # do not wait for gdpr_request
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.erasure import ErasureRefused, erase_by_reference
+from accounts.erasure import ErasureBusy, ErasureRefused, erase_by_reference
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args, account: str, now: bool, **options):
         try:
             erasure = erase_by_reference(reference=account, wait=not now)
-        except ErasureRefused as exc:
+        except (ErasureRefused, ErasureBusy) as exc:
             raise CommandError(str(exc)) from None
         if not erasure.is_done:
             self.stdout.write(
