@@ -2,7 +2,8 @@ from django.contrib import admin, messages
 from oauth2_provider.admin import ApplicationAdmin as ToolkitApplicationAdmin
 from oauth2_provider.models import get_application_model
 
-from accounts.models import Account, ApplicationSecret, Profile
+from accounts.erasure import ErasureBusy, ErasureRefused, erase_account, request_erasure
+from accounts.models import Account, AccountErasure, ApplicationSecret, Profile
 from accounts.oauth_services import add_client_secret, retire_client_secret
 
 
@@ -24,6 +25,42 @@ class AccountAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     show_full_result_count = False
     inlines = [ProfileInline]
+    actions = ["erase_accounts"]
+
+    @admin.action(description="Erase selected accounts (GDPR; cannot be undone)")
+    def erase_accounts(self, request, queryset):
+        for account in queryset.select_related("user"):
+            public_id = account.public_id
+            try:
+                erasure = erase_account(erasure=request_erasure(account=account))
+            except (ErasureRefused, ErasureBusy) as exc:
+                self.message_user(request, f"{public_id}: {exc}", messages.ERROR)
+                continue
+            if erasure.is_done:
+                self.message_user(request, f"{public_id}: erased", messages.SUCCESS)
+            else:
+                self.message_user(
+                    request,
+                    f"{public_id}: gdpr_requested sent; the erasure finishes once it is "
+                    "delivered (see Account erasures)",
+                    messages.WARNING,
+                )
+
+
+@admin.register(AccountErasure)
+class AccountErasureAdmin(admin.ModelAdmin):
+    """Read-only: erasures are started by the account action or `erase_account`."""
+
+    list_display = ("account_public_id", "state", "step", "requested_at", "completed_at")
+    list_filter = ("state",)
+    search_fields = ("account_public_id",)
+    readonly_fields = [field.name for field in AccountErasure._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Profile)

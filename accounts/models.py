@@ -187,3 +187,46 @@ class IssuedCode(models.Model):
 
     def __str__(self) -> str:
         return f"code #{self.pk} for {self.application_id}"
+
+
+class AccountErasure(models.Model):
+    """One account's erasure (a GDPR request), from the `gdpr_requested` notice to the last
+    deleted row. It outlives the account on purpose: it is how a killed erasure is resumed and
+    how support shows that it happened. It keeps no user data, only our own ids (the account's
+    `acc_…`, the primary keys it had) and what happened to each provider grant."""
+
+    class State(models.TextChoices):
+        # gdpr_requested is queued; erasing waits until those notifications are terminal.
+        NOTIFYING = "notifying", "Notifying integrators"
+        ERASING = "erasing", "Erasing"
+        DONE = "done", "Erased"
+
+    account_public_id = models.CharField(max_length=40, unique=True)
+    # Primary keys of the rows being erased: no foreign key, since the rows go away.
+    account_pk = models.BigIntegerField()
+    user_pk = models.BigIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.NOTIFYING)
+    # Name of the step running or last started (settings.ACCOUNT_ERASURE_STEPS, then "accounts").
+    step = models.CharField(max_length=200, blank=True)
+    # One entry per profile whose provider grant was handled: {"profile", "provider", "outcome"}.
+    revocations = models.JSONField(default=list, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    # Claimed by the run working on it (a conditional UPDATE), so that the sweep and a command
+    # never erase the same account at once; a killed run's claim lapses.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    erasing_started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The sweep resumes the unfinished ones.
+            models.Index(fields=["state"], name="erasure_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"erasure of {self.account_public_id} ({self.state})"
+
+    @property
+    def is_done(self) -> bool:
+        return self.state == self.State.DONE

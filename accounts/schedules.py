@@ -7,4 +7,13 @@ SCHEDULES = [
         "schedule_type": "D",  # Schedule.DAILY
         "repeats": -1,
     },
+    {
+        # Finishes erasures whose gdpr_requested notifications are now terminal, and any
+        # erasure that was interrupted (accounts/erasure.py).
+        "name": "accounts.resume_erasures",
+        "func": "accounts.tasks.resume_erasures",
+        "schedule_type": "I",  # Schedule.MINUTES
+        "minutes": 5,
+        "repeats": -1,
+    },
 ]

@@ -406,6 +406,26 @@ PROFILE_DISCONNECTED_HOOKS = [
     "sync.services.push.stop_profile_subscriptions",
 ]
 
+# Account erasure (accounts/erasure.py, `manage.py erase_account`). Called with the Account in
+# the transaction that records the request: integrators get `gdpr_requested` before anything
+# is erased.
+ACCOUNT_ERASURE_REQUESTED_HOOKS = ["notifications.services.notify_gdpr_requested"]
+# Callables `(account) -> int` counting what erasure waits for: `gdpr_requested`
+# notifications still pending or sending.
+ACCOUNT_ERASURE_PENDING_CHECKS = ["notifications.services.count_pending_gdpr_requested"]
+# Erase anyway after this long: by then every notification has been delivered or given up.
+ACCOUNT_ERASURE_MAX_WAIT_HOURS = env_int(
+    "ACCOUNT_ERASURE_MAX_WAIT_HOURS", PUSH_RETRY_WINDOW_HOURS + 1
+)
+# The apps' own parts of an erasure, in this order, each `(*, account, erasure)`, idempotent
+# and deleting in batches; the accounts app's rows (profiles, tokens, sessions, the user) go
+# last. sync first: revoking provider grants still needs the profiles' credentials.
+ACCOUNT_ERASURE_STEPS = [
+    "sync.services.erase_account_sync_data",
+    "notifications.services.erase_account_channels",
+    "calendars.services.erase_account_calendars",
+]
+
 # Managed-event writes (upsert/delete/participation): after the transaction that records a
 # write commits, calendars calls this dotted path with `(*, write_ids: list[int])` to start the
 # reconciler at once (a periodic sweep also picks up anything due). Empty: sweep only.

@@ -6,6 +6,7 @@
   ManagedEventWrite rows for the reconciler, and their errors.
 - writes: retry_event_write (support staff), purge_finished_event_writes and
   delete_in_batches (retention).
+- erasure: erase_account_calendars (an account's part of its erasure, accounts/erasure.py).
 """
 
 from calendars.services.cache import apply_provider_events, record_changes
@@ -20,6 +21,7 @@ from calendars.services.calendars import (
     provider_calendar_creation_unsupported,
     upsert_provider_calendars,
 )
+from calendars.services.erasure import erase_account_calendars
 from calendars.services.managed_events import (
     EventNotFound,
     EventWriteError,
@@ -54,6 +56,7 @@ __all__ = [
     "create_calendar",
     "delete_external_event",
     "delete_in_batches",
+    "erase_account_calendars",
     "delete_managed_event",
     "delete_managed_events",
     "desired_state",

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from accounts.batches import delete_in_batches
 from calendars.models import ManagedEventWrite
 
 logger = logging.getLogger(__name__)
@@ -65,13 +66,3 @@ def purge_finished_event_writes(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=settings.EVENT_WRITE_RETENTION_DAYS)
     finished = ManagedEventWrite.objects.filter(status__in=_FINISHED, completed_at__lt=cutoff)
     return delete_in_batches(finished)
-
-
-def delete_in_batches(queryset, *, batch_size: int = 5000) -> int:
-    """Delete what `queryset` selects by primary-key batches, so that a retention purge never
-    holds one huge transaction. Returns the number of rows deleted (cascades not counted)."""
-    deleted = 0
-    while batch := list(queryset.values_list("pk", flat=True)[:batch_size]):
-        queryset.model.objects.filter(pk__in=batch).delete()
-        deleted += len(batch)
-    return deleted

@@ -4,6 +4,7 @@
   notify_* functions the sync engine calls (profile_disconnected, initial sync, GDPR).
 - relay: relay_changes / relay_account_changes (change log → coalesced `change` rows).
 - dispatch: claim_due, record_results, run_dispatcher, dispatch_due, pump_notifications.
+- erasure: count_pending_gdpr_requested, erase_account_channels (accounts/erasure.py).
 - retention: purge_delivery_history (attempt logs and finished notifications past retention).
 """
 
@@ -26,6 +27,10 @@ from notifications.services.dispatch import (
     record_results,
     run_dispatcher,
 )
+from notifications.services.erasure import (
+    count_pending_gdpr_requested,
+    erase_account_channels,
+)
 from notifications.services.relay import relay_account_changes, relay_changes
 from notifications.services.retention import RetentionReport, purge_delivery_history
 
@@ -34,8 +39,10 @@ __all__ = [
     "RetentionReport",
     "claim_due",
     "close_channel",
+    "count_pending_gdpr_requested",
     "create_channel",
     "dispatch_due",
+    "erase_account_channels",
     "kick_dispatcher",
     "kick_relay",
     "notify_gdpr_requested",

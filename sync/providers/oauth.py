@@ -90,3 +90,25 @@ def refresh_access_token(
         refresh_token=body.get("refresh_token") or refresh_token,
         expires_at=issued_at + float(expires_in) if expires_in else None,
     )
+
+
+def revoke_token(revoke_url: str, token: str, *, session: requests.Session | None = None) -> None:
+    """Revoke a grant at the provider's revocation endpoint (RFC 7009 as Google has it: revoking
+    a refresh token ends the whole grant). Returns quietly when the provider answers 200, or
+    400 for a token it no longer knows (already revoked or expired: nothing left to end).
+    Raises TemporaryError (network, 5xx) and PermanentError (any other answer)."""
+    try:
+        response = (session or requests).post(
+            revoke_url,
+            data={"token": token},
+            headers={"Accept": "application/json"},
+            timeout=TIMEOUT_SECONDS,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        raise TemporaryError(f"revocation endpoint unreachable ({type(exc).__name__})") from None
+    if response.status_code == 200 or response.status_code == 400:
+        return
+    if response.status_code >= 500:
+        raise TemporaryError(f"revocation endpoint answered {response.status_code}")
+    raise PermanentError(f"revocation endpoint answered {response.status_code}")

@@ -33,6 +33,7 @@ from sync.services.engine import (
     sync_calendar,
     sync_profile,
 )
+from sync.services.erasure import erase_account_sync_data, revoke_provider_grant
 from sync.services.resources import APPLY_BATCH_EVENTS, current_window
 from sync.services.writes import (
     ReconcileResult,
@@ -59,6 +60,7 @@ __all__ = [
     "current_window",
     "discover_calendars",
     "enqueue_calendar_discovery",
+    "erase_account_sync_data",
     "enqueue_due_discoveries",
     "enqueue_due_syncs",
     "enqueue_managed_event_writes",
@@ -69,6 +71,7 @@ __all__ = [
     "refresh_profile_calendars",
     "request_sync",
     "retry_delay",
+    "revoke_provider_grant",
     "store_connected_profile",
     "sync_calendar",
     "sync_profile",

@@ -304,3 +304,15 @@ def stop_profile_subscriptions(profile: Profile) -> None:
     profile's subscriptions after commit (network work never runs inside it)."""
     if ProviderSubscription.objects.filter(calendar__profile=profile).exists():
         transaction.on_commit(lambda: async_task("sync.tasks.maintain_provider_subscriptions"))
+
+
+def stop_subscriptions_now(profile: Profile) -> int:
+    """Stop the profile's push subscriptions at the provider now and forget them (account
+    erasure: the token is revoked next, after which the provider could no longer be told).
+    Best effort: a subscription the provider would not stop is forgotten all the same and
+    expires there by itself. Returns the number stopped at the provider."""
+    stopped = 0
+    for subscription in ProviderSubscription.objects.filter(calendar__profile=profile):
+        stopped += _stop_at_provider(profile, subscription.channel_id, subscription.resource_id)
+        subscription.delete()
+    return stopped
