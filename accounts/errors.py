@@ -21,14 +21,25 @@ request_log = logging.getLogger("django.request")
 API_PATH_PREFIXES = ("/v1/", "/oauth/")
 RETRY_AFTER = "2"  # seconds
 
-# PostgreSQL SQLSTATEs that say "try again": serialization failure, deadlock, lock not
-# available, too many connections, server shutting down, and class 08 (connection exceptions).
-_TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "53300", "57P01", "57P02", "57P03"}
+# PostgreSQL SQLSTATEs after which the server rolled the transaction back and running it
+# again can succeed: serialization failure, deadlock.
+_CONFLICT_SQLSTATES = {"40001", "40P01"}
+# SQLSTATEs that say "try again": those, lock not available, too many connections, server
+# shutting down, and class 08 (connection exceptions).
+_TRANSIENT_SQLSTATES = _CONFLICT_SQLSTATES | {"55P03", "53300", "57P01", "57P02", "57P03"}
 _TRANSIENT_SQLITE_MESSAGES = ("database is locked", "database table is locked")
 
 
 def is_api_path(path: str) -> bool:
     return path.startswith(API_PATH_PREFIXES)
+
+
+def is_transaction_conflict(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the database aborted the transaction, which may
+    simply be run again."""
+    return isinstance(exc, OperationalError) and (
+        getattr(exc.__cause__, "sqlstate", None) in _CONFLICT_SQLSTATES
+    )
 
 
 def is_transient_database_error(exc: BaseException) -> bool:

@@ -4,6 +4,8 @@
 - calendars: create_calendar, upsert_provider_calendars and the creation errors.
 - managed_events: integrator writes (upsert/delete/participation) recorded as
   ManagedEventWrite rows for the reconciler, and their errors.
+- locks: the lock order of every event writer (lock_for_event_changes) and the retry of a
+  transaction the database aborted (retry_on_transaction_conflict).
 - writes: retry_event_write (support staff), purge_finished_event_writes and
   delete_in_batches (retention).
 - erasure: erase_account_calendars (an account's part of its erasure, accounts/erasure.py).
@@ -22,6 +24,7 @@ from calendars.services.calendars import (
     upsert_provider_calendars,
 )
 from calendars.services.erasure import erase_account_calendars
+from calendars.services.locks import lock_for_event_changes, retry_on_transaction_conflict
 from calendars.services.managed_events import (
     EventNotFound,
     EventWriteError,
@@ -61,10 +64,12 @@ __all__ = [
     "delete_managed_events",
     "desired_state",
     "event_fingerprint",
+    "lock_for_event_changes",
     "provider_calendar_creation_unsupported",
     "purge_finished_event_writes",
     "record_changes",
     "retry_event_write",
+    "retry_on_transaction_conflict",
     "upsert_external_event",
     "upsert_managed_event",
     "upsert_provider_calendars",

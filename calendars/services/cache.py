@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
+from calendars.services.locks import lock_for_event_changes
 from calendars.types import ApplyResult, EventData, EventIdentity
 
 _LOOKUP_CHUNK = 500
@@ -120,8 +121,8 @@ def apply_provider_events(
     """
     result = ApplyResult()
     now = timezone.now()
-    account = calendar.profile.account
     with transaction.atomic():
+        account = lock_for_event_changes(account_id=calendar.profile.account_id)
         keys = [d.provider_key for d in upserts] + [i.provider_key for i in deletions]
         existing = _existing_events(calendar, keys)
         protected = (

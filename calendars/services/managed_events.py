@@ -1,11 +1,13 @@
 """Integrator writes to events (docs/api.md, Writing events): recorded now, applied in background.
 
-Each service runs one transaction that (1) locks the account row, so that concurrent writes
-of one account serialize and the get-or-create of a managed event is race-free, (2) updates the
+Each service runs one transaction that (1) locks the account row (calendars.services.locks: the
+lock order every event writer keeps), so that concurrent writes of one account serialize and
+the get-or-create of a managed event is race-free, (2) updates the
 cached Event at once (GET /v1/events shows the desired state right after the 202, as Cronofy
 does), (3) writes the change-log entry and (4) inserts one ManagedEventWrite row: the outbox the
 sync app's reconciler claims. After commit, settings.MANAGED_EVENT_WRITE_TRIGGER is called with
-the new write ids (calendars never imports sync).
+the new write ids (calendars never imports sync). A transaction the database aborts for a
+deadlock or a serialization failure is run again (retry_on_transaction_conflict).
 
 Recurring events: writes to external events that belong to a recurring series (upsert, delete,
 participation) are refused with 422 `errors.recurring_event_not_supported`: the provider
@@ -28,6 +30,7 @@ from calendars.options import (
     person_email,
 )
 from calendars.services.cache import record_changes
+from calendars.services.locks import lock_for_event_changes, retry_on_transaction_conflict
 from calendars.services.writes import trigger_reconciler_on_commit
 from calendars.types import EventData, ManagedEventContent
 
@@ -165,11 +168,6 @@ def _check_writable(calendar: Calendar, *, external: bool = False) -> None:
         )
 
 
-def _lock_account(account_id: int) -> Account:
-    """Serializes the writes of one account (record_changes would lock it later anyway)."""
-    return Account.objects.select_for_update(no_key=True).get(pk=account_id)
-
-
 def _is_repeat(event: Event, operation: str, desired: dict, application) -> bool:
     """The newest write of the event asked for exactly this, and it still stands: pending, or
     done with nothing changed since by anyone else (an edit at the provider, synced in, makes
@@ -247,6 +245,7 @@ def _external_event(calendar: Calendar, event_uid: str, *, allow_deleted=False) 
     return event
 
 
+@retry_on_transaction_conflict
 def upsert_managed_event(
     *, application, calendar: Calendar, event_id: str, content: ManagedEventContent
 ) -> ManagedEventWrite | None:
@@ -262,7 +261,7 @@ def upsert_managed_event(
     desired = desired_state(content)
     now = timezone.now()
     with transaction.atomic():
-        account = _lock_account(calendar.profile.account_id)
+        account = lock_for_event_changes(account_id=calendar.profile.account_id)
         event = Event.objects.filter(
             application=application, calendar=calendar, event_id=event_id
         ).first()
@@ -296,6 +295,7 @@ def upsert_managed_event(
         )
 
 
+@retry_on_transaction_conflict
 def upsert_external_event(
     *, application, calendar: Calendar, event_uid: str, content: ManagedEventContent
 ) -> ManagedEventWrite | None:
@@ -309,7 +309,7 @@ def upsert_external_event(
     desired = desired_state(content)
     now = timezone.now()
     with transaction.atomic():
-        account = _lock_account(calendar.profile.account_id)
+        account = lock_for_event_changes(account_id=calendar.profile.account_id)
         event = _external_event(calendar, event_uid)
         if _is_repeat(event, Operation.UPSERT, desired, application):
             return None
@@ -347,6 +347,7 @@ def _record_deletion(account, calendar, event, application, now) -> ManagedEvent
     )
 
 
+@retry_on_transaction_conflict
 def delete_managed_event(
     *, application, calendar: Calendar, event_id: str
 ) -> ManagedEventWrite | None:
@@ -358,7 +359,7 @@ def delete_managed_event(
     _check_writable(calendar)
     now = timezone.now()
     with transaction.atomic():
-        account = _lock_account(calendar.profile.account_id)
+        account = lock_for_event_changes(account_id=calendar.profile.account_id)
         event = Event.objects.filter(
             application=application, calendar=calendar, event_id=event_id
         ).first()
@@ -367,6 +368,7 @@ def delete_managed_event(
         return _record_deletion(account, calendar, event, application, now)
 
 
+@retry_on_transaction_conflict
 def delete_external_event(
     *, application, calendar: Calendar, event_uid: str
 ) -> ManagedEventWrite | None:
@@ -379,13 +381,14 @@ def delete_external_event(
     _check_writable(calendar, external=True)
     now = timezone.now()
     with transaction.atomic():
-        account = _lock_account(calendar.profile.account_id)
+        account = lock_for_event_changes(account_id=calendar.profile.account_id)
         event = _external_event(calendar, event_uid, allow_deleted=True)
         if event.is_deleted:
             return None
         return _record_deletion(account, calendar, event, application, now)
 
 
+@retry_on_transaction_conflict
 def delete_managed_events(
     *, application, account: Account, calendars: Sequence[Calendar] | None = None
 ) -> list[ManagedEventWrite]:
@@ -397,7 +400,7 @@ def delete_managed_events(
     """
     now = timezone.now()
     with transaction.atomic():
-        account = _lock_account(account.pk)
+        account = lock_for_event_changes(account_id=account.pk)
         events = Event.objects.filter(
             account=account, application=application, event_id__isnull=False, is_deleted=False
         ).select_related("calendar")
@@ -434,6 +437,7 @@ def delete_managed_events(
     return writes
 
 
+@retry_on_transaction_conflict
 def change_participation_status(
     *, application, calendar: Calendar, event_uid: str, status: str
 ) -> ManagedEventWrite | None:
@@ -450,7 +454,7 @@ def change_participation_status(
     desired = {"participation_status": status}
     now = timezone.now()
     with transaction.atomic():
-        account = _lock_account(calendar.profile.account_id)
+        account = lock_for_event_changes(account_id=calendar.profile.account_id)
         event = _event_by_uid(calendar, event_uid)
         emails = account.email_addresses()
         if event.event_id is not None or not is_attendee_not_organizer(

@@ -447,22 +447,15 @@ def _record_failure_safely(calendar_id: int, exc: Exception, token: str) -> Sync
 def lock_owner(profile: Profile) -> None:
     """Inside a transaction that writes sync bookkeeping of `profile` and may touch the profile
     or its account (initial-sync flag, disconnect, change log): lock the profile row, then the
-    account row, before any sync state row.
+    account row, before any event or sync state row.
 
-    The lock order of the sync paths is profile -> calendars -> account -> sync state (a
-    relink locks the profile and updates calendars and sync states; a sync batch writes the
-    change log, which locks the account, and renews its lease on the sync state last). Taking
-    them in another order let a relink and a sync deadlock each other on PostgreSQL.
-
-    FOR NO KEY UPDATE, not FOR UPDATE: rows that merely reference the profile or the account
-    (an authorization code being issued on the consent page) take a KEY SHARE lock on them,
-    which FOR UPDATE would conflict with, in whatever order those transactions lock."""
+    The one lock order (calendars.services.locks) is profile -> calendars -> account -> events
+    -> event writes -> sync state: a relink locks the profile and updates calendars and sync
+    states; a sync batch writes events and the change log, which locks the account, and renews
+    its lease on the sync state last. Taking them in another order let a relink and a sync
+    deadlock each other on PostgreSQL. FOR NO KEY UPDATE, for the reason given there."""
     list(Profile.objects.select_for_update(no_key=True).filter(pk=profile.pk).values_list("pk"))
-    list(
-        Account.objects.select_for_update(no_key=True)
-        .filter(pk=profile.account_id)
-        .values_list("pk")
-    )
+    calendar_services.lock_for_event_changes(account_id=profile.account_id)
 
 
 class LeaseLost(Exception):

@@ -1,12 +1,13 @@
 """The write reconciler: applies ManagedEventWrite rows (the API's outbox) to the provider.
 
 Flow per write: claim (short transaction, SKIP LOCKED, lease) -> per-event check under the
-event's row lock (the newest write of an event is the truth; older ones are superseded; one
-write per event at a provider at a time) -> provider calls outside any transaction -> record
-the outcome (short transaction: the provider's identity/version on the Event and the
-SyncedResource map, the cache brought in line with what the provider now holds, the write
-DONE). Retry state lives on the row; the queue is only the trigger (a sweep every minute picks
-up retries and lost triggers).
+account's and the event's row locks (the newest write of an event is the truth; older ones are
+superseded; one write per event at a provider at a time) -> provider calls outside any
+transaction -> record the outcome (short transaction, same locks: the provider's
+identity/version on the Event and the SyncedResource map, the cache brought in line with what
+the provider now holds, the write DONE). Locks follow the one order of calendars.services.locks;
+a transaction the database still aborts for a deadlock is run again. Retry state lives on the
+row; the queue is only the trigger (a sweep every minute picks up retries and lost triggers).
 
 The reconciler speaks desired state; each adapter maps it to its provider: `render_event` merges
 the desired state into the payload the provider holds (CalDAV: the iCalendar text), and
@@ -42,6 +43,7 @@ from django.utils import timezone
 
 from accounts.models import Profile
 from calendars.models import Calendar, Event, ManagedEventWrite
+from calendars.services import lock_for_event_changes, retry_on_transaction_conflict
 from sync.models import SyncedResource
 from sync.providers import base
 from sync.services import resources
@@ -226,8 +228,9 @@ def _process(pk: int, token: str) -> _Outcome:
     return _record_success(write, token, written)
 
 
+@retry_on_transaction_conflict
 def _enter(write: ManagedEventWrite, token: str) -> _Outcome | None:
-    """Per-event gate, under the event's row lock. None: go ahead.
+    """Per-event gate, under the account's and the event's row locks. None: go ahead.
 
     - Another write of this event at the provider right now (a live lease): wait for it; a
       write in flight always runs to its end, so what it did is recorded.
@@ -240,7 +243,7 @@ def _enter(write: ManagedEventWrite, token: str) -> _Outcome | None:
     """
     now = timezone.now()
     with transaction.atomic():
-        Event.objects.select_for_update().filter(pk=write.event_id).first()
+        lock_for_event_changes(account_id=write.account_id, event_ids=[write.event_id])
         siblings = ManagedEventWrite.objects.filter(event_id=write.event_id).exclude(pk=write.pk)
         if siblings.filter(locked_until__gt=now).exclude(lock_token="").exists():
             return _defer(write, token, seconds=5)
@@ -474,11 +477,12 @@ def _record_server_version(calendar: Calendar, fresh: base.ProviderResource) -> 
         log.warning("server version of %s not cached: %s", fresh.resource_id, exc)
 
 
+@retry_on_transaction_conflict
 def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> _Outcome:
     now = timezone.now()
     calendar = write.calendar
     with transaction.atomic():
-        Event.objects.select_for_update().filter(pk=write.event_id).first()
+        lock_for_event_changes(account_id=write.account_id, event_ids=[write.event_id])
         mine = ManagedEventWrite.objects.filter(
             pk=write.pk, lock_token=token, status=Status.PENDING
         ).update(status=Status.DONE, completed_at=now, locked_until=None, lock_token="")
@@ -548,6 +552,7 @@ def _clear_lease(write: ManagedEventWrite, token: str) -> None:
     )
 
 
+@retry_on_transaction_conflict
 def _finish(write: ManagedEventWrite, token: str, status: str) -> _Outcome:
     """Mark this write (still ours) terminal without a provider call."""
     with transaction.atomic():
@@ -682,9 +687,9 @@ def _auth_expired(write: ManagedEventWrite, token: str, exc: base.AuthExpired) -
     """Credentials rejected: disconnect the profile (integrators are told) and keep the write
     pending; the claim skips disconnected profiles and a relink makes it due again."""
     with transaction.atomic():
+        _disconnect_profile(write.calendar.profile, reason=str(exc)[:255])  # the profile first
         ManagedEventWrite.objects.filter(pk=write.pk, lock_token=token).update(
             locked_until=None, lock_token="", **_error_fields(exc)
         )
-        _disconnect_profile(write.calendar.profile, reason=str(exc)[:255])
     log.warning("event write %s waits for a relink of its profile", write.pk)
     return _Outcome("retrying")
