@@ -12,13 +12,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pycronofy
 import requests
+from django.test import Client
 
 from accounts.models import Profile
+from calendars.models import Calendar
 from sync import services
 from sync.connect import connect_oauth_profile
 from sync.providers import base
 from sync.sandbox.google import GoogleSandbox
 from sync.sandbox.microsoft import MicrosoftSandbox
+from tests.factories import make_access_token
 from tests.live_service import LiveService, service_database
 from tests.sync.test_service_under_load import form_fields
 
@@ -65,6 +68,19 @@ def _connect(sandbox, email, client_id, scopes, provider_key, service) -> Profil
     )
     services.discover_calendars(profile_id=profile.pk)
     return profile
+
+
+def create_calendar_through_the_api(profile: Profile, name: str) -> Calendar:
+    """POST /v1/calendars as an integrator of the profile's account; the calendar cached."""
+    token = make_access_token(account=profile.account, scope="create_calendar")
+    response = Client().post(
+        "/v1/calendars",
+        {"profile_id": profile.public_id, "name": name},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert response.status_code == 200, response.content
+    return Calendar.objects.get(public_id=response.json()["calendar"]["calendar_id"])
 
 
 def google_service(

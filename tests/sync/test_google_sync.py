@@ -15,7 +15,13 @@ from sync.providers import base
 from sync.providers.google.adapter import event_id_for
 from sync.sandbox.google import GoogleSandbox
 from sync.services import engine, push
-from tests.sync.sandbox_world import at, connect_google, invitation, timed
+from tests.sync.sandbox_world import (
+    at,
+    connect_google,
+    create_calendar_through_the_api,
+    invitation,
+    timed,
+)
 from tests.sync.writes_helpers import desired, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -351,3 +357,15 @@ def test_google_confirmed_create_caches_googles_answer_and_the_next_sync_is_quie
     outcome = services.sync_calendar(calendar_id=calendar.pk)
 
     assert outcome.result.changed == 0, outcome  # no echo of our own write to integrators
+
+
+def test_google_create_calendar_through_the_api_then_sync_it(google):
+    calendar = create_calendar_through_the_api(connect(google), "Bookings")
+
+    google.put_event(calendar.provider_calendar_id, timed("In the new one", at(1)))
+    outcome = services.sync_calendar(calendar_id=calendar.pk)
+
+    assert (calendar.name, calendar.is_readonly) == ("Bookings", False)
+    assert outcome.status == "synced"
+    assert list(live(calendar).values_list("summary", flat=True)) == ["In the new one"]
+    assert google.requests("POST", r"^/calendar/v3/calendars$")[0].status == 200

@@ -19,7 +19,11 @@ from sync.models import CalendarSyncState, ProviderSubscription
 from sync.providers import base
 from sync.sandbox.microsoft import MicrosoftSandbox
 from sync.services import engine, push
-from tests.sync.sandbox_world import graph_invitation, graph_meeting
+from tests.sync.sandbox_world import (
+    create_calendar_through_the_api,
+    graph_invitation,
+    graph_meeting,
+)
 from tests.sync.writes_helpers import desired, write
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -422,3 +426,15 @@ def test_microsoft_upsert_folded_into_an_answer_sends_both(graph):
     held = graph.event(ADA, invite["id"])
     assert held["responseStatus"]["response"] == "accepted"
     assert held["reminderMinutesBeforeStart"] == 45
+
+
+def test_microsoft_create_calendar_through_the_api_then_sync_it(graph):
+    calendar = create_calendar_through_the_api(connect(graph), "Bookings")
+
+    graph.put_event(ADA, calendar.provider_calendar_id, graph_meeting("In the new one", at(1)))
+    outcome = services.sync_calendar(calendar_id=calendar.pk)
+
+    assert (calendar.name, calendar.is_readonly) == ("Bookings", False)
+    assert outcome.status == "synced"
+    assert list(live(calendar).values_list("summary", flat=True)) == ["In the new one"]
+    assert graph.requests("POST", r"/me/calendars$")[0].status == 201

@@ -114,6 +114,16 @@ class GoogleProvider(Provider):
                 )
         return calendars
 
+    def create_calendar(self, name: str) -> ProviderCalendar:
+        """calendars.insert: a secondary calendar the user owns (Google adds it to their
+        calendarList). Google allows two calendars of one name; the service refuses that."""
+        created = self.client.call(
+            "POST", "/calendar/v3/calendars", json={"summary": name}, what="creating a calendar"
+        )
+        return ProviderCalendar(
+            provider_calendar_id=created["id"], name=created.get("summary") or name
+        )
+
     # --- sync ---
     def fetch_changes(
         self,

@@ -99,6 +99,15 @@ class MicrosoftProvider(Provider):
                 )
         return calendars
 
+    def create_calendar(self, name: str) -> ProviderCalendar:
+        """POST /me/calendars in the user's default calendar group."""
+        created = self.client.call(
+            "POST", "/me/calendars", json={"name": name}, what="creating a calendar"
+        )
+        return ProviderCalendar(
+            provider_calendar_id=created["id"], name=created.get("name") or name
+        )
+
     # --- sync ---
     def fetch_changes(
         self,
