@@ -8,6 +8,7 @@ zero requests. pytest-httpserver plays the allowed public server (tests/conftest
 import ipaddress
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -15,7 +16,7 @@ from werkzeug import Response
 
 from accounts.models import Profile
 from outbound.addresses import is_blocked, parse_origins
-from sync import services
+from sync import outbound, services
 from sync.models import CalendarSyncState
 from sync.views import CALDAV_AUTH_REFUSED_MESSAGE, CONNECT_FAILED_MESSAGE
 from tests.factories import make_account, make_calendar, make_profile
@@ -270,3 +271,64 @@ def test_is_blocked_metadata_cgnat_ula_and_mapped(ip):
 def test_parse_origins_refuses_anything_but_scheme_host_port(value):
     with pytest.raises(ValueError):
         parse_origins([value])
+
+
+# --- bounds ----------------------------------------------------------------------------------
+
+
+class SlowFeed:
+    """A feed server that sends its body in small pieces, `pause` seconds apart."""
+
+    def __init__(self, pieces: int, pause: float):
+        owner = self
+        self.pieces, self.pause = pieces, pause
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/calendar")
+                self.end_headers()
+                self.wfile.write(b"BEGIN:VCALENDAR\r\n")
+                for _ in range(owner.pieces):
+                    self.wfile.write(b"X-PAD:" + b"x" * 1000 + b"\r\n")
+                    self.wfile.flush()
+                    time.sleep(owner.pause)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/feed.ics"
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def slow_feed(settings):
+    feed = SlowFeed(pieces=40, pause=0.05)
+    settings.CONNECT_ALLOWED_ORIGINS = [feed.origin]
+    yield feed
+    feed.close()
+
+
+def test_guarded_session_stops_reading_past_the_size_bound(slow_feed, monkeypatch):
+    monkeypatch.setattr(outbound, "MAX_RESPONSE_BYTES", 10_000)
+    with pytest.raises(outbound.OutboundRefused, match="larger than"):
+        outbound.guarded_session().get(slow_feed.url, timeout=5)
+
+
+def test_guarded_session_stops_reading_past_the_deadline(slow_feed, monkeypatch):
+    monkeypatch.setattr(outbound, "DEADLINE_SECONDS", 0.5)
+    started = time.monotonic()
+    with pytest.raises(outbound.OutboundRefused, match="longer than"):
+        outbound.guarded_session().get(slow_feed.url, timeout=5)
+    assert time.monotonic() - started < 1.5  # the whole body would take 2 s
+
+
+def test_connect_form_feed_over_the_bounds_gets_the_generic_message(client, slow_feed, monkeypatch):
+    monkeypatch.setattr(outbound, "MAX_RESPONSE_BYTES", 10_000)
+    assert_generic_refusal(post_ics(client, slow_feed.url))
