@@ -71,9 +71,10 @@ class GuardedAdapter(HTTPAdapter):
     def send(self, request, stream=False, timeout=None, **kwargs):
         check_url(request.url, self.allowed)
         started = time.monotonic()
+        # Read here even when the caller asked to stream: the bounds hold for every caller,
+        # and the caller then iterates over the body already read.
         response = super().send(request, stream=True, timeout=timeout, **kwargs)
-        if not stream:
-            _read_bounded(response, started)
+        _read_bounded(response, started)
         return response
 
 

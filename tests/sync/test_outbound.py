@@ -293,6 +293,7 @@ class SlowFeed:
                     self.wfile.write(b"X-PAD:" + b"x" * 1000 + b"\r\n")
                     self.wfile.flush()
                     time.sleep(owner.pause)
+                self.wfile.write(b"VERSION:2.0\r\nEND:VCALENDAR\r\n")
 
             def log_message(self, *args):
                 pass
@@ -329,6 +330,13 @@ def test_guarded_session_stops_reading_past_the_deadline(slow_feed, monkeypatch)
     assert time.monotonic() - started < 1.5  # the whole body would take 2 s
 
 
-def test_connect_form_feed_over_the_bounds_gets_the_generic_message(client, slow_feed, monkeypatch):
-    monkeypatch.setattr(outbound, "MAX_RESPONSE_BYTES", 10_000)
+def test_connect_form_feed_within_the_bounds_connects(client, slow_feed):
+    assert post_ics(client, slow_feed.url).status_code == 200
+
+
+@pytest.mark.parametrize("bound", [("MAX_RESPONSE_BYTES", 10_000), ("DEADLINE_SECONDS", 0.5)])
+def test_connect_form_feed_over_the_bounds_gets_the_generic_message(
+    client, slow_feed, monkeypatch, bound
+):
+    monkeypatch.setattr(outbound, *bound)
     assert_generic_refusal(post_ics(client, slow_feed.url))
