@@ -51,7 +51,8 @@ class GuardedResolver(SystemResolver):
     def getaddrinfo(self, host, port, family, type, proto=0, flags=0, **kwargs):
         infos = super().getaddrinfo(host, port, family, type, proto, flags, **kwargs)
         name = host.decode() if isinstance(host, bytes) else str(host)
-        if (name.lower().rstrip("."), int(port)) in self.allowed_endpoints:
+        endpoint = (name.lower().rstrip("."), int(port) if port is not None else None)
+        if endpoint in self.allowed_endpoints:
             return infos
         for info in infos:
             address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
