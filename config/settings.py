@@ -328,6 +328,9 @@ SYNC_PUSH_RENEW_BEFORE_SECONDS = env_int("SYNC_PUSH_RENEW_BEFORE_SECONDS", 12 * 
 # Push notifications. Callback URLs may not reach internal addresses unless one of these
 # CIDRs allows it (tests allow 127.0.0.1/32 explicitly).
 PUSH_CALLBACK_ALLOWED_NETWORKS = env_list("PUSH_CALLBACK_ALLOWED_NETWORKS")
+# End-users' URLs (ICS feeds, CalDAV servers) may reach internal addresses only at these
+# origins, `scheme://host:port` each (sync/outbound.py; docs/configuration.md).
+CONNECT_ALLOWED_ORIGINS = env_list("CONNECT_ALLOWED_ORIGINS")
 PUSH_DELIVERY_TIMEOUT_SECONDS = env_int("PUSH_DELIVERY_TIMEOUT_SECONDS", 5)
 # Open channels allowed per account (Cronofy's limit is 128).
 PUSH_MAX_CHANNELS_PER_ACCOUNT = env_int("PUSH_MAX_CHANNELS_PER_ACCOUNT", 128)

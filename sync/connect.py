@@ -16,6 +16,10 @@ from sync.services import build_provider, store_connected_profile
 from sync.services.identity import identity_lookup
 
 
+class IdentityMismatch(PermanentError):
+    """A relink's credentials work but belong to another provider identity."""
+
+
 @dataclass(frozen=True)
 class Discovery:
     provider_account: ProviderAccount
@@ -44,7 +48,7 @@ def connect_with_credentials(
       if `sign_in_existing` (CalDAV proves ownership with the password; never for ICS feeds,
       whose public URLs anyone may know), else a new account.
     - `relink`: the disconnected profile being repaired; the credentials must belong to the
-      same provider identity (PermanentError otherwise), and no new account is created.
+      same provider identity (IdentityMismatch otherwise), and no new account is created.
 
     Raises ProviderError (nothing is created then).
     """
@@ -52,7 +56,7 @@ def connect_with_credentials(
     identity = identity_lookup(provider_key, found.provider_account.provider_account_id)
     if relink is not None:
         if relink.provider != provider_key or relink.provider_account_id not in identity:
-            raise PermanentError("these credentials belong to another calendar account")
+            raise IdentityMismatch("These details belong to another calendar account.")
         account = relink.account
     with transaction.atomic():
         if account is None and sign_in_existing:

@@ -1,10 +1,20 @@
 """Forms of the hosted connect pages. They validate input only; verification by discovery is
 the service's job (sync.connect)."""
 
+from urllib.parse import urlsplit
+
 from django import forms
 
 from sync.providers.caldav import ICLOUD_URL
 from sync.providers.ics import normalize_feed_url
+
+
+def refuse_userinfo(url: str) -> str:
+    """No `user:password@` in an address: it would be stored and shown as it is, and every
+    fetch refuses it anyway (sync/outbound.py)."""
+    if "@" in urlsplit(url).netloc:
+        raise forms.ValidationError("Remove the user name and password from the address.")
+    return url
 
 
 class CalDAVForm(forms.Form):
@@ -33,6 +43,9 @@ class CalDAVForm(forms.Form):
             self.fields["server_url"].widget = forms.HiddenInput()
             self.fields["username"].label = "Apple ID (e-mail)"
 
+    def clean_server_url(self) -> str:
+        return refuse_userinfo(self.cleaned_data["server_url"])
+
     def credentials(self) -> dict:
         data = self.cleaned_data
         return {
@@ -54,7 +67,7 @@ class IcsForm(forms.Form):
         forms.URLField().clean(url)  # after webcal:// became https://
         if not url.startswith(("https://", "http://")):
             raise forms.ValidationError("Enter an address starting with https:// or webcal://.")
-        return url
+        return refuse_userinfo(url)
 
     def credentials(self) -> dict:
         return {"url": self.cleaned_data["feed_url"]}

@@ -17,10 +17,10 @@ from social_django.views import complete as social_complete
 
 from accounts import pending as pending_authorization
 from accounts.models import Account, Profile
-from sync.connect import connect_with_credentials, relink_prefill
+from sync.connect import IdentityMismatch, connect_with_credentials, relink_prefill
 from sync.forms import CalDAVForm, IcsForm
 from sync.pipeline import MissingCalendarAccess
-from sync.providers.base import AuthExpired, PermanentError, ProviderError, TemporaryError
+from sync.providers.base import AuthExpired, PermanentError, ProviderError
 from sync.rate_limits import ConnectRateLimitMixin
 from sync.services import push
 
@@ -71,12 +71,23 @@ def _continue(request, profile: Profile):
     return render(request, "sync/connected.html", {"profile": profile})
 
 
-def provider_error_message(exc: ProviderError) -> str:
-    if isinstance(exc, AuthExpired):
-        return f"The calendar server did not accept these details: {exc}."
-    if isinstance(exc, TemporaryError):
-        return f"We could not reach the calendar server: {exc}. Check the address and try again."
-    return f"This did not work: {exc}."
+# One answer for every address or network failure, so that the form cannot be used to learn
+# which internal hosts and ports exist (docs/operations.md, Outbound requests).
+CONNECT_FAILED_MESSAGE = (
+    "We could not connect this calendar. Check the address and your details, and try again."
+)
+CALDAV_AUTH_REFUSED_MESSAGE = "The calendar server did not accept this user name and password."
+
+
+def provider_error_message(exc: ProviderError, provider_key: str) -> str:
+    """What the end-user reads when connecting failed. Only a CalDAV server that answered
+    401/403 is named apart: the outbound policy had allowed its address, so saying so tells
+    nothing about the internal network. An ICS feed's 401 or login page stays generic."""
+    if isinstance(exc, IdentityMismatch):
+        return str(exc)
+    if isinstance(exc, AuthExpired) and provider_key == Profile.Provider.CALDAV:
+        return CALDAV_AUTH_REFUSED_MESSAGE
+    return CONNECT_FAILED_MESSAGE
 
 
 class ChooserView(View):
@@ -136,7 +147,7 @@ class CredentialsConnectView(ConnectRateLimitMixin, View):
                 sign_in_existing=self.provider_key != Profile.Provider.ICS,
             )
         except ProviderError as exc:
-            form.add_error(None, provider_error_message(exc))
+            form.add_error(None, provider_error_message(exc, self.provider_key))
             return render(request, self.template_name, self.context(form), status=400)
         if relink is not None and self.provider_key == Profile.Provider.ICS:
             # Knowing a feed URL proves nothing about who you are: reconnect, don't sign in.

@@ -29,6 +29,7 @@ from django.utils import timezone
 from accounts import services as account_services
 from accounts.models import Profile
 from sync.models import ProfileSyncState
+from sync.outbound import guarded_session
 from sync.providers import base
 from sync.providers.oauth import OAuthClient, refresh_access_token
 from sync.providers.registry import provider_class
@@ -100,6 +101,9 @@ def adapter_options(provider_key: str) -> dict:
         return {"api_url": settings.GOOGLE_APIS_URL}
     if provider_key == Profile.Provider.MICROSOFT:
         return {"graph_url": settings.MICROSOFT_GRAPH_URL}
+    if provider_key in (Profile.Provider.CALDAV, Profile.Provider.ICS):
+        # End-users chose these URLs: the session refuses internal addresses.
+        return {"session": guarded_session()}
     return {}
 
 

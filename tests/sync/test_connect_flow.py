@@ -107,13 +107,13 @@ def test_flow_wrong_caldav_password_shows_reason_and_creates_nothing(client, rad
     assert not Profile.objects.exists()
 
 
-def test_flow_unreachable_caldav_server_shows_reason(client):
+def test_flow_unreachable_caldav_server_shows_the_generic_message(client):
     response = client.post(
         "/connect/caldav/",
         {"server_url": "http://127.0.0.1:9/", "username": "a", "password": "b"},
     )
     assert response.status_code == 400
-    assert b"could not reach" in response.content
+    assert b"We could not connect this calendar" in response.content
     assert not Account.objects.exists()
 
 

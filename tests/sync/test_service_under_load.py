@@ -212,13 +212,18 @@ print(json.dumps({
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def service(request, tmp_path):
+def service(request, tmp_path, radicale_server):
     with service_database(request.param, tmp_path) as url:
         live = LiveService(
             database_url=url,
             workdir=tmp_path,
-            # The per-application API limits (50/s) are not what this test measures.
-            env_overrides={"API_RATE_LIMIT_PER_SECOND": "0", "API_RATE_LIMIT_PER_MINUTE": "0"},
+            env_overrides={
+                # The per-application API limits (50/s) are not what this test measures.
+                "API_RATE_LIMIT_PER_SECOND": "0",
+                "API_RATE_LIMIT_PER_MINUTE": "0",
+                # The end-users connect to the test's Radicale on loopback.
+                "CONNECT_ALLOWED_ORIGINS": radicale_server.base_url,
+            },
         )
         try:
             live.start()

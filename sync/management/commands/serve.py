@@ -118,16 +118,17 @@ class Command(BaseCommand):
         self._ensure_admin_user(host, port)
         manage = [sys.executable, "manage.py"]
         children = []
+        env = dict(os.environ)
         if not no_radicale and not settings.DEBUG:
             # The demo account, application and printed token have no place in production.
             self.stdout.write("DEBUG is off: the demo CalDAV server is not started.")
         elif not no_radicale:
+            _allow_connect_origin(env, f"http://127.0.0.1:{radicale_port}")
             children.append(
                 self._start_demo_radicale(
                     radicale_port, Path(radicale_dir), f"http://{host}:{port}"
                 )
             )
-        env = None
         wanted = [
             (sandbox, port_)
             for sandbox, on, port_ in (
@@ -139,11 +140,8 @@ class Command(BaseCommand):
         if wanted and not settings.DEBUG:
             self.stdout.write("DEBUG is off: the provider sandboxes are not started.")
         elif wanted:
-            env = {
-                **os.environ,
-                # Where the sandboxes post push notifications (they allow loopback http).
-                "PUBLIC_BASE_URL": settings.PUBLIC_BASE_URL or f"http://{host}:{port}",
-            }
+            # Where the sandboxes post push notifications (they allow loopback http).
+            env["PUBLIC_BASE_URL"] = settings.PUBLIC_BASE_URL or f"http://{host}:{port}"
             for sandbox, sandbox_port in wanted:
                 process, sandbox_env = self._start_sandbox(
                     sandbox, sandbox_port, f"http://{host}:{port}"
@@ -275,6 +273,14 @@ def _wait_until_up(url: str, process: subprocess.Popen, timeout: float = 20) -> 
             time.sleep(0.2)
     _stop(process)
     raise RuntimeError(f"the Google sandbox did not start at {url}")
+
+
+def _allow_connect_origin(env: dict, origin: str) -> None:
+    """Let end-user URLs reach the demo Radicale on loopback (CONNECT_ALLOWED_ORIGINS), here
+    (this process connects the demo calendar) and in the web server and worker we start."""
+    origins = [*settings.CONNECT_ALLOWED_ORIGINS, origin]
+    settings.CONNECT_ALLOWED_ORIGINS = origins
+    env["CONNECT_ALLOWED_ORIGINS"] = ",".join(origins)
 
 
 def _stop(child: subprocess.Popen) -> None:

@@ -181,7 +181,9 @@ class CalDAVProvider(Provider):
         *,
         supports_sync_collection: bool | None = None,
     ):
-        """`supports_sync_collection`: None detects it; False forces the etag-diff fallback."""
+        """`session`: the niquests session every request goes through (the library's own when
+        None). `supports_sync_collection`: None detects it; False forces the etag-diff
+        fallback."""
         self.credentials = credentials
         self._client = caldav.DAVClient(
             url=credentials.url,
@@ -190,7 +192,12 @@ class CalDAVProvider(Provider):
             timeout=TIMEOUT_SECONDS,
             # Adapters never sleep: a 429/503 becomes RateLimited and the service reschedules.
             rate_limit_handle=False,
+            # RFC 6764 discovery would fetch with its own requests, outside `session`.
+            enable_rfc6764=False,
         )
+        if session is not None:
+            # The caller's session decides where requests may go (sync/outbound.py).
+            self._client.session = session
         self._principal = None
         self._supports_sync_collection = supports_sync_collection
 

@@ -7,7 +7,7 @@ import json
 from urllib.parse import urlsplit
 
 import icalendar
-import requests
+import niquests
 
 from sync.providers.base import (
     AuthExpired,
@@ -52,21 +52,21 @@ class IcsProvider(Provider):
     key = "ics"
     identity_is_secret = True  # whoever knows the feed URL reads the calendar
 
-    def __init__(self, credentials: IcsCredentials, session: requests.Session | None = None):
+    def __init__(self, credentials: IcsCredentials, session: niquests.Session | None = None):
         self.url = normalize_feed_url(credentials.url)
         if urlsplit(self.url).scheme not in ("http", "https"):
             raise PermanentError("a feed URL must start with https://, http:// or webcal://")
-        self.session = session or requests.Session()
+        self.session = session or niquests.Session()
 
-    def fetch(self, headers: dict[str, str] | None = None) -> requests.Response:
+    def fetch(self, headers: dict[str, str] | None = None) -> niquests.Response:
         """GET the feed (size-capped). Raises AuthExpired, RateLimited, TemporaryError,
         PermanentError."""
         try:
             response = self.session.get(
                 self.url, headers=headers or {}, timeout=TIMEOUT_SECONDS, stream=True
             )
-            body = response.raw.read(MAX_FEED_BYTES + 1, decode_content=True)
-        except requests.RequestException as exc:
+            body = _read_capped(response, MAX_FEED_BYTES + 1)
+        except niquests.RequestException as exc:
             raise TemporaryError(f"cannot fetch the feed ({type(exc).__name__})") from exc
         if len(body) > MAX_FEED_BYTES:
             raise PermanentError("the feed is larger than 10 MB")
@@ -151,6 +151,16 @@ class IcsProvider(Provider):
         cls, resource: ProviderResource, *, window: Window, context: ReadContext
     ) -> NormalizedResource:
         return ical_normalize.normalize(resource, window=window, context=context)
+
+
+def _read_capped(response: niquests.Response, limit: int) -> bytes:
+    """At most `limit` bytes of the body (a session that already read it hands them over)."""
+    body = bytearray()
+    for chunk in response.iter_content(64 * 1024):
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
 
 
 def _split_by_uid(calendar: icalendar.Calendar) -> list[ProviderResource]:
