@@ -227,8 +227,10 @@ def test_microsoft_writes_create_once_update_answer_delete(graph):
     assert services.reconcile_event_writes().done == [created.pk]
     booked = [e for e in graph.events(ADA) if e.get("subject") == "Booked"]
     assert len(booked) == 1 and booked[0]["transactionId"] == created.event.event_uid
+    assert booked[0]["originalStartTimeZone"] == "W. Europe Standard Time"  # the asked zone
     services.sync_calendar(calendar_id=calendar.pk)
     assert live(calendar).count() == 1  # the synced event is the one we cached
+    assert live(calendar).get().tzid == "Europe/Berlin"
 
     event = Event.objects.get(pk=created.event_id)
     updated = write(calendar, desired(at(4), summary="Moved"), event=event)

@@ -17,7 +17,12 @@ START = datetime(2026, 12, 10, 9, 0, tzinfo=UTC)
 def test_microsoft_write_new_event_body():
     data = desired(START, attendees_invite=[{"email": "bob@example.com", "display_name": "Bob"}])
     body = write.patch_body(write.render_event(desired=data, current="", context=CONTEXT).payload)
-    assert body["start"] == {"dateTime": "2026-12-10T09:00:00", "timeZone": "UTC"}
+    # 09:00 UTC, in the integrator's zone (Europe/Berlin) by Outlook's name for it.
+    assert body["start"] == {
+        "dateTime": "2026-12-10T10:00:00",
+        "timeZone": "W. Europe Standard Time",
+    }
+    assert "originalStartTimeZone" not in body  # read-only at Graph
     assert body["subject"] == "Managed" and body["location"] == {"displayName": "Room 1"}
     assert body["body"] == {"contentType": "text", "content": "Booked through the API"}
     assert (body["isReminderOn"], body["reminderMinutesBeforeStart"]) == (True, 15)
@@ -36,6 +41,36 @@ def test_microsoft_write_same_state_in_graphs_notation_is_no_change():
     held["id"], held["changeKey"] = "AAMk=", "ck"
     again = write.render_event(desired=desired(START), current=json.dumps(held), context=CONTEXT)
     assert not again.changed
+
+
+def test_microsoft_write_zone_other_than_a_windows_main_city_is_sent_as_iana():
+    data = desired(START, tzid="Europe/Amsterdam")
+    body = write.patch_body(write.render_event(desired=data, current="", context=CONTEXT).payload)
+    assert body["start"] == {"dateTime": "2026-12-10T10:00:00", "timeZone": "Europe/Amsterdam"}
+    utc = write.patch_body(
+        write.render_event(desired=desired(START, tzid="UTC"), current="", context=CONTEXT).payload
+    )
+    assert utc["start"] == {"dateTime": "2026-12-10T09:00:00", "timeZone": "UTC"}
+
+
+def test_microsoft_write_a_new_zone_alone_is_a_change_and_graphs_utc_answer_is_none():
+    held = {
+        **json.loads(
+            write.render_event(desired=desired(START), current="", context=CONTEXT).payload
+        ),
+        "start": {"dateTime": "2026-12-10T09:00:00.0000000", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-12-10T10:00:00.0000000", "timeZone": "UTC"},
+        "originalStartTimeZone": "W. Europe Standard Time",
+    }
+    held.pop(write.PATCH_FIELDS)
+    current = json.dumps(held)
+    assert not write.render_event(desired=desired(START), current=current, context=CONTEXT).changed
+    moved = write.render_event(
+        desired=desired(START, tzid="America/New_York"), current=current, context=CONTEXT
+    )
+    assert moved.changed
+    body = write.patch_body(moved.payload)
+    assert body["start"] == {"dateTime": "2026-12-10T04:00:00", "timeZone": "Eastern Standard Time"}
 
 
 def test_microsoft_write_all_day_uses_midnights_and_is_all_day():

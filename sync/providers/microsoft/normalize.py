@@ -76,6 +76,18 @@ def iana_zone(name: str, default: str) -> str:
     return WINDOWS_TO_OLSON.get(name, name)
 
 
+# Graph shows Outlook's own (Windows) zone names in its clients; an IANA zone that is a
+# Windows zone's main city is written by that name, any other as IANA, which Graph accepts.
+_WINDOWS_BY_IANA = {iana: windows for windows, iana in WINDOWS_TO_OLSON.items()}
+
+
+def windows_zone(tzid: str) -> str:
+    """The zone name to write (Europe/Berlin -> W. Europe Standard Time); UTC for none."""
+    if not tzid or tzid in ("UTC", "Etc/UTC"):
+        return "UTC"
+    return _WINDOWS_BY_IANA.get(tzid, tzid)
+
+
 def body_text(body: dict | None) -> str:
     if not body or not body.get("content"):
         return ""

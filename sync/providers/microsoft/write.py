@@ -9,9 +9,10 @@ import copy
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sync.providers.base import InvalidData, Rendered, WriteContext
-from sync.providers.microsoft.normalize import body_text, parse_time
+from sync.providers.microsoft.normalize import body_text, iana_zone, parse_time, windows_zone
 
 MANAGED = (
     "subject",
@@ -32,10 +33,31 @@ PATCH_FIELDS, ANSWER = "_patch_fields", "_answer"
 _ANSWERS = {"accepted": "accept", "tentative": "tentativelyAccept", "declined": "decline"}
 
 
-def _moment(value: str) -> dict:
+def _zone(tzid: str):
+    try:
+        return ZoneInfo(tzid) if tzid else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def _moment(value: str, tzid: str) -> dict:
+    """The instant as local time in the event's zone, so that Outlook shows (and a series
+    would recur in) the zone the integrator asked for, not UTC."""
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    return {"dateTime": parsed.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    zone = _zone(tzid)
+    name = windows_zone(tzid) if zone is not UTC else "UTC"
+    local = parsed.astimezone(zone)
+    return {"dateTime": local.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": name}
+
+
+def _instant(value: dict) -> datetime:
+    """A dateTimeTimeZone as an aware UTC instant (Graph answers in UTC for us; what we
+    render is local to its zone)."""
+    moment = parse_time(value["dateTime"]).replace(tzinfo=None)
+    return moment.replace(tzinfo=_zone(iana_zone(value.get("timeZone") or "", "UTC"))).astimezone(
+        UTC
+    )
 
 
 def _apply(event: dict, desired: Mapping, *, exists: bool) -> None:
@@ -45,7 +67,14 @@ def _apply(event: dict, desired: Mapping, *, exists: bool) -> None:
         event["end"] = {"dateTime": f"{desired['end_date']}T00:00:00", "timeZone": "UTC"}
     else:
         event["isAllDay"] = False
-        event["start"], event["end"] = _moment(desired["start"]), _moment(desired["end"])
+        tzid = desired.get("tzid") or "UTC"
+        event["start"], event["end"] = (
+            _moment(desired["start"], tzid),
+            _moment(desired["end"], tzid),
+        )
+        # Read-only at Graph (patch_body never sends it): what Graph will report, so that a
+        # change of zone alone is a change and the same zone again is none.
+        event["originalStartTimeZone"] = event["start"]["timeZone"]
     if "summary" in desired:
         event["subject"] = desired["summary"] or ""
     if "description" in desired:
@@ -98,7 +127,10 @@ def _managed(event: dict | None) -> dict:
     view = {name: (event or {}).get(name) for name in MANAGED}
     for name in ("start", "end"):
         if view[name]:
-            view[name] = parse_time(view[name]["dateTime"])
+            view[name] = _instant(view[name])
+    if view["start"] and not (event or {}).get("isAllDay"):
+        zone = (event or {}).get("originalStartTimeZone") or ""
+        view["start"] = (view["start"], iana_zone(zone, "UTC"))
     if view["body"] is not None:
         view["body"] = body_text(view["body"])
     if view["location"] is not None:
