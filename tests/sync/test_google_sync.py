@@ -273,6 +273,19 @@ def test_google_participation_answers_an_invitation(google):
     event = live(calendar).get(provider_key=invited["id"])
     assert event.participation_status == "needs_action"
 
+    # The organizer's answer changes at Google after our last read: ours must not undo it.
+    google.put_event(
+        ADA,
+        "primary",
+        {
+            "id": invited["id"],
+            "attendees": [
+                {**invited["attendees"][0], "responseStatus": "tentative"},
+                invited["attendees"][1],
+            ],
+        },
+    )
+
     answer = write(
         calendar,
         {"participation_status": "declined"},
@@ -282,7 +295,7 @@ def test_google_participation_answers_an_invitation(google):
     assert services.reconcile_event_writes().done == [answer.pk]
 
     attendees = google.event(ADA, invited["id"])["attendees"]
-    assert [a["responseStatus"] for a in attendees] == ["accepted", "declined"]
+    assert [a["responseStatus"] for a in attendees] == ["tentative", "declined"]
 
 
 def test_google_write_quota_pauses_every_write_of_the_profile(google):

@@ -47,6 +47,11 @@ _RESPONSE = {"accepted": "accepted", "tentative": "tentative", "declined": "decl
 # Key of a rendered group naming the fields its write sends: an answer to an invitation sends
 # only the attendees (an invitee may not change anything else: forbiddenForNonOrganizer).
 PATCH_FIELDS = "patch_fields"
+# Key of a rendered group whose write is only the end-user's answer: the e-mail of the self
+# attendee. Its PATCH sends that attendee alone with `attendeesOmitted`, Google's way to
+# update one participant, so that another attendee's answer given meanwhile is not
+# overwritten by the list as we last read it.
+SELF_ANSWER = "self_answer"
 
 
 def _moment(value: str, tzid: str) -> dict:
@@ -175,19 +180,22 @@ def render_participation(*, status: str, current: str, context: WriteContext) ->
         raise InvalidData(f"unknown participation status {status!r}")
     group = normalize.load(current)
     master = copy.deepcopy(group.get("master") or {})
-    found = changed = False
+    found = changed = None
     for attendee in master.get("attendees") or []:
         if attendee.get("self") or (attendee.get("email") or "").lower() in context.self_emails:
-            found = True
+            found = attendee.get("email") or ""
             if attendee.get("responseStatus") != answer:
                 attendee["responseStatus"] = answer
                 changed = True
-    if not found:
+    if found is None:
         raise InvalidData("the calendar owner is not an attendee of this event")
     if not changed:
         return Rendered(payload=current, changed=False)
-    fields = sorted({*group.get(PATCH_FIELDS, []), "attendees"})  # folded into an upsert
+    folded = group.get(PATCH_FIELDS, [])  # an upsert folded in sends its fields too
+    fields = sorted({*folded, "attendees"})
     rendered = {**group, "master": master, PATCH_FIELDS: fields}
+    if not folded and found:
+        rendered[SELF_ANSWER] = found
     return Rendered(payload=normalize.dump(rendered), changed=True)
 
 
@@ -195,5 +203,9 @@ def patch_body(payload: str) -> dict:
     """The fields this write sends, from the rendered master, as events.patch takes them."""
     group = normalize.load(payload)
     master = group.get("master") or {}
+    if group.get(SELF_ANSWER) and group.get(PATCH_FIELDS) == ["attendees"]:
+        me = group[SELF_ANSWER].lower()
+        mine = [a for a in master.get("attendees") or [] if (a.get("email") or "").lower() == me]
+        return {"attendees": mine, "attendeesOmitted": True}
     fields = group.get(PATCH_FIELDS) or MANAGED
     return {name: master[name] for name in fields if master.get(name) is not None}

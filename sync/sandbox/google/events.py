@@ -223,6 +223,20 @@ def merge_patch(base: dict, patch: dict) -> dict:
     return result
 
 
+def merge_attendees(current: list | None, given: list) -> list:
+    """`attendeesOmitted` on a write: each attendee given updates the one with its e-mail
+    (or joins); the attendees not given are kept as they are."""
+    merged = copy.deepcopy(current or [])
+    by_email = {(a.get("email") or "").lower(): a for a in merged}
+    for attendee in given:
+        email = (attendee.get("email") or "").lower() if isinstance(attendee, dict) else ""
+        if email in by_email:
+            by_email[email].update(copy.deepcopy(attendee))
+        elif email:
+            merged.append(copy.deepcopy(attendee))
+    return merged
+
+
 def writable(body: dict) -> dict:
     return {k: copy.deepcopy(v) for k, v in body.items() if k in WRITABLE}
 

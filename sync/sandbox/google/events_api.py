@@ -451,12 +451,16 @@ def _modify(sb, request, cal, eid, *, patch: bool):
         )
     if patch:
         data = events.merge_patch(current, events.writable(body))
+        if body.get("attendeesOmitted") and isinstance(body.get("attendees"), list):
+            # Only the attendees given are updated; the others stay (an answer alone).
+            data["attendees"] = events.merge_attendees(current.get("attendees"), body["attendees"])
     else:
         data = {k: copy.deepcopy(current[k]) for k in SERVER_KEPT if k in current}
         data.update(events.writable(body))
         data.setdefault("status", "confirmed")
         data.setdefault("reminders", {"useDefault": True})
         data.setdefault("eventType", current.get("eventType", "default"))
+    data.pop("attendeesOmitted", None)  # about a representation, never stored
     _apply_conference(data, body, version, current)
     events.validate(data, is_instance=bool(data.get("recurringEventId")))
     sb._bump_sequence(current, data)
