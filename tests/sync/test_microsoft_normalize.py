@@ -79,3 +79,19 @@ def test_microsoft_normalize_original_start_in_any_rfc3339_form():
     resource = ProviderResource(item["id"], "v", json.dumps(item))
     [data] = normalize.normalize(resource, window=WINDOW, context=CONTEXT).events
     assert data.original_start == datetime(2026, 12, 7, 8, 0, 0, 500000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "name, tzid",
+    [
+        ("W. Europe Standard Time", "Europe/Berlin"),
+        ("America/Chicago", "America/Chicago"),
+        ("tzone://Microsoft/Utc", "Etc/UTC"),
+        ("Customized Time Zone", "Asia/Tokyo"),
+        ("tzone://Microsoft/Custom", "Asia/Tokyo"),
+        ("Mars Standard Time", "Asia/Tokyo"),
+        ("", "Asia/Tokyo"),
+    ],
+)
+def test_microsoft_zone_names_graph_reports_become_iana_or_the_default(name, tzid):
+    assert normalize.iana_zone(name, "Asia/Tokyo") == tzid

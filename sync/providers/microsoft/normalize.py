@@ -11,10 +11,12 @@ Windows name in originalStartTimeZone, mapped to IANA.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
@@ -68,12 +70,29 @@ def parse_time(value: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+# Names Graph reports that are neither Windows nor IANA zones: Outlook's UTC, and the zone of
+# an event made with a custom zone definition (no name we could map; its times are exact in
+# UTC all the same).
+_GRAPH_ZONES = {"tzone://Microsoft/Utc": "Etc/UTC", "tzone://Microsoft/Custom": ""}
+
+
 def iana_zone(name: str, default: str) -> str:
-    """A Windows zone name as IANA (W. Europe Standard Time -> Europe/Berlin); IANA names and
-    unknown ones are kept as they are, empty ones get `default`."""
+    """A Windows zone name as IANA (W. Europe Standard Time -> Europe/Berlin); IANA names are
+    kept; empty, custom ("Customized Time Zone") and unknown ones get `default`, so that no
+    name a client cannot parse reaches the API."""
     if not name:
         return default
-    return WINDOWS_TO_OLSON.get(name, name)
+    mapped = WINDOWS_TO_OLSON.get(name) or _GRAPH_ZONES.get(name, name)
+    return mapped if _is_zone(mapped) else default
+
+
+@functools.lru_cache(maxsize=512)
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 # Graph shows Outlook's own (Windows) zone names in its clients; an IANA zone that is a
