@@ -39,6 +39,11 @@ class CalendarSyncState(models.Model):
     # A provider push notification asked for a sync (cleared when a sync takes the lease): a
     # burst of notifications queues one sync, and one arriving during a sync queues the next.
     push_requested_at = models.DateTimeField(null=True, blank=True)
+    # Creating the calendar's provider push subscription failed this many times in a row (a
+    # shared calendar may refuse it for good): the next try waits until push_retry_at, so
+    # calendars that keep refusing neither cost calls every run nor starve the others.
+    push_failures = models.PositiveIntegerField(default=0)
+    push_retry_at = models.DateTimeField(null=True, blank=True)
     # Single-flight lease: a sync holds the calendar until this time (conditional UPDATE).
     locked_until = models.DateTimeField(null=True, blank=True)
     lock_token = models.CharField(max_length=32, blank=True)

@@ -32,6 +32,7 @@ from sync.models import CalendarSyncState, ProviderSubscription
 from sync.providers import base
 from sync.providers.registry import provider_class
 from sync.services import engine
+from sync.services.backoff import backoff_delay
 from sync.services.credentials import build_provider, call_with_fresh_credentials
 from sync.services.governor import provider_slot
 
@@ -43,6 +44,8 @@ RENEW_ON = frozenset({"reauthorizationRequired"})
 log = logging.getLogger(__name__)
 
 BATCH = 100
+SUBSCRIBE_RETRY_BASE_SECONDS = 15 * 60  # the maintenance schedule's interval
+SUBSCRIBE_RETRY_CAP_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -182,10 +185,11 @@ def maintain_subscriptions(*, now: datetime | None = None) -> MaintenanceReport:
             profile__provider__in=push_keys,
             provider_subscription__isnull=True,
         )
+        .exclude(sync_state__push_retry_at__gt=now)
         .select_related("profile")
         .order_by("pk")[:BATCH]
     ):
-        _subscribe(calendar, report)
+        _subscribe(calendar, report, now=now)
     return report
 
 
@@ -205,16 +209,25 @@ def _watch(calendar: Calendar) -> tuple[str, str, base.Watch]:
     return watch.channel_id or channel_id, token, watch
 
 
-def _subscribe(calendar: Calendar, report: MaintenanceReport) -> None:
+def _subscribe(calendar: Calendar, report: MaintenanceReport, *, now: datetime) -> None:
     try:
         channel_id, token, watch = _watch(calendar)
     except base.ProviderError as exc:
         report.failed += 1
-        log.warning("push subscription for %s not created: %s", calendar.public_id, exc)
+        retry_at = _subscribe_later(calendar, exc, now=now)
+        log.warning(
+            "push subscription for %s not created (next try %s): %s",
+            calendar.public_id,
+            f"{retry_at:%Y-%m-%d %H:%M}",
+            exc,
+        )
         if isinstance(exc, base.NotFound):
             # The provider no longer has the calendar: the list refresh marks it deleted.
             engine.enqueue_calendar_discovery(calendar.profile_id)
         return
+    CalendarSyncState.objects.filter(calendar=calendar, push_failures__gt=0).update(
+        push_failures=0, push_retry_at=None
+    )
     try:
         ProviderSubscription.objects.create(
             calendar=calendar,
@@ -228,6 +241,25 @@ def _subscribe(calendar: Calendar, report: MaintenanceReport) -> None:
         _stop_at_provider(calendar.profile, channel_id, watch.resource_id)
         return
     report.subscribed += 1
+
+
+def _subscribe_later(calendar: Calendar, exc: Exception, *, now: datetime) -> datetime:
+    """Back off this calendar's subscribing: from the maintenance interval, doubling, at most a
+    day (a refusal that lasts, such as a shared calendar's, is asked about once a day; the
+    poll keeps it fresh meanwhile)."""
+    state, _ = CalendarSyncState.objects.get_or_create(calendar=calendar)
+    failures = state.push_failures + 1
+    delay = backoff_delay(
+        attempt=failures,
+        base_seconds=SUBSCRIBE_RETRY_BASE_SECONDS,
+        cap_seconds=SUBSCRIBE_RETRY_CAP_SECONDS,
+        jitter=0.2,
+        error=exc,
+    )
+    CalendarSyncState.objects.filter(pk=state.pk).update(
+        push_failures=failures, push_retry_at=now + delay
+    )
+    return now + delay
 
 
 def _renew(subscription: ProviderSubscription, report: MaintenanceReport, *, now) -> None:

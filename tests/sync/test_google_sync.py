@@ -341,6 +341,25 @@ def test_google_push_subscribes_and_a_gone_calendar_is_rediscovered(google, sett
     assert discoveries == [calendar.profile_id]
 
 
+def test_google_a_calendar_refusing_push_is_asked_again_only_after_a_backoff(google, settings):
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"
+    calendar = primary(connect(google))
+    google.fail_next("POST", r"/watch$", 403, reason="pushNotSupportedForRequestedResource")
+    start = timezone.now()
+
+    assert push.maintain_subscriptions(now=start).failed == 1
+    state = CalendarSyncState.objects.get(calendar=calendar)
+    assert state.push_failures == 1
+    assert start + timedelta(minutes=12) <= state.push_retry_at <= start + timedelta(minutes=18)
+    later = push.maintain_subscriptions(now=start + timedelta(minutes=10))
+    assert (later.failed, later.subscribed) == (0, 0)  # not asked again yet
+    assert len(google.requests("POST", r"/watch$")) == 1
+
+    assert push.maintain_subscriptions(now=start + timedelta(minutes=20)).subscribed == 1
+    state.refresh_from_db()
+    assert (state.push_failures, state.push_retry_at) == (0, None)
+
+
 def test_google_get_event_of_a_series_keeps_its_moved_and_cancelled_instances(google):
     series = google.put_event(
         ADA, "primary", {**timed("Daily", at(1, 9)), "recurrence": ["RRULE:FREQ=DAILY;COUNT=10"]}
