@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,11 +29,18 @@ from sync.models import ProviderRequestSlot
 from sync.providers import base
 from sync.providers.registry import provider_class
 
-# Longer than a task may run (Q_TIMEOUT, 120 s by default): a live holder keeps its slot, a
-# crashed one's lapses soon after.
-LEASE_SECONDS = 150
+# A slot outlives the longest a task may run (django-q kills it at Q_TIMEOUT, 120 s by
+# default): a live holder keeps its slot, a crashed one's lapses soon after.
+LEASE_MARGIN_SECONDS = 30
 WAIT_SECONDS = 20
 RETRY_AFTER_SECONDS = 15
+
+
+def lease_seconds() -> int:
+    """How long a claimed slot is held: the task timeout (Q_CLUSTER["timeout"], which an
+    operator may raise for huge calendars) plus a margin, so a call still running never loses
+    its slot to a fifth caller."""
+    return int(settings.Q_CLUSTER.get("timeout") or 120) + LEASE_MARGIN_SECONDS
 
 
 class ProfileBusy(base.RateLimited):
@@ -77,7 +85,7 @@ def _claim(profile: Profile, limit: int) -> str:
             claimed = (
                 ProviderRequestSlot.objects.filter(profile=profile, number=number)
                 .filter(Q(held_until__isnull=True) | Q(held_until__lt=now))
-                .update(holder=token, held_until=now + timedelta(seconds=LEASE_SECONDS))
+                .update(holder=token, held_until=now + timedelta(seconds=lease_seconds()))
             )
             if claimed:
                 return token

@@ -132,6 +132,20 @@ def test_provider_slot_of_a_crashed_holder_lapses(capped, monkeypatch):
     assert fetch(profile).cursor == "c"
 
 
+def test_provider_slot_is_held_longer_than_the_task_timeout(capped, settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 900}  # huge calendars, slow calls
+    profile = google_profile()
+    leases = []
+
+    def note_the_lease(provider):
+        leases.append(ProviderRequestSlot.objects.exclude(holder="").get().held_until)
+        return provider.fetch_changes("primary", None)
+
+    before = timezone.now()
+    services.call_with_fresh_credentials(profile, note_the_lease)
+    assert leases[0] >= before + timedelta(seconds=900)
+
+
 def test_sync_waiting_for_a_slot_is_postponed_not_failed(capped, monkeypatch):
     profile = google_profile()
     calendar = Calendar.objects.create(profile=profile, provider_calendar_id="primary", name="P")
