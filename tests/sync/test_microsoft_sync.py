@@ -4,8 +4,10 @@ refresh and revocation, throttling, writes with transactionId and change keys, a
 subscriptions with their validation handshake and lifecycle notifications."""
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 import time_machine
@@ -154,6 +156,24 @@ def test_microsoft_delta_sync_pages_occurrences_and_removals(graph):
     assert (later.result.updated, later.result.deleted) == (1, 1)
     assert live(calendar).filter(summary="Changed").count() == 1
     assert services.sync_calendar(calendar_id=calendar.pk).status == "unchanged"
+
+
+def test_microsoft_partial_delta_items_are_read_in_full(graph):
+    one = put(graph, graph_meeting("One", at(1)))
+    two = put(graph, graph_meeting("Two", at(2)))
+    calendar = default_calendar(connect(graph))
+    services.sync_calendar(calendar_id=calendar.pk)
+    graph.delta_partial_updates = True  # changed items come as an id and an etag
+    graph.put_event(ADA, None, {"id": one["id"], "subject": "One (renamed)"})
+    graph.put_event(ADA, None, {"id": two["id"], "subject": "Two (renamed)"})
+    gone = re.escape(quote(two["id"], safe=""))  # deleted between the delta and our read
+    graph.fail_next("GET", rf"/events/{gone}$", 404, code="ErrorItemNotFound")
+
+    outcome = services.sync_calendar(calendar_id=calendar.pk)
+
+    assert outcome.status == "synced", outcome
+    assert list(live(calendar).values_list("summary", flat=True)) == ["One (renamed)"]
+    assert len(graph.requests("GET", r"/events/[^/]+$")) == 2  # one read each
 
 
 def test_microsoft_expired_delta_token_resyncs_without_loss(graph):

@@ -148,6 +148,7 @@ class MicrosoftProvider(Provider):
             delta_link = page.get("@odata.deltaLink", delta_link)
         if not delta_link:
             raise PermanentError("calendarView/delta ended without a delta link")
+        self._complete_partial_items(changed, removed)
         new_cursor = json.dumps(
             {"delta_link": delta_link, "window_start": window.start.strftime(_STAMP)}
         )
@@ -159,6 +160,21 @@ class MicrosoftProvider(Provider):
             deleted=sorted(removed) if state else [],
             is_full=state is None,
         )
+
+    def _complete_partial_items(self, changed: dict[str, dict], removed: set[str]) -> None:
+        """Graph may list an updated item with only some of its properties: such an item
+        (no start or end) is read in full, so that the cache never takes a half event, nor
+        skips a change as unreadable. One gone by then is a removal."""
+        for item_id in [
+            i for i, item in changed.items() if "start" not in item or "end" not in item
+        ]:
+            try:
+                changed[item_id] = self.client.call(
+                    "GET", self._event_path(item_id), what="reading a changed event"
+                )
+            except NotFound:
+                del changed[item_id]
+                removed.add(item_id)
 
     @classmethod
     def normalize(

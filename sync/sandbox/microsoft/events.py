@@ -718,6 +718,15 @@ def render(item: Item, out: Rendering) -> dict:
     return ordered
 
 
+def partial(item: Item) -> dict:
+    """A delta's entry for a changed item that carries none of its properties."""
+    return {
+        "@odata.type": "#microsoft.graph.event",
+        "@odata.etag": f'W/"{item.change_key}"',
+        "id": item.id,
+    }
+
+
 def removed(event_id: str) -> dict:
     """A delta's entry for an item that left the view."""
     return {

@@ -452,8 +452,11 @@ def calendar_view_delta(sb, request, uid=None, cid=None):
     else:
         token = opaque({**base, "t": "delta", "k": round_["state"]})
         body["@odata.deltaLink"] = link(sb, request, **{"$deltatoken": token})
+    partial = sb.delta_partial_updates and round_["incremental"]
     body["value"] = [
-        events.render(entry, out) if isinstance(entry, events.Item) else events.removed(entry)
+        (events.partial(entry) if partial else events.render(entry, out))
+        if isinstance(entry, events.Item)
+        else events.removed(entry)
         for entry in entries
     ]
     return ok(body, headers=applied_header(applied))
@@ -475,6 +478,7 @@ def _new_round(sb, calendar, low, high, snapshot: dict | None) -> dict:
         "key": random_token("", 12),
         "state": state_key,
         "entries": entries,
+        "incremental": snapshot is not None,
         "w": [
             events.format_offset(low, fraction=False),
             events.format_offset(high, fraction=False),

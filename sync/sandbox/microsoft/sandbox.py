@@ -77,6 +77,9 @@ class MicrosoftSandbox:
         mailbox (4); the next one answers 429 ApplicationThrottled. None disables it.
       `throttle_retry_after`: the Retry-After (seconds) of those 429s.
       `delta_page_size`: a calendarView delta page without `Prefer: odata.maxpagesize`.
+      `delta_partial_updates`: incremental delta rounds list a changed item by its id and
+        etag only (Graph documents that an updated item may carry only some properties; a
+        client must then read the event).
       `max_subscription_minutes`: the longest event subscription (4230).
       `validation_timeout`: seconds a subscription's validation handshake may take (10).
     """
@@ -118,6 +121,7 @@ class MicrosoftSandbox:
         revoke_rotated_refresh_tokens: bool = False,
         throttle_retry_after: float = 1,
         delta_page_size: int = 10,
+        delta_partial_updates: bool = False,
         max_subscription_minutes: int = 4230,
         validation_timeout: float = 10.0,
         notification_timeout: float = 3.0,
@@ -130,6 +134,7 @@ class MicrosoftSandbox:
         self.revoke_rotated_refresh_tokens = revoke_rotated_refresh_tokens
         self.throttle_retry_after = throttle_retry_after
         self.delta_page_size = delta_page_size
+        self.delta_partial_updates = delta_partial_updates
         self.max_subscription_minutes = max_subscription_minutes
         self.validation_timeout = validation_timeout
         self._lock = threading.RLock()
