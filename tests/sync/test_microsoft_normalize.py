@@ -95,3 +95,16 @@ def test_microsoft_normalize_original_start_in_any_rfc3339_form():
 )
 def test_microsoft_zone_names_graph_reports_become_iana_or_the_default(name, tzid):
     assert normalize.iana_zone(name, "Asia/Tokyo") == tzid
+
+
+@pytest.mark.parametrize(
+    "moment, tzid, day",
+    [
+        (datetime(2026, 12, 14, 0, 0, tzinfo=UTC), "Europe/Berlin", date(2026, 12, 14)),
+        (datetime(2026, 12, 13, 23, 0, tzinfo=UTC), "Europe/Berlin", date(2026, 12, 14)),
+        (datetime(2026, 12, 14, 5, 0, tzinfo=UTC), "America/Chicago", date(2026, 12, 14)),
+        (datetime(2026, 12, 13, 23, 30, tzinfo=UTC), "Etc/UTC", date(2026, 12, 14)),
+    ],
+)
+def test_microsoft_all_day_boundaries_floating_or_shifted_to_utc(moment, tzid, day):
+    assert normalize.all_day_date(moment, tzid) == day

@@ -135,8 +135,8 @@ def normalize(
     tzid = iana_zone(item.get("originalStartTimeZone", ""), context.default_tzid)
     fields: dict = {}
     if item.get("isAllDay"):
-        # All-day events are dates; at UTC midnight here, as we asked for UTC.
-        first, last = start.date(), max(end.date(), start.date() + timedelta(days=1))
+        first, last = all_day_date(start, tzid), all_day_date(end, tzid)
+        last = max(last, first + timedelta(days=1))
         start, end = _midnight(first), _midnight(last)
         fields.update(is_all_day=True, start_date=first, end_date=last)
     transparency, extended = _SHOW_AS.get(item.get("showAs", ""), ("opaque", ""))
@@ -180,6 +180,22 @@ def normalize(
         **fields,
     )
     return NormalizedResource(uids=[key], events=[event])
+
+
+def all_day_date(moment: datetime, tzid: str) -> date:
+    """The date an all-day boundary stands for. Graph gives all-day events as midnights; we
+    ask for UTC, and whether a service shifts them into UTC (23:00 the day before, for Berlin)
+    or keeps them floating is not something to bet on: a midnight in UTC is that date, a
+    midnight in the event's zone is that date, anything else the nearest date."""
+    if moment.time() == time():
+        return moment.date()
+    try:
+        local = moment.astimezone(ZoneInfo(tzid))
+    except (ZoneInfoNotFoundError, ValueError):
+        local = moment
+    if local.time() == time():
+        return local.date()
+    return (moment + timedelta(hours=12)).date()
 
 
 def _midnight(day: date) -> datetime:
