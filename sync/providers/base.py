@@ -349,10 +349,13 @@ class Provider(ABC):
         itself; Google: the event id we choose."""
         return idempotency_key
 
-    def resource_for_key(self, calendar_id: str, idempotency_key: str) -> str:
-        """Where create_event with this key puts the event, if the provider lets us know
-        without asking ('' otherwise): a delete of a create that crashed before we recorded
-        it removes it there."""
+    def resource_for_key(
+        self, calendar_id: str, idempotency_key: str, *, around: tuple[datetime, datetime] | None
+    ) -> str:
+        """Where create_event with this key put the event ('' if nowhere, or unknowable): a
+        delete of a create that crashed before we recorded it removes it there. Adapters
+        whose ids derive from the key answer without a call; others may look among the
+        events `around` (the time the event was last given, padded) for their key."""
         return ""
 
     def update_event(

@@ -64,6 +64,8 @@ SWEEP_BUDGET_SECONDS = 50
 BASE_DELAY_SECONDS = 60
 MAX_DELAY_SECONDS = 6 * 3600
 JITTER = 0.2
+# A delete of an unrecorded create looks this far around the event's last known time.
+LOOKUP_PADDING = timedelta(days=1)
 # 60 s doubling to the 6 h cap: the 12th failed attempt comes about 26 h after the first.
 MAX_ATTEMPTS = 12
 # Precondition failures (someone else wrote in between) re-merged within one attempt.
@@ -451,7 +453,10 @@ def _delete(provider: base.Provider, write: ManagedEventWrite, event: Event) -> 
         # Never recorded as created: a crashed create may still have left it where the
         # adapter puts a create with this key.
         key = _idempotency_key(event)
-        resource_id, version = provider.resource_for_key(calendar_id, key), ""
+        around = None
+        if event.start and event.end:
+            around = (event.start - LOOKUP_PADDING, event.end + LOOKUP_PADDING)
+        resource_id, version = provider.resource_for_key(calendar_id, key, around=around), ""
         if not resource_id:
             return _Written("", "", None, called=False)
     for _round in range(CONFLICT_RETRIES):

@@ -264,6 +264,25 @@ def test_microsoft_writes_create_once_update_answer_delete(graph):
     assert graph.event(ADA, booked[0]["id"]) is None
 
 
+def test_microsoft_delete_of_a_create_that_crashed_unrecorded_removes_it(graph):
+    calendar = default_calendar(connect(graph))
+    created = write(calendar, desired(at(3), summary="Booked"))
+    provider = services.provider_for(calendar.profile)
+    rendered = provider.render_event(
+        desired=created.desired, current="", context=base.WriteContext(uid=created.event.ical_uid)
+    )
+    provider.create_event(  # reached Graph; its answer never recorded
+        calendar.provider_calendar_id, rendered.payload, idempotency_key=created.event.event_uid
+    )
+    graph.put_event(ADA, None, graph_meeting("Someone else's", at(3)))
+    deleted = write(calendar, {}, event=created.event, operation=ManagedEventWrite.Operation.DELETE)
+
+    assert deleted.pk in services.reconcile_event_writes().done
+    created.refresh_from_db()
+    assert created.status == "superseded"  # the create never runs after its delete
+    assert [e["subject"] for e in graph.events(ADA)] == ["Someone else's"]
+
+
 def test_microsoft_participation_posts_the_answer(graph):
     invite = put(
         graph,

@@ -127,12 +127,12 @@ class MemoryProvider(base.Provider):
             raise base.NotFound("gone")
         return base.ProviderResource(resource_id, *STORE.resources[resource_id])
 
-    def resource_for_key(self, calendar_id, idempotency_key):
+    def resource_for_key(self, calendar_id, idempotency_key, *, around=None):
         return f"evt-{idempotency_key}"  # like Google's client-chosen event id
 
     def create_event(self, calendar_id, payload, *, idempotency_key):
         STORE.calls.append("create_event")
-        resource_id = self.resource_for_key(calendar_id, idempotency_key)
+        resource_id = self.resource_for_key(calendar_id, idempotency_key, around=None)
         if resource_id in STORE.resources:
             raise base.AlreadyExists("duplicate id", resource_id=resource_id)
         version = STORE.put(resource_id, json.loads(payload))

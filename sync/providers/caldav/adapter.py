@@ -458,7 +458,7 @@ class CalDAVProvider(Provider):
             payload=response.raw,
         )
 
-    def resource_for_key(self, calendar_id: str, idempotency_key: str) -> str:
+    def resource_for_key(self, calendar_id: str, idempotency_key: str, *, around=None) -> str:
         """<calendar path><key>.ics: where create_event puts it."""
         return _href_path(self._new_event_url(calendar_id, idempotency_key))
 

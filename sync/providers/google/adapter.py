@@ -189,7 +189,7 @@ class GoogleProvider(Provider):
     def provider_key_for(cls, idempotency_key: str) -> str:
         return event_id_for(idempotency_key)
 
-    def resource_for_key(self, calendar_id: str, idempotency_key: str) -> str:
+    def resource_for_key(self, calendar_id: str, idempotency_key: str, *, around=None) -> str:
         return event_id_for(idempotency_key)
 
     def get_event(self, resource_id: str, *, calendar_id: str = "") -> ProviderResource:

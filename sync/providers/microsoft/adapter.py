@@ -191,6 +191,29 @@ class MicrosoftProvider(Provider):
     def render_participation(cls, *, status: str, current: str, context: WriteContext) -> Rendered:
         return write.render_participation(status=status, current=current, context=context)
 
+    def resource_for_key(
+        self, calendar_id: str, idempotency_key: str, *, around: tuple[datetime, datetime] | None
+    ) -> str:
+        """Graph chooses its ids, so a create that crashed before we recorded its answer is
+        found by its transactionId among the calendar's events around its time."""
+        if around is None:
+            return ""
+        start, end = around
+        pages = self.client.pages(
+            f"{self._calendar_path(calendar_id)}/calendarView",
+            {
+                "startDateTime": start.astimezone(UTC).strftime(_STAMP),
+                "endDateTime": end.astimezone(UTC).strftime(_STAMP),
+                "$select": "id,transactionId",
+            },
+            what="finding an event we created",
+        )
+        for page in pages:
+            for item in page.get("value") or []:
+                if item.get("transactionId") == idempotency_key:
+                    return item["id"]
+        return ""
+
     def get_event(self, resource_id: str, *, calendar_id: str = "") -> ProviderResource:
         item = self.client.call("GET", self._event_path(resource_id), what="reading an event")
         return _resource(item)
