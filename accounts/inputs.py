@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
-from django.http import JsonResponse, QueryDict
+from django.http import Http404, JsonResponse, QueryDict
 
+from accounts.errors import is_api_path, not_found
 from accounts.rest import error_entry
 
 # Cronofy's documents nest a handful of levels (a batch entry's event's location: 5); 32
@@ -28,8 +29,8 @@ OAUTH_PREFIX = "/oauth/"
 
 @dataclass(frozen=True)
 class InputProblem:
-    """Why a request is refused: `kind` is too_large, invalid_characters, too_deep or
-    malformed; `field` names the input (a query parameter, a JSON path, "base")."""
+    """Why a request is refused: `kind` is too_large, bad_path, invalid_characters, too_deep
+    or malformed; `field` names the input (a query parameter, a JSON path, "base")."""
 
     kind: str
     field: str
@@ -155,7 +156,8 @@ def find_input_problem(request) -> InputProblem | None:
         return InputProblem("too_large", "base", f"the body is larger than {limit} bytes")
     try:
         if not is_storable_text(request.path_info):
-            return _characters("base")
+            # No path we serve holds one: the object it names cannot exist.
+            return InputProblem("bad_path", "base", "no such path")
         if field := _first_bad_field(request.GET):
             return _characters(field)
         if not all(is_storable_text(f"{k}{v}") for k, v in request.COOKIES.items()):
@@ -175,9 +177,14 @@ _V1_ANSWERS = {
 }
 
 
-def refusal_for(path: str, problem: InputProblem) -> JsonResponse:
-    """The answer of the endpoint family `path` belongs to; BadRequest (Django's 400 page)
-    for hosted pages."""
+def refusal_for(request, problem: InputProblem) -> JsonResponse:
+    """The answer of the family of endpoints the request's path belongs to; BadRequest
+    (Django's 400 page) for hosted pages; a path that cannot exist is a 404 everywhere."""
+    path = request.path_info
+    if problem.kind == "bad_path":
+        if is_api_path(path):
+            return not_found(request)
+        raise Http404(problem.description)
     if path.startswith(V1_PREFIX):
         status, key = _V1_ANSWERS[problem.kind]
         body = {"errors": {problem.field: [error_entry(key, problem.description)]}}
@@ -198,5 +205,5 @@ class RequestInputMiddleware:
     def __call__(self, request):
         problem = find_input_problem(request)
         if problem is not None:
-            return refusal_for(request.path_info, problem)
+            return refusal_for(request, problem)
         return self.get_response(request)

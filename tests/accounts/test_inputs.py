@@ -44,14 +44,17 @@ def test_nul_in_calendar_ids_is_422(client, world, path):
     assert_api_422(response, "calendar_ids[]")
 
 
-def test_nul_in_a_channel_id_is_422(client, world):
-    response = client.delete("/v1/channels/chn_%00x", **world.headers)
-    assert_api_422(response)
+def assert_json_404(response):
+    assert response.status_code == 404, response.content[:300]
+    assert response.json() == {"error": "not_found"}
 
 
-def test_nul_in_a_profile_id_is_422(client, world):
-    response = client.post("/v1/profiles/pro_%00x/revoke", **world.headers)
-    assert_api_422(response)
+def test_nul_in_a_channel_id_is_404(client, world):
+    assert_json_404(client.delete("/v1/channels/chn_%00x", **world.headers))
+
+
+def test_nul_in_a_profile_id_is_404(client, world):
+    assert_json_404(client.post("/v1/profiles/pro_%00x/revoke", **world.headers))
 
 
 def test_lone_surrogate_in_a_json_body_is_422(client, world):
@@ -128,10 +131,10 @@ def test_deep_json_at_oauth_is_400(client, world, path):
 # --- hosted pages ----------------------------------------------------------------------------
 
 
-def test_nul_in_the_relink_path_is_400(client, world):
+def test_nul_in_the_relink_path_is_404(client, world):
     client.force_login(world.account.user)
     response = client.get("/connect/relink/pro_%00x/")
-    assert response.status_code == 400
+    assert response.status_code == 404
 
 
 # --- bodies over the limit -------------------------------------------------------------------
