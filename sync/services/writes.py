@@ -41,6 +41,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Profile
+from accounts.queueing import enqueue_after_commit
 from calendars.models import Calendar, Event, ManagedEventWrite
 from sync.models import SyncedResource
 from sync.providers import base
@@ -535,7 +536,9 @@ def _kick_pending(event_id: int) -> None:
         next_attempt_at=timezone.now()
     )
     if ids:
-        transaction.on_commit(lambda: enqueue_managed_event_writes(write_ids=ids))
+        enqueue_after_commit(
+            lambda: enqueue_managed_event_writes(write_ids=ids), what="managed event writes"
+        )
 
 
 def _is(write: ManagedEventWrite, status: str) -> bool:
