@@ -95,6 +95,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Early, so that it also sees what escapes the other layers: JSON errors under /v1, /oauth.
     "accounts.errors.ApiErrorMiddleware",
+    # Before any view, parser, session or query: NUL, lone surrogates, deep JSON, huge bodies.
+    "accounts.inputs.RequestInputMiddleware",
     # Static files (admin, Swagger UI) from the web server itself; from the apps' folders in
     # development, from STATIC_ROOT (collectstatic, which `serve` runs) with DEBUG off.
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -1,7 +1,6 @@
 """Support-staff actions on managed-event writes (the sync app's reconciler applies them),
 and their retention."""
 
-import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -10,9 +9,8 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.batches import delete_in_batches
+from accounts.queueing import enqueue_after_commit
 from calendars.models import ManagedEventWrite
-
-logger = logging.getLogger(__name__)
 
 
 def trigger_reconciler_on_commit(write_ids: list[int]) -> None:
@@ -22,15 +20,11 @@ def trigger_reconciler_on_commit(write_ids: list[int]) -> None:
     if not hook or not write_ids:
         return
 
-    def run():
-        # Only a trigger: a failure leaves the rows pending for the reconciler's sweep, so it
-        # must not turn the committed 202 into a 500.
-        try:
-            import_string(hook)(write_ids=write_ids)
-        except Exception:
-            logger.exception("managed event write trigger %s failed", hook)
-
-    transaction.on_commit(run)
+    # Only a trigger: a failure leaves the rows pending for the reconciler's sweep, so it must
+    # not turn the committed 202 into a 500.
+    enqueue_after_commit(
+        lambda: import_string(hook)(write_ids=write_ids), what="managed event writes"
+    )
 
 
 def retry_event_write(*, write: ManagedEventWrite) -> bool:

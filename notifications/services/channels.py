@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from accounts.models import Account, Profile
+from accounts.queueing import enqueue_now
 from calendars.models import Calendar
 from notifications import transport
 from notifications.models import Channel, Notification
@@ -40,10 +41,10 @@ def kick_dispatcher() -> None:
     the scheduled pump finds it anyway, so a broker outage only costs latency."""
     if not settings.PUSH_ENQUEUE_ON_COMMIT:
         return
-    try:
-        async_task("notifications.tasks.dispatch_notifications", group="notifications")
-    except Exception:
-        logger.warning("could not enqueue a push dispatch; the scheduled pump will send it")
+    enqueue_now(
+        lambda: async_task("notifications.tasks.dispatch_notifications", group="notifications"),
+        what="push dispatch",
+    )
 
 
 def kick_relay(*, account_id: int) -> None:
@@ -54,10 +55,10 @@ def kick_relay(*, account_id: int) -> None:
         return
     if not Channel.objects.open().filter(account_id=account_id).exists():
         return
-    try:
-        async_task("notifications.tasks.relay_and_dispatch", group="notifications")
-    except Exception:
-        logger.warning("could not enqueue a relay; the scheduled pump will send the changes")
+    enqueue_now(
+        lambda: async_task("notifications.tasks.relay_and_dispatch", group="notifications"),
+        what="push relay",
+    )
 
 
 def _kick_after_commit() -> None:

@@ -22,6 +22,7 @@ from django_q.tasks import async_task
 from accounts import services as account_services
 from accounts.errors import is_transient_database_error
 from accounts.models import Account, Profile
+from accounts.queueing import enqueue_after_commit
 from calendars import services as calendar_services
 from calendars.models import Calendar, ManagedEventWrite
 from calendars.types import ApplyResult, CalendarData
@@ -172,14 +173,16 @@ def store_connected_profile(
                 profile=profile, defaults={"calendars_refreshed_at": timezone.now()}
             )
             if provider_key in PROVIDERS:
-                transaction.on_commit(lambda: enqueue_calendar_discovery(profile.pk))
+                enqueue_after_commit(
+                    lambda: enqueue_calendar_discovery(profile.pk), what="calendar discovery"
+                )
         else:
             calendars = _store_calendar_list(profile, provider_calendars)
         # A relink resumes polling now. The failure record stays (what went wrong and when)
         # until the next successful sync: a relink alone does not prove anything was fixed.
         CalendarSyncState.objects.filter(calendar__in=calendars).update(next_poll_at=timezone.now())
         for calendar in calendars:
-            transaction.on_commit(lambda pk=calendar.pk: enqueue_sync(pk))
+            enqueue_after_commit(lambda pk=calendar.pk: enqueue_sync(pk), what="calendar sync")
         # Writes kept pending while the profile was disconnected are due again now.
         write_ids = list(
             ManagedEventWrite.objects.pending()
@@ -190,7 +193,10 @@ def store_connected_profile(
             ManagedEventWrite.objects.filter(pk__in=write_ids).update(
                 next_attempt_at=timezone.now(), locked_until=None, lock_token=""
             )
-            transaction.on_commit(lambda: enqueue_managed_event_writes(write_ids=write_ids))
+            enqueue_after_commit(
+                lambda: enqueue_managed_event_writes(write_ids=write_ids),
+                what="managed event writes",
+            )
     log.info("profile %s %s", profile.public_id, "connected" if created else "relinked")
     return profile
 
@@ -276,10 +282,10 @@ def discover_calendars(*, profile_id: int) -> list[Calendar]:
         return []
     live = [c for c in calendars if not c.is_deleted]
     for calendar in live:
-        transaction.on_commit(lambda pk=calendar.pk: enqueue_sync(pk))
+        enqueue_after_commit(lambda pk=calendar.pk: enqueue_sync(pk), what="calendar sync")
     if live and PROVIDERS[profile.provider].supports_push:
         # Subscribe the new calendars now, not at the next maintenance run (15 minutes).
-        transaction.on_commit(enqueue_push_maintenance)
+        enqueue_after_commit(enqueue_push_maintenance, what="push maintenance")
     return live
 
 
@@ -757,7 +763,7 @@ def enqueue_due_syncs(
         )
         calendar_ids = [calendar_id for _, calendar_id in claimed]
         for calendar_id in calendar_ids:
-            transaction.on_commit(lambda pk=calendar_id: enqueue(pk))
+            enqueue_after_commit(lambda pk=calendar_id: enqueue(pk), what="calendar sync")
     enqueue_due_discoveries(now=now)
     return calendar_ids
 
@@ -794,5 +800,5 @@ def request_sync(*, calendar_ids: Sequence[int]) -> int:
             next_poll_at=timezone.now()
         )
         for calendar_id in calendar_ids:
-            transaction.on_commit(lambda pk=calendar_id: enqueue_sync(pk))
+            enqueue_after_commit(lambda pk=calendar_id: enqueue_sync(pk), what="calendar sync")
     return count

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import F, Q
 from django.db.models.functions import Least
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from accounts.models import Profile
+from accounts.queueing import enqueue_after_commit
 from calendars.models import Calendar
 from sync.models import CalendarSyncState, ProviderSubscription
 from sync.providers import base
@@ -124,7 +125,7 @@ def _due_now(subscription: ProviderSubscription, *, replace: bool, now: datetime
     ProviderSubscription.objects.filter(pk=subscription.pk).update(
         expires_at=Least(F("expires_at"), expires_at)
     )
-    transaction.on_commit(engine.enqueue_push_maintenance)
+    enqueue_after_commit(engine.enqueue_push_maintenance, what="push maintenance")
 
 
 def _renewal_margin() -> int:
@@ -151,7 +152,7 @@ def request_push_sync(*, calendar_id: int, now: datetime | None = None) -> bool:
         .update(next_poll_at=now)
     )
     if ready:
-        transaction.on_commit(lambda: engine.enqueue_sync(calendar_id))
+        enqueue_after_commit(lambda: engine.enqueue_sync(calendar_id), what="calendar sync")
     return bool(ready)
 
 
@@ -335,7 +336,10 @@ def stop_profile_subscriptions(profile: Profile) -> None:
     """settings.PROFILE_DISCONNECTED_HOOKS entry, inside the disconnect transaction: stop the
     profile's subscriptions after commit (network work never runs inside it)."""
     if ProviderSubscription.objects.filter(calendar__profile=profile).exists():
-        transaction.on_commit(lambda: async_task("sync.tasks.maintain_provider_subscriptions"))
+        enqueue_after_commit(
+            lambda: async_task("sync.tasks.maintain_provider_subscriptions"),
+            what="push maintenance",
+        )
 
 
 def stop_subscriptions_now(profile: Profile) -> int:

@@ -42,6 +42,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Profile
+from accounts.queueing import enqueue_after_commit
 from calendars.models import Calendar, Event, ManagedEventWrite
 from calendars.services import lock_for_event_changes, retry_on_transaction_conflict
 from sync.models import SyncedResource
@@ -544,7 +545,9 @@ def _kick_pending(event_id: int) -> None:
         next_attempt_at=timezone.now()
     )
     if ids:
-        transaction.on_commit(lambda: enqueue_managed_event_writes(write_ids=ids))
+        enqueue_after_commit(
+            lambda: enqueue_managed_event_writes(write_ids=ids), what="managed event writes"
+        )
 
 
 def _is(write: ManagedEventWrite, status: str) -> bool:
