@@ -88,11 +88,16 @@ class CronofyAutoSchema(AutoSchema):
         return schema
 
 
+def _given(name: str) -> dict:
+    # Named, and neither null nor "": our parsers read both as absent.
+    return {"required": [name], "properties": {name: {"not": {"enum": [None, ""]}}}}
+
+
 def _alternatives(serializer) -> dict:
     """`oneOf` / `anyOf` of the fields a body must name (see the module docstring)."""
     alternatives = {}
     for keyword, attribute in (("oneOf", "exactly_one_of"), ("anyOf", "at_least_one_of")):
         names = getattr(serializer, attribute, ())
         if names:
-            alternatives[keyword] = [{"required": [name]} for name in names]
+            alternatives[keyword] = [_given(name) for name in names]
     return alternatives

@@ -7,7 +7,6 @@ from urllib.parse import unquote, urlsplit
 
 from django.http import Http404, QueryDict
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -103,7 +102,7 @@ class CalendarListView(CronofyApiView):
         return Response({"calendar": serializers.render_calendar(calendar)})
 
 
-_BOOL = OpenApiTypes.BOOL
+_BOOL = serializers.QUERY_BOOL
 _COMMON_PARAMETERS = [
     OpenApiParameter(
         "tzid",

@@ -39,8 +39,10 @@ COLOR_PATTERN = r"^#[0-9A-Fa-f]{6}$"
 _COLOR_RE = re.compile(COLOR_PATTERN)
 # What the document promises for `color` and `name`; the validators below decide.
 _COLOR_OR_EMPTY = {"type": "string", "pattern": r"^(#[0-9A-Fa-f]{6})?$"}
-# Not only white space (str.strip() also strips \x1c-\x1f, which JSON Schema's \s does not).
-_NAME = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"[^\s\x1c-\x1f]"}
+# What str.strip() strips (JSON Schema's \s differs: it lacks \x1c-\x1f and \x85).
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Not only white space.
+_NAME = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": f"[^{_SPACE}]"}
 
 
 @extend_schema_field(_COLOR_OR_EMPTY)
@@ -237,6 +239,18 @@ _WRITE_TIME = {
 # A `from`, `to` or `last_modified` query parameter; empty means absent.
 QUERY_TIME = {"oneOf": [*_DATE_OR_TIME, {"type": "string", "enum": [""]}]}
 QUERY_TZID = _TZID
+# A boolean query parameter as calendars.parsing.parse_bool reads it: true, false, 1, 0, yes,
+# no, on, off in any case and with spaces around; empty means absent.
+_BOOL_WORDS = "|".join(
+    "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in word)
+    for word in ("true", "false", "1", "0", "yes", "no", "on", "off")
+)
+QUERY_BOOL = {
+    "oneOf": [
+        {"type": "boolean"},
+        {"type": "string", "pattern": f"^[{_SPACE}]*({_BOOL_WORDS})?[{_SPACE}]*$"},
+    ]
+}
 
 
 @extend_schema_field(_WRITE_TIME)
@@ -244,7 +258,7 @@ class WriteTimeField(serializers.JSONField):
     pass
 
 
-@extend_schema_field({"type": "boolean", "enum": [True]})
+@extend_schema_field({"type": "boolean", "enum": [True, None], "nullable": True})
 class TrueField(serializers.BooleanField):
     pass
 
@@ -355,6 +369,9 @@ class FreeBusyResponseSerializer(serializers.Serializer):
 
 # Write bodies (documentation only: calendars.writes validates them, Cronofy's 422 shapes).
 
+# calendars.writes reads null and "" as absent.
+_ABSENT_IF_EMPTY = {"required": False, "allow_null": True, "allow_blank": True}
+
 
 class UpsertLocationSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, max_length=writes.LOCATION_MAX)
@@ -385,18 +402,14 @@ _WRITE_TIME_HELP = (
 class EventUpsertSerializer(serializers.Serializer):
     exactly_one_of = ("event_id", "event_uid")  # accounts/openapi.py
     event_id = serializers.CharField(
-        required=False,
-        min_length=1,
-        max_length=writes.EVENT_ID_MAX,
-        help_text="Your id (managed event)",
+        max_length=writes.EVENT_ID_MAX, help_text="Your id (managed event)", **_ABSENT_IF_EMPTY
     )
     event_uid = serializers.CharField(
-        required=False,
-        min_length=1,
         max_length=writes.EVENT_UID_MAX,
         help_text="Instead of event_id: an external event to update",
+        **_ABSENT_IF_EMPTY,
     )
-    summary = serializers.CharField(max_length=writes.SUMMARY_MAX)
+    summary = serializers.CharField(min_length=1, max_length=writes.SUMMARY_MAX)
     description = serializers.CharField(required=False, max_length=writes.DESCRIPTION_MAX)
     start = WriteTimeField(help_text=_WRITE_TIME_HELP)
     end = WriteTimeField(help_text=_WRITE_TIME_HELP)
@@ -407,8 +420,8 @@ class EventUpsertSerializer(serializers.Serializer):
     url = serializers.URLField(required=False, max_length=writes.URL_MAX)
     reminders = ReminderSerializer(many=True, required=False, help_text="Priority order")
     reminders_create_only = serializers.BooleanField(required=False)
-    transparency = serializers.CharField(
-        required=False, allow_null=True, help_text="opaque | transparent"
+    transparency = serializers.ChoiceField(
+        choices=writes.TRANSPARENCIES, required=False, allow_null=True
     )
     event_private = serializers.BooleanField(required=False)
     attendees = UpsertAttendeesSerializer(required=False)
@@ -418,10 +431,10 @@ class EventUpsertSerializer(serializers.Serializer):
 class EventDeleteSerializer(serializers.Serializer):
     exactly_one_of = ("event_id", "event_uid")  # accounts/openapi.py
     event_id = serializers.CharField(
-        required=False, min_length=1, max_length=writes.EVENT_ID_MAX, help_text="Your event"
+        max_length=writes.EVENT_ID_MAX, help_text="Your event", **_ABSENT_IF_EMPTY
     )
     event_uid = serializers.CharField(
-        required=False, min_length=1, max_length=writes.EVENT_UID_MAX, help_text="Or external"
+        max_length=writes.EVENT_UID_MAX, help_text="Or an external event", **_ABSENT_IF_EMPTY
     )
 
 
@@ -432,6 +445,7 @@ class BulkDeleteSerializer(serializers.Serializer):
     calendar_ids = serializers.ListField(
         child=serializers.CharField(min_length=1, max_length=64),
         required=False,
+        allow_null=True,
         min_length=1,
         max_length=writes.MAX_CALENDAR_IDS,
         help_text="Calendars of this account",
