@@ -375,8 +375,13 @@ _ABSENT_IF_EMPTY = {"required": False, "allow_null": True, "allow_blank": True}
 
 class UpsertLocationSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, max_length=writes.LOCATION_MAX)
-    lat = serializers.CharField(required=False, help_text="Latitude, -90 to 90")
-    long = serializers.CharField(required=False, help_text="Longitude, -180 to 180")
+    # Numbers; their decimal strings are accepted too. Given together or not at all.
+    lat = serializers.FloatField(
+        required=False, allow_null=True, min_value=-90, max_value=90, help_text="Latitude"
+    )
+    long = serializers.FloatField(
+        required=False, allow_null=True, min_value=-180, max_value=180, help_text="Longitude"
+    )
 
 
 class ReminderSerializer(serializers.Serializer):

@@ -186,11 +186,14 @@ def _window_out_of_order(query: dict, kind: str) -> bool:
 
 def _end_after_start(case, world):
     # end after start, and both dates or both times; a url Django's URLValidator accepts (the
-    # document's "format: uri" is looser).
+    # document's "format: uri" is looser); location.lat and .long both or neither.
     case.body["start"] = "2026-12-01T09:00:00Z"
     case.body["end"] = "2026-12-01T10:00:00Z"
     if "url" in case.body:
         case.body["url"] = "https://meet.example.com/room"
+    location = case.body.get("location")
+    if isinstance(location, dict) and ({"lat", "long"} & location.keys()):
+        location.update(lat=51.5, long=-0.12)  # lat and long go together
     return case
 
 
