@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from accounts import scopes, serializers
 from accounts.models import Profile
+from accounts.openapi import error_responses
 from accounts.rest import CronofyApiView
 from accounts.services import revoke_profile
 
@@ -47,7 +48,9 @@ class AccountView(CronofyApiView):
     required_scopes = frozenset({scopes.READ_ACCOUNT})
 
     @extend_schema(
-        operation_id="account", responses=serializers.AccountResponseSerializer, tags=["account"]
+        operation_id="account",
+        responses={200: serializers.AccountResponseSerializer, **error_responses(403)},
+        tags=["account"],
     )
     def get(self, request):
         return Response(serializers.render_account(self.account, _token_scope(self)))
@@ -85,7 +88,10 @@ class ProfileListView(CronofyApiView):
 
 class ProfileRevokeView(CronofyApiView):
     @extend_schema(
-        operation_id="revoke_profile", request=None, responses={202: None}, tags=["account"]
+        operation_id="revoke_profile",
+        request=None,
+        responses={202: None, **error_responses(404)},
+        tags=["account"],
     )
     def post(self, request, profile_id: str):
         profile = Profile.objects.for_account(self.account).filter(public_id=profile_id).first()

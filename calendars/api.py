@@ -7,7 +7,6 @@ from urllib.parse import unquote, urlsplit
 
 from django.http import Http404, QueryDict
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -16,6 +15,7 @@ from accounts import scopes
 from accounts.errors import server_error_for
 from accounts.links import absolute_url
 from accounts.models import Profile
+from accounts.openapi import error_responses
 from accounts.rest import (
     ApiCaller,
     CronofyApiView,
@@ -41,7 +41,7 @@ class CalendarListView(CronofyApiView):
 
     @extend_schema(
         operation_id="list_calendars",
-        responses=serializers.CalendarListResponseSerializer,
+        responses={200: serializers.CalendarListResponseSerializer, **error_responses(403)},
         tags=["calendars"],
     )
     def get(self, request):
@@ -60,7 +60,10 @@ class CalendarListView(CronofyApiView):
     @extend_schema(
         operation_id="create_calendar",
         request=serializers.CalendarCreateSerializer,
-        responses={200: serializers.CalendarResponseSerializer, 404: None, 422: None, 423: None},
+        responses={
+            200: serializers.CalendarResponseSerializer,
+            **error_responses(403, 404, 422, 423, 503),
+        },
         tags=["calendars"],
     )
     def post(self, request):
@@ -99,11 +102,22 @@ class CalendarListView(CronofyApiView):
         return Response({"calendar": serializers.render_calendar(calendar)})
 
 
-_BOOL = OpenApiTypes.BOOL
+_BOOL = serializers.QUERY_BOOL
 _COMMON_PARAMETERS = [
-    OpenApiParameter("tzid", str, required=True, description="IANA time zone, e.g. Etc/UTC"),
-    OpenApiParameter("from", str, description="Date (in tzid) or time; default 42 days ago"),
-    OpenApiParameter("to", str, description="Date (exclusive) or time; default 201 days ahead"),
+    OpenApiParameter(
+        "tzid",
+        serializers.QUERY_TZID,
+        required=True,
+        description="IANA time zone, e.g. Etc/UTC",
+    ),
+    OpenApiParameter(
+        "from", serializers.QUERY_TIME, description="Date (in tzid) or time; default 42 days ago"
+    ),
+    OpenApiParameter(
+        "to",
+        serializers.QUERY_TIME,
+        description="Date (exclusive) or time; default 201 days ahead",
+    ),
     OpenApiParameter("include_managed", _BOOL, description="Include your managed events"),
     OpenApiParameter("include_deleted", _BOOL),
     OpenApiParameter("localized_times", _BOOL, description="start/end as {time, tzid}"),
@@ -113,7 +127,9 @@ _COMMON_PARAMETERS = [
 ]
 _EVENT_PARAMETERS = [
     *_COMMON_PARAMETERS,
-    OpenApiParameter("last_modified", str, description="Only events changed since (UTC)"),
+    OpenApiParameter(
+        "last_modified", serializers.QUERY_TIME, description="Only events changed since (UTC)"
+    ),
     OpenApiParameter("include_moved", _BOOL),
     OpenApiParameter("only_managed", _BOOL, description="Only your managed events"),
     OpenApiParameter("include_geo", _BOOL),
@@ -212,18 +228,13 @@ class EventListView(_PagedReadView):
 
     @extend_schema(
         operation_id="delete_all_events",
-        parameters=[
-            OpenApiParameter("delete_all", _BOOL, description="Delete all your managed events"),
-            OpenApiParameter(
-                "calendar_ids[]",
-                {"type": "array", "items": {"type": "string"}},
-                explode=True,
-                description="Only in these calendars",
-            ),
-        ],
         request=serializers.BulkDeleteSerializer,
-        responses={202: None, 422: None},
-        description="Selection by JSON body or query parameters (pycronofy sends the query).",
+        responses={202: None, **error_responses(403, 422)},
+        description=(
+            "Deletes all your managed events (delete_all) or those in some calendars "
+            "(calendar_ids). The selection may also be given as the query parameters "
+            "delete_all=true or calendar_ids[]=…, as pycronofy sends it."
+        ),
         tags=["events"],
     )
     def delete(self, request):
@@ -233,7 +244,10 @@ class EventListView(_PagedReadView):
     @extend_schema(
         operation_id="read_events",
         parameters=_EVENT_PARAMETERS,
-        responses=serializers.EventsResponseSerializer,
+        responses={
+            200: serializers.EventsResponseSerializer,
+            **error_responses(403, 404, 422),
+        },
         description=_PAGE_DOC,
         tags=["events"],
     )
@@ -247,7 +261,7 @@ class EventPageView(EventListView):
     @extend_schema(
         operation_id="read_events_page",
         parameters=[],
-        responses={200: serializers.EventsResponseSerializer, 404: None},
+        responses={200: serializers.EventsResponseSerializer, **error_responses(403, 404)},
         tags=["events"],
     )
     def get(self, request, token: str | None = None):
@@ -261,7 +275,10 @@ class FreeBusyListView(_PagedReadView):
     @extend_schema(
         operation_id="read_free_busy",
         parameters=_FREE_BUSY_PARAMETERS,
-        responses=serializers.FreeBusyResponseSerializer,
+        responses={
+            200: serializers.FreeBusyResponseSerializer,
+            **error_responses(403, 404, 422),
+        },
         description=_PAGE_DOC,
         tags=["free_busy"],
     )
@@ -273,7 +290,7 @@ class FreeBusyPageView(FreeBusyListView):
     @extend_schema(
         operation_id="read_free_busy_page",
         parameters=[],
-        responses={200: serializers.FreeBusyResponseSerializer, 404: None},
+        responses={200: serializers.FreeBusyResponseSerializer, **error_responses(403, 404)},
         tags=["free_busy"],
     )
     def get(self, request, token: str | None = None):
@@ -406,7 +423,7 @@ class CalendarEventsView(CronofyApiView):
     @extend_schema(
         operation_id="upsert_event",
         request=serializers.EventUpsertSerializer,
-        responses={202: None, 404: None, 422: None, 423: None},
+        responses={202: None, **error_responses(403, 404, 422, 423)},
         description=(
             "Create or update your managed event (event_id) or update an external event "
             "(event_uid). Recorded at once and applied to the provider in the background."
@@ -420,7 +437,7 @@ class CalendarEventsView(CronofyApiView):
     @extend_schema(
         operation_id="delete_event",
         request=serializers.EventDeleteSerializer,
-        responses={202: None, 404: None, 422: None, 423: None},
+        responses={202: None, **error_responses(403, 404, 422, 423)},
         description="Delete your managed event (event_id; unknown ids are accepted) or an "
         "external event (event_uid).",
         tags=["events"],
@@ -438,16 +455,13 @@ class ParticipationStatusView(CronofyApiView):
     @extend_schema(
         operation_id="change_participation_status",
         request=serializers.ParticipationStatusSerializer,
-        responses={202: None, 404: None, 422: None, 423: None},
+        responses={202: None, **error_responses(403, 404, 422, 423)},
         tags=["events"],
     )
     def post(self, request, calendar_id: str, event_uid: str):
         change_participation_status(self.caller, calendar_id, event_uid, request.data)
         return Response(status=202)
 
-
-# Cronofy documents batches of up to 50 requests.
-MAX_BATCH = 50
 
 _EVENTS_PATH = re.compile(r"^/v1/calendars/(?P<calendar_id>[^/]+)/events/?$")
 _PARTICIPATION_PATH = re.compile(
@@ -521,7 +535,7 @@ class BatchView(CronofyApiView):
     @extend_schema(
         operation_id="batch",
         request=serializers.BatchRequestSerializer,
-        responses={207: serializers.BatchResponseSerializer, 422: None},
+        responses={207: serializers.BatchResponseSerializer, **error_responses(422)},
         tags=["events"],
     )
     def post(self, request):
@@ -531,9 +545,9 @@ class BatchView(CronofyApiView):
             raise CronofyValidationError.single(
                 "batch", "errors.required", "batch must be a non-empty list of requests"
             )
-        if len(batch) > MAX_BATCH:
+        if len(batch) > writes.MAX_BATCH:
             raise CronofyValidationError.single(
-                "batch", "errors.too_many", f"a batch holds at most {MAX_BATCH} requests"
+                "batch", "errors.too_many", f"a batch holds at most {writes.MAX_BATCH} requests"
             )
         context = {"view": self, "request": request}
         results = [_batch_result(self.caller, entry, context) for entry in batch]

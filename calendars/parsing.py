@@ -55,7 +55,7 @@ def parse_bool(value, field: str, *, default: bool = False) -> bool:
 _ZONES: frozenset[str] | None = None
 
 
-def _known_zones() -> frozenset[str]:
+def known_zones() -> frozenset[str]:
     global _ZONES
     if _ZONES is None:
         _ZONES = frozenset(available_timezones()) | {"UTC", "Etc/UTC"}
@@ -70,7 +70,7 @@ def parse_tzid(value, field: str = "tzid", *, required: bool = True) -> ZoneInfo
             raise _invalid(field, "errors.required", f"{field} must be specified")
         return None
     name = str(value).strip()
-    if name not in _known_zones():
+    if name not in known_zones():
         raise _invalid(field, "errors.invalid_tzid", f"{name!r} is not a known IANA time zone")
     try:
         return ZoneInfo(name)

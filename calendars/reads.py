@@ -31,6 +31,7 @@ from calendars.parsing import (
     start_of_day,
     window_boundary,
 )
+from calendars.writes import is_clean_id
 
 # Fixed page size of /v1/events and /v1/free_busy (Cronofy does not document its own).
 PAGE_SIZE = 100
@@ -219,6 +220,8 @@ def calendar_pks(account: Account, public_ids: tuple[str, ...]) -> list[int] | N
     """Internal ids of the requested calendars; 404 if one is unknown or another account's."""
     if not public_ids:
         return None
+    if not all(is_clean_id(public_id) for public_id in public_ids):
+        raise Http404("unknown calendar")  # a NUL would be a DataError on PostgreSQL
     found = dict(
         Calendar.objects.for_account(account)
         .filter(public_id__in=public_ids)

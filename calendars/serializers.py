@@ -10,12 +10,14 @@ import re
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import render_profile_calendar
 from calendars import writes
 from calendars.models import Calendar, Event
 from calendars.options import EventPermissions
+from calendars.parsing import known_zones
 from calendars.reads import EventQuery
 
 # ---------------------------------------------------------------------------------------------
@@ -33,15 +35,33 @@ def render_calendar(calendar: Calendar) -> dict:
     }
 
 
-_COLOR_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
+COLOR_PATTERN = r"^#[0-9A-Fa-f]{6}$"
+_COLOR_RE = re.compile(COLOR_PATTERN)
+# What the document promises for `color` and `name`; the validators below decide.
+_COLOR_OR_EMPTY = {"type": "string", "pattern": r"^(#[0-9A-Fa-f]{6})?$"}
+# What str.strip() strips (JSON Schema's \s differs: it lacks \x1c-\x1f and \x85).
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Not only white space.
+_NAME = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": f"[^{_SPACE}]"}
+
+
+@extend_schema_field(_COLOR_OR_EMPTY)
+class ColorField(serializers.CharField):
+    pass
+
+
+@extend_schema_field(_NAME)
+class NameField(serializers.CharField):
+    pass
 
 
 class CalendarCreateSerializer(serializers.Serializer):
-    profile_id = serializers.CharField(max_length=64, help_text="pro_… of one of your profiles")
-    name = serializers.CharField(max_length=255)
-    color = serializers.CharField(
-        required=False, allow_blank=True, help_text="Hex colour such as #49BED8"
+    # Not trimmed: ids are compared exactly.
+    profile_id = serializers.CharField(
+        min_length=1, max_length=64, trim_whitespace=False, help_text="pro_… of your profiles"
     )
+    name = NameField(max_length=255)
+    color = ColorField(required=False, allow_blank=True, help_text="Hex colour such as #49BED8")
 
     def validate_name(self, value: str) -> str:
         value = value.strip()
@@ -197,6 +217,50 @@ def free_busy_status(row: dict) -> str:
 # Named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] so each choice set is one schema enum.
 PARTICIPATION_STATUSES = ["needs_action", "accepted", "declined", "tentative", "unknown"]
 EVENT_STATUSES = ["confirmed", "tentative", "cancelled", "unknown"]
+TZIDS = sorted(known_zones())
+# calendars.parsing reads years 1900 to 2200 only.
+_YEARS = r"^(19[0-9]{2}|2[01][0-9]{2}|2200)-"
+_DATE_OR_TIME = [
+    {"type": "string", "format": "date", "pattern": _YEARS},
+    {"type": "string", "format": "date-time", "pattern": _YEARS},
+]
+_TZID = {"$ref": "#/components/schemas/TzidEnum"}
+# A time in a write: a date, a time, or {time, tzid}.
+_WRITE_TIME = {
+    "oneOf": [
+        *_DATE_OR_TIME,
+        {
+            "type": "object",
+            "properties": {"time": {"oneOf": _DATE_OR_TIME}, "tzid": _TZID},
+            "required": ["time"],
+        },
+    ]
+}
+# A `from`, `to` or `last_modified` query parameter; empty means absent.
+QUERY_TIME = {"oneOf": [*_DATE_OR_TIME, {"type": "string", "enum": [""]}]}
+QUERY_TZID = _TZID
+# A boolean query parameter as calendars.parsing.parse_bool reads it: true, false, 1, 0, yes,
+# no, on, off in any case and with spaces around; empty means absent.
+_BOOL_WORDS = "|".join(
+    "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in word)
+    for word in ("true", "false", "1", "0", "yes", "no", "on", "off")
+)
+QUERY_BOOL = {
+    "oneOf": [
+        {"type": "boolean"},
+        {"type": "string", "pattern": f"^[{_SPACE}]*({_BOOL_WORDS})?[{_SPACE}]*$"},
+    ]
+}
+
+
+@extend_schema_field(_WRITE_TIME)
+class WriteTimeField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"type": "boolean", "enum": [True, None], "nullable": True})
+class TrueField(serializers.BooleanField):
+    pass
 
 
 class CalendarSerializer(serializers.Serializer):
@@ -235,7 +299,7 @@ class LocationSerializer(serializers.Serializer):
 
 
 class PersonSerializer(serializers.Serializer):
-    email = serializers.CharField()
+    email = serializers.CharField(required=False, help_text="Absent when the provider has none")
     display_name = serializers.CharField(required=False)
 
 
@@ -305,11 +369,19 @@ class FreeBusyResponseSerializer(serializers.Serializer):
 
 # Write bodies (documentation only: calendars.writes validates them, Cronofy's 422 shapes).
 
+# calendars.writes reads null and "" as absent.
+_ABSENT_IF_EMPTY = {"required": False, "allow_null": True, "allow_blank": True}
+
 
 class UpsertLocationSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, max_length=writes.LOCATION_MAX)
-    lat = serializers.CharField(required=False, help_text="Latitude, -90 to 90")
-    long = serializers.CharField(required=False, help_text="Longitude, -180 to 180")
+    # Numbers; their decimal strings are accepted too. Given together or not at all.
+    lat = serializers.FloatField(
+        required=False, allow_null=True, min_value=-90, max_value=90, help_text="Latitude"
+    )
+    long = serializers.FloatField(
+        required=False, allow_null=True, min_value=-180, max_value=180, help_text="Longitude"
+    )
 
 
 class ReminderSerializer(serializers.Serializer):
@@ -333,51 +405,91 @@ _WRITE_TIME_HELP = (
 
 
 class EventUpsertSerializer(serializers.Serializer):
+    exactly_one_of = ("event_id", "event_uid")  # accounts/openapi.py
     event_id = serializers.CharField(
-        required=False, max_length=writes.EVENT_ID_MAX, help_text="Your id (managed event)"
+        max_length=writes.EVENT_ID_MAX, help_text="Your id (managed event)", **_ABSENT_IF_EMPTY
     )
     event_uid = serializers.CharField(
-        required=False, help_text="Instead of event_id: an external event to update"
+        max_length=writes.EVENT_UID_MAX,
+        help_text="Instead of event_id: an external event to update",
+        **_ABSENT_IF_EMPTY,
     )
-    summary = serializers.CharField(max_length=writes.SUMMARY_MAX)
+    summary = serializers.CharField(min_length=1, max_length=writes.SUMMARY_MAX)
     description = serializers.CharField(required=False, max_length=writes.DESCRIPTION_MAX)
-    start = serializers.JSONField(help_text=_WRITE_TIME_HELP)
-    end = serializers.JSONField(help_text=_WRITE_TIME_HELP)
-    tzid = serializers.CharField(required=False, help_text="Zone of start/end; Etc/UTC")
+    start = WriteTimeField(help_text=_WRITE_TIME_HELP)
+    end = WriteTimeField(help_text=_WRITE_TIME_HELP)
+    tzid = serializers.ChoiceField(
+        choices=TZIDS, required=False, help_text="Zone of start/end; Etc/UTC"
+    )
     location = UpsertLocationSerializer(required=False)
     url = serializers.URLField(required=False, max_length=writes.URL_MAX)
     reminders = ReminderSerializer(many=True, required=False, help_text="Priority order")
     reminders_create_only = serializers.BooleanField(required=False)
-    transparency = serializers.CharField(
-        required=False, allow_null=True, help_text="opaque | transparent"
+    transparency = serializers.ChoiceField(
+        choices=writes.TRANSPARENCIES, required=False, allow_null=True
     )
     event_private = serializers.BooleanField(required=False)
     attendees = UpsertAttendeesSerializer(required=False)
-    color = serializers.CharField(required=False, help_text="Hex colour such as #49BED8")
+    color = ColorField(required=False, help_text="Hex colour such as #49BED8")
 
 
 class EventDeleteSerializer(serializers.Serializer):
-    event_id = serializers.CharField(required=False, help_text="Your managed event")
-    event_uid = serializers.CharField(required=False, help_text="Or an external event")
+    exactly_one_of = ("event_id", "event_uid")  # accounts/openapi.py
+    event_id = serializers.CharField(
+        max_length=writes.EVENT_ID_MAX, help_text="Your event", **_ABSENT_IF_EMPTY
+    )
+    event_uid = serializers.CharField(
+        max_length=writes.EVENT_UID_MAX, help_text="Or an external event", **_ABSENT_IF_EMPTY
+    )
 
 
 class BulkDeleteSerializer(serializers.Serializer):
-    delete_all = serializers.BooleanField(required=False)
-    calendar_ids = serializers.ListField(child=serializers.CharField(), required=False)
+    # Both may be given: calendar_ids wins (calendars.writes.parse_bulk_delete).
+    at_least_one_of = ("delete_all", "calendar_ids")  # accounts/openapi.py
+    delete_all = TrueField(required=False)
+    calendar_ids = serializers.ListField(
+        child=serializers.CharField(min_length=1, max_length=64),
+        required=False,
+        allow_null=True,
+        min_length=1,
+        max_length=writes.MAX_CALENDAR_IDS,
+        help_text="Calendars of this account",
+    )
 
 
 class ParticipationStatusSerializer(serializers.Serializer):
-    status = serializers.CharField(help_text="accepted | tentative | declined")
+    status = serializers.ChoiceField(choices=writes.PARTICIPATION_STATUSES)
 
 
-class BatchEntryRequestSerializer(serializers.Serializer):
-    method = serializers.CharField(help_text="POST | DELETE")
-    relative_url = serializers.CharField(help_text="e.g. /v1/calendars/{calendar_id}/events")
-    data = serializers.JSONField(required=False)
+# An entry that is not such an object is answered with a 422 in its place, not refused with
+# the batch (docs/api.md, Batch): the document lets an entry be anything.
+@extend_schema_field(
+    {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "method": {"type": "string", "description": "POST | DELETE"},
+                    "relative_url": {
+                        "type": "string",
+                        "description": "e.g. /v1/calendars/{calendar_id}/events",
+                    },
+                    "data": {"description": "The request's body"},
+                },
+                "required": ["method", "relative_url"],
+            },
+            {"description": "Anything else: a 422 entry"},
+        ]
+    }
+)
+class BatchEntryField(serializers.JSONField):
+    pass
 
 
 class BatchRequestSerializer(serializers.Serializer):
-    batch = BatchEntryRequestSerializer(many=True)
+    batch = serializers.ListField(
+        child=BatchEntryField(), min_length=1, max_length=writes.MAX_BATCH
+    )
 
 
 class BatchEntryResponseSerializer(serializers.Serializer):

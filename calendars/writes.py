@@ -31,6 +31,7 @@ MAX_ATTENDEES = 200  # per list (invite, remove)
 EMAIL_MAX = 254
 DISPLAY_NAME_MAX = 255
 MAX_CALENDAR_IDS = 500
+MAX_BATCH = 50  # Cronofy documents batches of up to 50 requests
 PARTICIPATION_STATUSES = ("accepted", "tentative", "declined")
 TRANSPARENCIES = ("opaque", "transparent")
 

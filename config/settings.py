@@ -216,7 +216,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "accounts.openapi.CronofyAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "accounts.rest.cronofy_exception_handler",
 }
@@ -224,9 +224,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Calendar sync API (Cronofy v1 compatible)",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The API reads JSON bodies; the form parser is there for the OAuth endpoints' sake.
+    "PARSER_WHITELIST": ["accounts.parsers.CronofyJSONParser"],
     "ENUM_NAME_OVERRIDES": {
         "ParticipationStatusEnum": "calendars.serializers.PARTICIPATION_STATUSES",
         "EventStatusEnum": "calendars.serializers.EVENT_STATUSES",
+        "TzidEnum": "calendars.serializers.TZIDS",
     },
     # /v1/docs serves Swagger UI from our static files (drf-spectacular-sidecar), not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from accounts.openapi import error_responses
 from accounts.rest import CronofyApiView, CronofyValidationError
 from notifications import services
 from notifications.models import Channel
@@ -31,7 +32,7 @@ class ChannelListView(CronofyApiView):
     @extend_schema(
         operation_id="create_channel",
         request=ChannelCreateSerializer,
-        responses={200: ChannelResponseSerializer, 422: None},
+        responses={200: ChannelResponseSerializer, **error_responses(422)},
         tags=["channels"],
     )
     def post(self, request):
@@ -57,7 +58,7 @@ class ChannelDetailView(CronofyApiView):
     @extend_schema(
         operation_id="close_channel",
         request=None,
-        responses={202: None, 404: None},
+        responses={202: None, **error_responses(404)},
         tags=["channels"],
     )
     def delete(self, request, channel_id: str):

@@ -5,7 +5,10 @@ class ChannelFiltersSerializer(serializers.Serializer):
     """Known filter keys; unknown ones are ignored (some SDKs send extra keys)."""
 
     calendar_ids = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, max_length=1000
+        # Not trimmed: ids are compared exactly.
+        child=serializers.CharField(min_length=1, max_length=64, trim_whitespace=False),
+        required=False,
+        max_length=1000,
     )
     only_managed = serializers.BooleanField(required=False, default=False)
 
