@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, URLValidator
 
+from accounts.inputs import is_storable_text
 from accounts.rest import CronofyValidationError, error_entry
 from calendars.parsing import get_list, parse_bool, parse_event_time, parse_tzid
 from calendars.types import ManagedEventContent
@@ -61,22 +62,10 @@ class _Errors:
 MAX_DEPTH = 16
 
 
-def _is_clean_text(value: str) -> bool:
-    """No NUL character (PostgreSQL text cannot hold one) and encodable as UTF-8: a lone
-    surrogate (JSON "\\ud800") decodes to a str that no database driver can encode."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _is_storable(value, depth: int = 0) -> bool:
-    """Only storable strings (see `_is_clean_text`), keys included, and no absurd nesting."""
+    """Only storable strings (see `is_storable_text`), keys included, and no absurd nesting."""
     if isinstance(value, str):
-        return _is_clean_text(value)
+        return is_storable_text(value)
     if depth > MAX_DEPTH:
         return False
     if isinstance(value, dict):
@@ -90,7 +79,7 @@ def _is_storable(value, depth: int = 0) -> bool:
 
 def is_clean_id(value: str) -> bool:
     """A path or query id we may look up (a NUL or a lone surrogate would fail the query)."""
-    return len(value) <= 1024 and _is_clean_text(value)
+    return len(value) <= 1024 and is_storable_text(value)
 
 
 def require_object(body) -> dict:
