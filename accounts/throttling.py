@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
-from accounts.oauth_services import authenticate_client
+from accounts.oauth_services import Application, authenticate_client
 
 logger = logging.getLogger(__name__)
 
@@ -179,10 +179,16 @@ def oauth_token_wait(request, params: dict[str, str]) -> float:
         return wait
     client_id = params.get("client_id") or ""
     secret = params.get("client_secret") or ""
-    if authenticate_client(client_id=client_id, client_secret=secret) is None:
+    application = authenticate_client(client_id=client_id, client_secret=secret)
+    if application is None:
         return 0  # the token endpoint answers invalid_client
+    # A public client authenticates with its client_id alone, which anyone may send: its
+    # budget is kept per address too, or strangers could hold its users' refreshes at 429.
+    key = client_id
+    if application.client_type == Application.CLIENT_PUBLIC and not secret:
+        key = f"{client_id}:{client_address(request)}"
     return seconds_until_allowed(
-        [Limit("oauth-token-client", client_id, settings.OAUTH_TOKEN_RATE_LIMIT_PER_CLIENT)]
+        [Limit("oauth-token-client", key, settings.OAUTH_TOKEN_RATE_LIMIT_PER_CLIENT)]
     )
 
 

@@ -87,6 +87,26 @@ def test_token_client_limit_cannot_be_spent_by_someone_naming_the_client(client,
 
 
 @time_machine.travel(FROZEN, tick=False)
+def test_token_budget_of_a_public_client_is_kept_per_address(client, settings):
+    # A public client authenticates by its client_id alone: strangers naming it from their
+    # own addresses must not hold its users' refreshes at 429.
+    settings.OAUTH_TOKEN_RATE_LIMIT_PER_ADDRESS = 0
+    settings.OAUTH_TOKEN_RATE_LIMIT_PER_CLIENT = 2
+    public = make_integrator(client_type="public")
+
+    def attempt(address):
+        body = {"client_id": public.client_id, "grant_type": "refresh_token", "refresh_token": "x"}
+        response = client.post(
+            "/oauth/token", body, content_type="application/json", REMOTE_ADDR=address
+        )
+        return response.status_code
+
+    strangers = [attempt("198.51.100.7") for _ in range(5)]
+    assert strangers[-1] == 429
+    assert [attempt("203.0.113.9") for _ in range(3)] == [400, 400, 429]
+
+
+@time_machine.travel(FROZEN, tick=False)
 def test_token_address_behind_a_trusted_proxy_is_the_last_forwarded_for(client, settings):
     settings.OAUTH_TOKEN_RATE_LIMIT_PER_ADDRESS = 1
     settings.OAUTH_TOKEN_RATE_LIMIT_PER_CLIENT = 0
