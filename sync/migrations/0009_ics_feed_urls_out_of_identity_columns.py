@@ -10,8 +10,10 @@ from django.db import migrations
 
 from accounts import crypto
 from sync.providers.ics import normalize_feed_url
-from sync.providers.ics.adapter import FEED_CALENDAR_ID
-from sync.services.identity import HASH_PURPOSE
+
+# Literals, not imports of live code: this migration must keep meaning what it meant.
+FEED_CALENDAR_ID = "feed"
+HASH_PURPOSE = "accounts.Profile.provider_account_id"
 
 
 def hash_feed_urls(apps, schema_editor):
@@ -22,10 +24,18 @@ def hash_feed_urls(apps, schema_editor):
     )
     for profile in profiles.iterator():
         url = profile.provider_account_id
-        if not (profile.credentials or {}).get("url"):
-            profile.credentials = {**(profile.credentials or {}), "url": url}
+        fields = ["provider_account_id"]
+        try:
+            credentials = profile.credentials or {}
+        except crypto.DecryptionError:
+            # Under a retired key or tampered with: the profile cannot sync anyway (its relink
+            # stores new credentials), but its URL must still leave the clear column.
+            credentials = None
+        if credentials is not None and not credentials.get("url"):
+            profile.credentials = {**credentials, "url": url}
+            fields.append("credentials")
         profile.provider_account_id = crypto.keyed_hash(url, purpose=HASH_PURPOSE)
-        profile.save(update_fields=["provider_account_id", "credentials"])
+        profile.save(update_fields=fields)
         _rename_feed_calendars(Calendar, profile, FEED_CALENDAR_ID)
 
 
@@ -36,7 +46,10 @@ def restore_feed_urls(apps, schema_editor):
         provider="ics", provider_account_id__startswith=crypto.KEYED_HASH_PREFIX
     )
     for profile in profiles.iterator():
-        url = normalize_feed_url((profile.credentials or {}).get("url", ""))
+        try:
+            url = normalize_feed_url((profile.credentials or {}).get("url", ""))
+        except crypto.DecryptionError:
+            url = ""
         if not url:
             continue  # nothing to restore it from: left hashed
         profile.provider_account_id = url

@@ -25,6 +25,10 @@ BEFORE = [("sync", "0008_provider_request_slots")]
 AFTER = [("sync", "0009_ics_feed_urls_out_of_identity_columns")]
 
 
+def latest():
+    return MigrationExecutor(connection).loader.graph.leaf_nodes()
+
+
 @pytest.fixture
 def migrate():
     """Migrates to a target; whatever happens, the test ends with every migration applied."""
@@ -214,6 +218,7 @@ def test_the_migration_moves_existing_feed_urls_out_of_the_identity_columns(
     migrate(AFTER)
 
     assert tables_containing(token) == []
+    migrate(latest())  # the live models below hold the later migrations' columns
     calendar = Calendar.objects.get()
     assert connect(account, feed_url).pk == profile.pk  # found by the hash
     assert list(Calendar.objects.values_list("pk", flat=True)) == [calendar.pk]
@@ -232,4 +237,5 @@ def test_the_migration_reversed_puts_the_url_back(migrate, feed_url):
     assert Calendar.objects.get().provider_calendar_id == feed_url
     migrate(AFTER)
     assert Profile.objects.get().provider_account_id.startswith("hmac-sha256:")
+    migrate(latest())
     assert connect(account, feed_url).pk == profile.pk
