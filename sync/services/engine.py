@@ -22,7 +22,7 @@ from django_q.tasks import async_task
 from accounts import services as account_services
 from accounts.errors import is_transient_database_error
 from accounts.models import Account, Profile
-from accounts.queueing import enqueue_after_commit
+from accounts.queueing import enqueue_after_commit, enqueue_now
 from calendars import services as calendar_services
 from calendars.models import Calendar, ManagedEventWrite
 from calendars.types import ApplyResult, CalendarData
@@ -409,7 +409,7 @@ def _follow_up_push(calendar_id: int) -> None:
         if CalendarSyncState.objects.filter(
             calendar_id=calendar_id, push_requested_at__isnull=False
         ).exists():
-            enqueue_sync(calendar_id)
+            enqueue_now(lambda: enqueue_sync(calendar_id), what="push follow-up sync")
     except DatabaseError as exc:  # its next poll (made due now by _save_success) serves it
         log.warning("push follow-up of calendar %s not queued: %s", calendar_id, exc)
 
@@ -789,7 +789,9 @@ def enqueue_due_discoveries(*, now: datetime | None = None, limit: int = 100) ->
             .update(calendars_refreshed_at=now)
         ):
             claimed.append(profile_id)
-            enqueue_calendar_discovery(profile_id)
+            # Claimed first: a broker that refuses it costs this profile one interval, and
+            # the others are still queued.
+            enqueue_now(lambda p=profile_id: enqueue_calendar_discovery(p), what="discovery")
     return claimed
 
 

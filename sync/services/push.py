@@ -27,7 +27,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from accounts.models import Profile
-from accounts.queueing import enqueue_after_commit
+from accounts.queueing import enqueue_after_commit, enqueue_now
 from calendars.models import Calendar
 from sync.models import CalendarSyncState, ProviderSubscription
 from sync.providers import base
@@ -224,7 +224,10 @@ def _subscribe(calendar: Calendar, report: MaintenanceReport, *, now: datetime) 
         )
         if isinstance(exc, base.NotFound):
             # The provider no longer has the calendar: the list refresh marks it deleted.
-            engine.enqueue_calendar_discovery(calendar.profile_id)
+            enqueue_now(
+                lambda: engine.enqueue_calendar_discovery(calendar.profile_id),
+                what="discovery",
+            )
         return
     CalendarSyncState.objects.filter(calendar=calendar, push_failures__gt=0).update(
         push_failures=0, push_retry_at=None
