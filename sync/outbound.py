@@ -20,8 +20,16 @@ from collections.abc import Iterable
 
 import niquests
 from django.conf import settings
+from niquests._compat import HAS_LEGACY_URLLIB3
 from niquests.adapters import HTTPAdapter
-from urllib3.contrib.resolver.system import SystemResolver
+
+# niquests runs on urllib3-future, installed as `urllib3` unless a plain urllib3 (requests
+# needs one) took that name back; then it is `urllib3_future`. Take the resolver from the one
+# niquests uses, as niquests itself decides.
+if HAS_LEGACY_URLLIB3:
+    from urllib3_future.contrib.resolver.system import SystemResolver
+else:
+    from urllib3.contrib.resolver.system import SystemResolver
 
 from outbound.addresses import Origin, UrlRejected, is_blocked, parse_origins, parse_url
 
