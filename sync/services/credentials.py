@@ -160,6 +160,31 @@ def fresh_credentials(
     return _refresh(profile, seen_access_token=current)
 
 
+def parting_credentials(profile: Profile) -> dict:
+    """Credentials for the last calls made for a profile that is going away, connected or not
+    (an erasure stopping its push channels): the stored ones, with an expired access token
+    refreshed and stored. A refused or failed refresh returns what is stored; nothing here
+    disconnects anything."""
+    credentials, _ = _stored(profile)
+    if not is_oauth(profile) or not _expires_soon(credentials):
+        return credentials
+    try:
+        tokens = _call_token_endpoint(profile, credentials.get("refresh_token", ""))
+    except base.ProviderError as exc:
+        log.info("last refresh for %s refused: %s", profile.public_id, type(exc).__name__)
+        return credentials
+    refreshed = {
+        **credentials,
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+        "expires_at": tokens.expires_at,
+    }
+    row = Profile.objects.get(pk=profile.pk)
+    row.credentials = refreshed  # a bound, encrypted field: saved through its row
+    row.save(update_fields=["credentials", "updated_at"])
+    return refreshed
+
+
 def _stored(profile: Profile) -> tuple[dict, bool]:
     """The credentials as committed now (another worker may have refreshed them), and whether
     the profile is connected."""

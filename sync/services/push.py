@@ -34,7 +34,11 @@ from sync.providers import base
 from sync.providers.registry import provider_class
 from sync.services import engine
 from sync.services.backoff import backoff_delay
-from sync.services.credentials import build_provider, call_with_fresh_credentials
+from sync.services.credentials import (
+    build_provider,
+    call_with_fresh_credentials,
+    parting_credentials,
+)
 from sync.services.governor import provider_slot
 
 # Graph's lifecycle notifications: after `subscriptionRemoved` the subscription is gone and is
@@ -351,7 +355,30 @@ def stop_subscriptions_now(profile: Profile) -> int:
     Best effort: a subscription the provider would not stop is forgotten all the same and
     expires there by itself. Returns the number stopped at the provider."""
     stopped = 0
-    for subscription in ProviderSubscription.objects.filter(calendar__profile=profile):
-        stopped += _stop_at_provider(profile, subscription.channel_id, subscription.resource_id)
+    subscriptions = list(ProviderSubscription.objects.filter(calendar__profile=profile))
+    if not subscriptions:
+        return 0
+    # The erasure disconnected the profile first, and a disconnected profile's token is
+    # never refreshed: refresh it once here, or an expired token would stop nothing.
+    try:
+        provider = build_provider(profile.provider, parting_credentials(profile))
+    except base.ProviderError as exc:
+        provider = None
+        log.info("push channels of %s not stopped at the provider: %s", profile.public_id, exc)
+    for subscription in subscriptions:
+        try:
+            if provider is None:
+                continue
+            with provider_slot(profile):
+                provider.stop_watch(
+                    channel_id=subscription.channel_id, resource_id=subscription.resource_id
+                )
+            stopped += 1
+        except base.NotFound:
+            stopped += 1
+        except base.ProviderError as exc:
+            log.info(
+                "push channel %s not stopped at the provider: %s", subscription.channel_id, exc
+            )
         subscription.delete()
     return stopped

@@ -36,6 +36,7 @@ from sync.models import (
     SyncedResource,
 )
 from sync.sandbox.google import GoogleSandbox
+from sync.services import build_provider
 from sync.services.erasure import NOT_SUPPORTED
 from tests.factories import (
     make_access_token,
@@ -418,6 +419,35 @@ def test_erasure_revokes_the_google_grant(google):
         {"profile": profile.public_id, "provider": "google", "outcome": "revoked"}
     ]
     assert not refresh_works(google, refresh)
+
+
+def test_erasure_stops_push_channels_even_with_an_expired_access_token(google, settings):
+    settings.GOOGLE_APIS_URL = google.url
+    settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY, settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = (
+        GOOGLE_CLIENT
+    )
+    account = make_account()
+    profile = google_profile(google, account, "ada@example.com")
+    access, refresh = google.issue_tokens("ada@example.com", GOOGLE_CLIENT[0], ["calendar"])
+    profile.credentials = {"access_token": access, "refresh_token": refresh}
+    profile.save()
+    calendar = make_calendar(profile=profile, provider_calendar_id="ada@example.com")
+    adapter = build_provider(profile.provider, profile.credentials)
+    watch = adapter.watch(
+        "ada@example.com",
+        channel_id="chan-1",
+        address="https://calsync.example.com/push/google/",
+        token="secret",
+        ttl_seconds=3600,
+    )
+    ProviderSubscription.objects.create(
+        calendar=calendar, channel_id="chan-1", resource_id=watch.resource_id, secret="secret"
+    )
+    google.expire_access_tokens()  # the erasure disconnects first: nothing else refreshes it
+
+    erase_by_reference(reference=account.public_id)
+
+    assert [c["stopped"] for c in google.channels()] == [True]
 
 
 def test_a_failed_revocation_is_recorded_and_does_not_block_erasure(settings, receiver):
