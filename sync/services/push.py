@@ -328,9 +328,9 @@ def _stop_at_provider(profile: Profile, channel_id: str, resource_id: str) -> bo
     try:
         if profile.is_connected:
             call_with_fresh_credentials(profile, stop)
-        else:  # a disconnected profile's token is not refreshed: try it as it is
+        else:  # nothing else refreshes a disconnected profile's token: a last refresh
             with provider_slot(profile):
-                stop(build_provider(profile.provider, profile.credentials))
+                stop(build_provider(profile.provider, parting_credentials(profile)))
     except base.NotFound:
         return True
     except base.ProviderError as exc:
@@ -355,30 +355,7 @@ def stop_subscriptions_now(profile: Profile) -> int:
     Best effort: a subscription the provider would not stop is forgotten all the same and
     expires there by itself. Returns the number stopped at the provider."""
     stopped = 0
-    subscriptions = list(ProviderSubscription.objects.filter(calendar__profile=profile))
-    if not subscriptions:
-        return 0
-    # The erasure disconnected the profile first, and a disconnected profile's token is
-    # never refreshed: refresh it once here, or an expired token would stop nothing.
-    try:
-        provider = build_provider(profile.provider, parting_credentials(profile))
-    except base.ProviderError as exc:
-        provider = None
-        log.info("push channels of %s not stopped at the provider: %s", profile.public_id, exc)
-    for subscription in subscriptions:
-        try:
-            if provider is None:
-                continue
-            with provider_slot(profile):
-                provider.stop_watch(
-                    channel_id=subscription.channel_id, resource_id=subscription.resource_id
-                )
-            stopped += 1
-        except base.NotFound:
-            stopped += 1
-        except base.ProviderError as exc:
-            log.info(
-                "push channel %s not stopped at the provider: %s", subscription.channel_id, exc
-            )
+    for subscription in ProviderSubscription.objects.filter(calendar__profile=profile):
+        stopped += _stop_at_provider(profile, subscription.channel_id, subscription.resource_id)
         subscription.delete()
     return stopped
