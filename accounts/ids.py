@@ -1,6 +1,8 @@
-"""Public identifiers with Cronofy's prefixes; database primary keys never leave the server."""
+"""Public identifiers with Cronofy's prefixes (database primary keys never leave the server),
+and the one wire format of a moment."""
 
 import secrets
+from datetime import UTC, datetime
 
 
 def make_public_id(prefix: str, nbytes: int = 12) -> str:
@@ -26,3 +28,8 @@ def new_external_event_uid() -> str:
 
 def new_channel_id() -> str:
     return make_public_id("chn_")
+
+
+def format_utc(moment: datetime) -> str:
+    """A moment as Cronofy writes it: UTC, whole seconds, "Z" (2026-12-03T09:00:00Z)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -400,6 +400,10 @@ CALENDAR_PROVIDER_CREATOR = env_str(
     "CALENDAR_PROVIDER_CREATOR", "sync.services.create_calendar_at_provider"
 )
 
+# Dotted path of `(calendar_pks, now) -> {pk: calendars.freshness.Freshness}`: how fresh each
+# calendar's cache is (its sync state lives in the sync app, which calendars may not import).
+CALENDAR_FRESHNESS_READER = "sync.freshness.read_freshness"
+
 # Applied and superseded managed-event writes are purged after this many days (failed and
 # pending ones never are).
 EVENT_WRITE_RETENTION_DAYS = env_int("EVENT_WRITE_RETENTION_DAYS", 30)

@@ -16,12 +16,12 @@ recurring (the upsert body has no recurrence).
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.ids import make_public_id
+from accounts.ids import format_utc, make_public_id
 from accounts.models import Account
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
 from calendars.options import (
@@ -66,10 +66,6 @@ def new_managed_event_uid() -> str:
     return make_public_id("evt_")
 
 
-def _iso_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def desired_state(content: ManagedEventContent) -> dict:
     """The `desired` JSON of an upsert write (see ManagedEventWrite's docstring)."""
     return {
@@ -79,8 +75,8 @@ def desired_state(content: ManagedEventContent) -> dict:
         "location_lat": content.location_lat,
         "location_long": content.location_long,
         "url": content.url,
-        "start": _iso_time(content.start),
-        "end": _iso_time(content.end),
+        "start": format_utc(content.start),
+        "end": format_utc(content.end),
         "is_all_day": content.is_all_day,
         "start_date": content.start_date.isoformat() if content.start_date else None,
         "end_date": content.end_date.isoformat() if content.end_date else None,

@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -26,6 +26,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.ids import format_utc
 from accounts.models import ApplicationSecret
 from notifications import signing, transport
 from notifications.models import Channel, DeliveryAttempt, Notification
@@ -69,15 +70,11 @@ class DispatchStats:
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def render_body(notification: Notification, channel: Channel) -> bytes:
     """The exact bytes POSTed (and signed); see docs/api.md, "Push notifications"."""
     note: dict = {"type": notification.type}
     if notification.type == Notification.Type.CHANGE and notification.changes_since:
-        note["changes_since"] = format_time(notification.changes_since)
+        note["changes_since"] = format_utc(notification.changes_since)
     payload = {"notification": note, "channel": channel.wire()}
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
