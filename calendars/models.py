@@ -176,9 +176,11 @@ class Event(models.Model):
                 condition=Q(original_start__isnull=False),
                 name="event_unique_provider_instance",
             ),
+            # One managed event (or series master) per event_id; the instances of a managed
+            # series carry their master's event_id too.
             models.UniqueConstraint(
                 fields=["application", "calendar", "event_id"],
-                condition=Q(event_id__isnull=False),
+                condition=Q(event_id__isnull=False, original_start__isnull=True),
                 name="event_unique_managed_id",
             ),
             models.CheckConstraint(

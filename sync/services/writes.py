@@ -304,7 +304,7 @@ def _emails(people) -> set[str]:
 
 def _fold_upserts(old: dict, new: dict) -> dict:
     merged = dict(new)
-    for key in ("reminders", "transparency", "participation_status"):
+    for key in ("reminders", "transparency", "participation_status", "conferencing"):
         if merged.get(key) is None and old.get(key) is not None:
             merged[key] = old[key]
     if not merged.get("color") and old.get("color"):

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
 
+from sync.providers import recurrence
 from sync.providers.base import InvalidData, Rendered
 from sync.providers.icalendar.normalize import InvalidCalendarData, uid_of
 
@@ -137,6 +138,34 @@ def _apply_content(event, desired: Mapping) -> None:
         _replace(event, "COLOR", desired["color"])  # RFC 7986 §5.9
 
 
+def _apply_recurrence(event, desired: Mapping) -> None:
+    """A managed event's rule (its desired state always says: None is a single event); an
+    external event's desired state has no `recurrence`, and its RRULE is left alone."""
+    if "recurrence" not in desired:
+        return
+    event.pop("RRULE", None)
+    rule = desired["recurrence"]
+    if rule:
+        text = recurrence.rrule(
+            rule, tzid=desired.get("tzid") or "Etc/UTC", is_all_day=bool(desired.get("is_all_day"))
+        )
+        event.add("RRULE", icalendar.vRecur.from_ical(text))
+
+
+def _apply_conferencing(event, desired: Mapping) -> None:
+    """An explicit join URL as RFC 7986's CONFERENCE (VALUE=URI, FEATURE=VIDEO, LABEL the
+    provider's name); `none` removes it; absent (None) leaves what the event has."""
+    conferencing = desired.get("conferencing")
+    if conferencing is None:
+        return
+    event.pop("CONFERENCE", None)
+    if conferencing.get("join_url"):
+        parameters = {"VALUE": "URI", "FEATURE": "VIDEO"}
+        if conferencing.get("provider_description"):
+            parameters["LABEL"] = conferencing["provider_description"]
+        event.add("CONFERENCE", icalendar.vUri(conferencing["join_url"]), parameters=parameters)
+
+
 def _apply_reminders(event, desired: Mapping, *, exists: bool) -> None:
     reminders = desired.get("reminders")
     if reminders is None:
@@ -223,6 +252,8 @@ def merge_desired(
         calendar.add_component(event)
     _apply_times(event, desired)
     _apply_content(event, desired)
+    _apply_recurrence(event, desired)
+    _apply_conferencing(event, desired)
     _apply_reminders(event, desired, exists=exists)
     _apply_attendees(event, desired, organizer_email=organizer_email)
     changed = _signature(event) != before
