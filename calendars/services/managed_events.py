@@ -71,9 +71,10 @@ def new_managed_event_uid() -> str:
 
 # What each provider's write path can express beyond one-off events; anything else is refused
 # with a 422 naming the field before anything is recorded (never accepted and then dropped).
-SERIES_PROVIDERS = frozenset({"caldav"})
-EXPLICIT_CONFERENCING_PROVIDERS = frozenset({"caldav"})
-CREATED_CONFERENCING_PROVIDERS = frozenset()  # Meet / Teams links: not created yet
+SERIES_PROVIDERS = frozenset({"caldav", "google"})
+EXPLICIT_CONFERENCING_PROVIDERS = frozenset({"caldav", "google"})
+# `default` / a profile id: the provider creates the meeting (Google Meet).
+CREATED_CONFERENCING_PROVIDERS = frozenset({"google"})
 
 
 def _check_supported(calendar: Calendar, content: ManagedEventContent) -> None:
