@@ -204,6 +204,12 @@ class Event(models.Model):
     def __str__(self) -> str:
         return f"{self.event_uid} {self.summary[:40]}"
 
+    @property
+    def is_series_master(self) -> bool:
+        """The row of a managed recurring series itself: the integrator's writes name it, the
+        reads show its instances instead (rows of their own, under the same event_id)."""
+        return self.is_recurring and self.original_start is None and self.event_id is not None
+
 
 class ChangeLogEntry(models.Model):
     """One change to an account's cached data, in commit order (monotonic `sequence`).

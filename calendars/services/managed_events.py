@@ -71,10 +71,11 @@ def new_managed_event_uid() -> str:
 
 # What each provider's write path can express beyond one-off events; anything else is refused
 # with a 422 naming the field before anything is recorded (never accepted and then dropped).
-SERIES_PROVIDERS = frozenset({"caldav", "google"})
+SERIES_PROVIDERS = frozenset({"caldav", "google", "microsoft"})
 EXPLICIT_CONFERENCING_PROVIDERS = frozenset({"caldav", "google"})
-# `default` / a profile id: the provider creates the meeting (Google Meet).
-CREATED_CONFERENCING_PROVIDERS = frozenset({"google"})
+# `default` / a profile id: the provider creates the meeting (Google Meet, Microsoft Teams).
+# Graph has no writable join URL, so an explicit one cannot be written there.
+CREATED_CONFERENCING_PROVIDERS = frozenset({"google", "microsoft"})
 
 
 def _check_supported(calendar: Calendar, content: ManagedEventContent) -> None:
@@ -164,11 +165,6 @@ def _merge_attendees(current, invite, remove) -> list:
             attendees.append({"email": email, "display_name": name, "status": "needs_action"})
             present.add(key)
     return attendees
-
-
-def is_series_master(event: Event) -> bool:
-    """The row of a managed series itself (its instances are rows of their own)."""
-    return event.is_recurring and event.original_start is None and event.event_id is not None
 
 
 def _apply_content(event: Event, content: ManagedEventContent, *, managed: bool = False) -> None:
@@ -398,20 +394,23 @@ def _tombstone(event: Event, now: datetime) -> None:
 
 def _tombstone_instances(account, masters: Sequence[Event], application, now) -> None:
     """The cached instances of deleted series go with them at once, as the reads of a deleted
-    single event do (the reconciler's delete then finds nothing left to change)."""
-    series = [m for m in masters if is_series_master(m)]
+    single event do (the reconciler's delete then finds nothing left to change). Instances
+    carry their series' event_id (their provider key may be the provider's series id)."""
+    series = [m for m in masters if m.is_series_master]
     if not series:
         return
-    instances = list(
-        Event.objects.filter(
+    wanted = {(m.calendar_id, m.event_id) for m in series}
+    instances = [
+        instance
+        for instance in Event.objects.filter(
+            application=application,
             calendar__in={m.calendar_id for m in series},
-            provider_key__in=[m.provider_key for m in series],
+            event_id__in={m.event_id for m in series},
             original_start__isnull=False,
             is_deleted=False,
         ).select_related("calendar")
-    )
-    wanted = {(m.calendar_id, m.provider_key) for m in series}
-    instances = [i for i in instances if (i.calendar_id, i.provider_key) in wanted]
+        if (instance.calendar_id, instance.event_id) in wanted
+    ]
     for instance in instances:
         _tombstone(instance, now)
         instance.updated_at = now

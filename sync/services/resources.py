@@ -413,6 +413,13 @@ def apply_resource(
     return events
 
 
+def resource_keys(calendar: Calendar, resource: base.ProviderResource) -> list[str]:
+    """The event keys (UIDs, series ids) one resource holds, as its adapter reads them."""
+    adapter = provider_class(calendar.profile.provider)
+    normalized = adapter.normalize(resource, window=current_window(), context=base.ReadContext())
+    return normalized.uids
+
+
 def forget_resource(calendar: Calendar, resource_id: str, *, uids: set[str] = frozenset()) -> None:
     """The resource is gone at the provider (caller's transaction): tombstone every event it
     produced (and those of `uids`, which the map may not know yet) and drop its map row."""

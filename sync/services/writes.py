@@ -47,7 +47,8 @@ from calendars.models import Calendar, Event, ManagedEventWrite
 from calendars.services import lock_for_event_changes, retry_on_transaction_conflict
 from sync.models import SyncedResource
 from sync.providers import base
-from sync.services import resources
+from sync.providers.registry import provider_class
+from sync.services import engine, resources
 from sync.services.backoff import backoff_delay
 from sync.services.credentials import call_with_fresh_credentials
 from sync.services.engine import (
@@ -508,12 +509,11 @@ def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> 
         if written.payload is None:
             _record_deleted(write, written.resource_id)
         else:
+            resource = base.ProviderResource(written.resource_id, written.version, written.payload)
+            if write.event.is_series_master:
+                _key_series_by_provider(write, calendar, resource)
             # The write is DONE, so only a newer pending write still protects the event.
-            resources.apply_resource(
-                calendar,
-                base.ProviderResource(written.resource_id, written.version, written.payload),
-                application=write.application,
-            )
+            resources.apply_resource(calendar, resource, application=write.application)
             # Our identity and version, even if a newer pending write kept the content.
             Event.objects.filter(pk=write.event_id).update(
                 provider_resource=written.resource_id,
@@ -529,6 +529,21 @@ def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> 
         "" if written.called else " (provider already up to date)",
     )
     return _Outcome("done")
+
+
+def _key_series_by_provider(
+    write: ManagedEventWrite, calendar: Calendar, resource: base.ProviderResource
+) -> None:
+    """A series the provider keys by an id of its own (Graph: occurrences name their master's
+    id): the master row takes that key, so that the instances a sync brings find their series
+    (and its event_id). Where the instances come only from a listing, sync now rather than at
+    the next poll, so that the series shows soon after its write."""
+    [key, *_] = resources.resource_keys(calendar, resource) or [write.event.provider_key]
+    if key != write.event.provider_key:
+        Event.objects.filter(pk=write.event_id).update(provider_key=key)
+        write.event.provider_key = key
+    if provider_class(calendar.profile.provider).instance_resources:
+        enqueue_after_commit(lambda: engine.enqueue_sync(calendar.pk), what="a series' first sync")
 
 
 def _record_deleted(write: ManagedEventWrite, resource_id: str) -> None:
