@@ -93,3 +93,27 @@ def test_google_explicit_conferencing_and_its_removal(google):
     assert "meeting_url" not in read_managed(client)[0]
     google_id = event_id_for(single["event_uid"])
     assert "conferenceData" not in sandbox.event(ADA, google_id)
+
+
+def test_google_meet_pending_at_first_is_read_once_google_made_it(google):
+    sandbox, calendar, client = google
+    sandbox.conferences_pending = True
+    client.upsert_event(calendar.public_id, standup(conferencing=MEET))
+    services.reconcile_event_writes()
+    [single] = read_managed(client)
+    assert "meeting_url" not in single  # pending: no link yet, and none made up
+    google_id = event_id_for(single["event_uid"])
+    status = sandbox.event(ADA, google_id)["conferenceData"]["createRequest"]["status"]
+    assert status == {"statusCode": "pending"}
+
+    # A pending request is kept as it is: a later write changes only what it changes.
+    client.upsert_event(calendar.public_id, standup(conferencing=MEET, summary="Stand-up!"))
+    services.reconcile_event_writes()
+    [_insert, patch] = _writes(sandbox)
+    assert patch.method == "PATCH"
+    assert sandbox.event(ADA, google_id)["conferenceData"]["createRequest"]["status"] == status
+
+    assert sandbox.complete_conferences(ADA) == [google_id]
+    services.sync_calendar(calendar_id=calendar.pk)
+    meet = sandbox.event(ADA, google_id)["hangoutLink"]
+    assert read_managed(client)[0]["meeting_url"] == meet

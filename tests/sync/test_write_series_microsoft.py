@@ -52,9 +52,7 @@ def _reconcile_then_sync(calendar, syncs) -> None:
 
 def test_microsoft_recurring_series_with_teams_created_changed_and_deleted(graph):
     sandbox, calendar, client, syncs = graph
-    client.upsert_event(
-        calendar.public_id, standup(recurrence=weekly(count=4), conferencing=TEAMS)
-    )
+    client.upsert_event(calendar.public_id, standup(recurrence=weekly(count=4), conferencing=TEAMS))
     _reconcile_then_sync(calendar, syncs)
     [create] = _writes(sandbox)
     master = Event.objects.get(event_id="standup", original_start=None)
@@ -72,12 +70,8 @@ def test_microsoft_recurring_series_with_teams_created_changed_and_deleted(graph
     uids = [e["event_uid"] for e in instances]
 
     # Repeating the series is no call; the rule change is one PATCH.
-    client.upsert_event(
-        calendar.public_id, standup(recurrence=weekly(count=4), conferencing=TEAMS)
-    )
-    client.upsert_event(
-        calendar.public_id, standup(recurrence=weekly(count=2), conferencing=TEAMS)
-    )
+    client.upsert_event(calendar.public_id, standup(recurrence=weekly(count=4), conferencing=TEAMS))
+    client.upsert_event(calendar.public_id, standup(recurrence=weekly(count=2), conferencing=TEAMS))
     _reconcile_then_sync(calendar, syncs)
     [_create, patch] = _writes(sandbox)
     assert patch.method == "PATCH"
