@@ -3,23 +3,57 @@
 The body says `{"rules": [{"frequency", "interval", "count" | "until", "by_day"}]}`; we keep
 one rule as a plain dict (it goes into ManagedEventWrite.desired as it is):
 `{"frequency": "daily|weekly|monthly|yearly", "interval": n, "count": n | None,
-"until": "YYYY-MM-DD" | None, "by_day": ["monday", ...]}`. `until` is a date, inclusive: a time
-given there counts by its UTC date. One rule only: Microsoft Graph holds one pattern per
-series, and a second rule would otherwise be lost there. `by_day` only for weekly rules, the
-one frequency all three providers express the same way (Graph's monthly and yearly patterns
-by weekday need an ordinal that Cronofy's rule does not carry).
+"until": "YYYY-MM-DD" | None, "by_day": ["monday", ...]}`. `until` is a date, inclusive. The
+spelling is strict (lower-case names, JSON numbers), as the OpenAPI document says. One rule
+only: Microsoft Graph holds one pattern per series, and a second rule would be lost there.
+`by_day` only for weekly rules, the one frequency all three providers express the same way
+(Graph's monthly and yearly patterns by weekday need an ordinal that Cronofy's rule lacks).
 """
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 from accounts.rest import CronofyValidationError, error_entry
 
 FREQUENCIES = ("daily", "weekly", "monthly", "yearly")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_SHORT_DAYS = {day[:2]: day for day in WEEKDAYS}  # "mo" -> "monday" (RFC 5545's spelling)
 MAX_INTERVAL = 999
 MAX_COUNT = 730  # two years of a daily series: beyond that, give `until`
 FIELD = "recurrence"
+
+
+# The document's description of the body's `recurrence` (calendars.serializers).
+SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "description": "A recurring series: one rule (absent, null or no rules: a single event)",
+    "properties": {
+        "rules": {
+            "type": "array",
+            "maxItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["frequency"],
+                "properties": {
+                    "frequency": {"type": "string", "enum": list(FREQUENCIES)},
+                    "interval": {"type": "integer", "minimum": 1, "maximum": MAX_INTERVAL},
+                    "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+                    "until": {
+                        "type": "string",
+                        "format": "date",
+                        "description": "Inclusive; instead of count",
+                    },
+                    "by_day": {
+                        "type": "array",
+                        "maxItems": 7,
+                        "items": {"type": "string", "enum": list(WEEKDAYS)},
+                        "description": "Weekly rules only",
+                    },
+                },
+            },
+        }
+    },
+}
 
 
 def _refuse(field: str, description: str, key: str = "errors.invalid"):
@@ -30,8 +64,6 @@ def _positive(rule: dict, name: str, limit: int) -> int | None:
     value = rule.get(name)
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)  # some clients send numbers as strings
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
         _refuse(f"{FIELD}.rules.{name}", f"{name} must be a whole number from 1 to {limit}")
     return value
@@ -41,17 +73,12 @@ def _until(rule: dict) -> str | None:
     value = rule.get("until")
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > 40:
-        _refuse(f"{FIELD}.rules.until", "until must be a date (YYYY-MM-DD)")
     try:
-        if len(value) == 10:
-            return date.fromisoformat(value).isoformat()
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if not isinstance(value, str) or len(value) != 10:
+            raise ValueError
+        return date.fromisoformat(value).isoformat()
     except ValueError:
         _refuse(f"{FIELD}.rules.until", "until must be a date (YYYY-MM-DD)")
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.date().isoformat()
 
 
 def _by_day(rule: dict, frequency: str) -> list[str]:
@@ -62,8 +89,7 @@ def _by_day(rule: dict, frequency: str) -> list[str]:
         _refuse(f"{FIELD}.rules.by_day", "by_day must list days of the week")
     days = []
     for item in value:
-        name = item.strip().lower() if isinstance(item, str) else ""
-        name = _SHORT_DAYS.get(name, name)
+        name = item if isinstance(item, str) else ""
         if name not in WEEKDAYS:
             _refuse(f"{FIELD}.rules.by_day", "by_day must list days such as monday")
         if name not in days:
@@ -93,8 +119,7 @@ def parse_recurrence(value) -> dict | None:
         _refuse(f"{FIELD}.rules", "only one recurrence rule is supported", "errors.not_supported")
     rule = rules[0]
     frequency = rule.get("frequency")
-    frequency = frequency.lower() if isinstance(frequency, str) else frequency
-    if frequency not in FREQUENCIES:
+    if not isinstance(frequency, str) or frequency not in FREQUENCIES:
         _refuse(f"{FIELD}.rules.frequency", "frequency must be daily, weekly, monthly or yearly")
     count = _positive(rule, "count", MAX_COUNT)
     until = _until(rule)

@@ -69,6 +69,8 @@ REFUSED_KEYS = {
 }
 
 _COLOR_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
+CONFERENCING_PROFILE_PATTERN = r"^(default|pro_[0-9a-f]{1,60})$"
+_CONFERENCING_PROFILE_RE = re.compile(CONFERENCING_PROFILE_PATTERN)
 _url_validator = URLValidator(schemes=["http", "https"])
 _join_url_validator = URLValidator(schemes=["https"])
 _email_validator = EmailValidator()
