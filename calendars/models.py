@@ -288,7 +288,8 @@ class ManagedEventWrite(models.Model):
     ({profile_id: explicit | default | pro_… | none, join_url, provider_description}; null:
     leave as is) and, for managed events only, `recurrence` (calendars.recurrence's rule; null:
     a single event; absent for external events, whose series is the provider's). For a
-    participation change: {"participation_status": "accepted" | "tentative" | "declined"}. Empty for a delete.
+    participation change: {"participation_status": "accepted" | "tentative" | "declined"}.
+    Empty for a delete.
     """
 
     class Operation(models.TextChoices):

@@ -542,6 +542,10 @@ def _key_series_by_provider(
     if key != write.event.provider_key:
         Event.objects.filter(pk=write.event_id).update(provider_key=key)
         write.event.provider_key = key
+        # Occurrences a sync cached before this write was recorded join their series.
+        Event.objects.filter(
+            calendar=calendar, provider_key=key, original_start__isnull=False, event_id=None
+        ).update(application_id=write.event.application_id, event_id=write.event.event_id)
     if provider_class(calendar.profile.provider).instance_resources:
         enqueue_after_commit(lambda: engine.enqueue_sync(calendar.pk), what="a series' first sync")
 

@@ -5,7 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pycronofy
 
-from calendars.models import Calendar
+from calendars.models import Calendar, Event, ManagedEventWrite
+from sync.providers.base import WriteContext
+from sync.providers.registry import provider_class
 from tests.factories import make_access_token, make_application
 
 # A Monday two weeks ahead, inside the sync window.
@@ -53,3 +55,17 @@ def read_managed(client: pycronofy.Client) -> list[dict]:
         only_managed=True,
     )
     return sorted(events, key=lambda e: e["start"])
+
+
+def assert_a_rerun_makes_no_call(calendar: Calendar) -> None:
+    """The newest write, rendered again over what the provider answered, is no change: a
+    retried or repeated write of the series reaches the provider no second time."""
+    write = ManagedEventWrite.objects.filter(status="done").latest("id")
+    event = Event.objects.get(pk=write.event_id)
+    adapter = provider_class(calendar.profile.provider)
+    rendered = adapter.render_event(
+        desired=write.desired,
+        current=event.raw,
+        context=WriteContext(uid=event.ical_uid or event.provider_key),
+    )
+    assert not rendered.changed

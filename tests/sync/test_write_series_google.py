@@ -9,7 +9,14 @@ from sync.providers.google.adapter import event_id_for
 from sync.sandbox.google import GoogleSandbox
 from sync.services import engine
 from tests.sync.sandbox_world import connect_google
-from tests.sync.series_helpers import read_managed, sdk_for, standup, starts, weekly
+from tests.sync.series_helpers import (
+    assert_a_rerun_makes_no_call,
+    read_managed,
+    sdk_for,
+    standup,
+    starts,
+    weekly,
+)
 
 CLIENT_ID, CLIENT_SECRET = "calsync-test", "calsync-test-secret"
 ADA = "ada@example.com"
@@ -52,6 +59,7 @@ def test_google_recurring_series_with_a_meet_created_changed_and_deleted(google)
     assert meet.startswith("https://meet.google.com/")
     [insert] = _writes(sandbox)
     assert insert.query["conferenceDataVersion"] == "1"
+    assert_a_rerun_makes_no_call(calendar)
 
     instances = read_managed(client)
     assert [e["start"] for e in instances] == starts(0, 2, 7, 9)

@@ -10,7 +10,15 @@ from sync import services
 from sync.sandbox.microsoft import MicrosoftSandbox
 from sync.services import engine
 from tests.sync.sandbox_world import connect_microsoft
-from tests.sync.series_helpers import MONDAY, read_managed, sdk_for, standup, starts, weekly
+from tests.sync.series_helpers import (
+    MONDAY,
+    assert_a_rerun_makes_no_call,
+    read_managed,
+    sdk_for,
+    standup,
+    starts,
+    weekly,
+)
 
 CLIENT_ID, CLIENT_SECRET = "calsync-test", "calsync-test-secret"
 ADA = "ada@example.com"
@@ -62,6 +70,7 @@ def test_microsoft_recurring_series_with_teams_created_changed_and_deleted(graph
     assert held["recurrence"]["range"]["numberOfOccurrences"] == 4
     assert held["recurrence"]["range"]["startDate"] == MONDAY.date().isoformat()
     teams = held["onlineMeeting"]["joinUrl"]
+    assert_a_rerun_makes_no_call(calendar)
 
     instances = read_managed(client)
     assert [e["start"] for e in instances] == starts(0, 2, 7, 9)
