@@ -71,6 +71,7 @@ EVENT_FIELDS = (
     "organizer",
     "categories",
     "is_recurring",
+    "original_start",
     "is_private",
     "provider_created_at",
     "provider_updated_at",

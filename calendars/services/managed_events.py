@@ -29,6 +29,7 @@ from accounts.models import Account
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
 from calendars.options import (
     calendar_is_writable,
+    instances_writable,
     is_attendee_not_organizer,
     person_email,
 )
@@ -273,12 +274,16 @@ def _record(
 
 
 def _event_by_uid(calendar: Calendar, event_uid: str, *, allow_deleted=False) -> Event:
-    """The calendar's event `event_uid`, if the API may write it at all (not part of a
-    recurring series). Raises EventNotFound, EventWriteError."""
+    """The calendar's event `event_uid`, if the API may write it at all: not part of a
+    recurring series, or one instance of one where the provider writes single instances
+    (calendars.options.INSTANCE_WRITE_PROVIDERS; the write then changes that instance alone).
+    Raises EventNotFound, EventWriteError."""
     event = Event.objects.filter(calendar=calendar, event_uid=event_uid).first()
     if event is None or (event.is_deleted and not allow_deleted):
         raise EventNotFound("event_uid", "errors.not_found", "no such event in this calendar")
-    if event.is_recurring or event.original_start is not None:
+    if (event.is_recurring or event.original_start is not None) and not (
+        event.original_start is not None and instances_writable(calendar)
+    ):
         raise EventWriteError(
             "event_uid",
             "errors.recurring_event_not_supported",
@@ -425,7 +430,8 @@ def _tombstone_instances(account, masters: Sequence[Event], application, now) ->
 
 def _record_deletion(account, calendar, event, application, now) -> ManagedEventWrite:
     """Tombstone one event (a series with its instances) and record its delete write (caller's
-    transaction)."""
+    transaction). Deleting one instance of a series is a delete of that instance's row: the
+    reconciler excludes it from the series at the provider."""
     _tombstone(event, now)
     event.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
     _tombstone_instances(account, [event], application, now)

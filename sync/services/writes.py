@@ -202,11 +202,7 @@ def _process(pk: int, token: str) -> _Outcome:
     try:
         if calendar.is_deleted or calendar.is_readonly:
             raise base.PermanentError("the calendar is deleted or read-only")
-        if event.original_start is not None and write.operation != Operation.PARTICIPATION:
-            # One resource holds the whole series: writing it for one instance would change
-            # or delete every instance. Instance edits are not supported yet.
-            raise base.PermanentError("writing one instance of a recurring series")
-        if write.operation == Operation.DELETE:
+        if write.operation == Operation.DELETE and event.original_start is None:
             written = call_with_fresh_credentials(
                 calendar.profile, lambda provider: _delete(provider, write, event)
             )
@@ -345,6 +341,7 @@ def _write_context(write: ManagedEventWrite, uid: str) -> base.WriteContext:
         uid=uid,
         organizer_email=_organizer_email(write.calendar),
         self_emails=write.calendar.profile.account.email_addresses(),
+        instance_start=write.event.original_start,
     )
 
 
@@ -354,6 +351,12 @@ def _render(
     """The payload that makes the provider hold the write's desired state (the adapter merges
     it into `current`, what the provider holds)."""
     status = write.desired.get("participation_status", "")
+    if write.operation == Operation.DELETE:
+        # One instance of a series: the series resource without it (the whole resource is
+        # deleted only for a single event or a whole series, see _delete).
+        return provider.render_event(
+            desired={"delete_instance": True}, current=current, context=context
+        )
     if write.operation == Operation.PARTICIPATION:
         return provider.render_participation(status=status, current=current, context=context)
     merged = provider.render_event(desired=write.desired, current=current, context=context)
@@ -376,7 +379,8 @@ def _put(
     provider: base.Provider, write: ManagedEventWrite, event: Event, calendar: Calendar
 ) -> _Written:
     """Create or update the event so that the provider holds `write.desired` (or the new
-    participation status). Conflicts refetch, record the server's version in the cache, and
+    participation status; for one instance of a series, also its deletion: an update of the
+    series' resource). Conflicts refetch, record the server's version in the cache, and
     re-merge (CONFLICT_RETRIES times, then TemporaryError: retry later)."""
     uid, resource_id, version = _identity_of(event)
     context = _write_context(write, uid)
@@ -387,7 +391,7 @@ def _put(
         resource_id, version, current = fresh.resource_id, fresh.version, fresh.payload
     for _round in range(CONFLICT_RETRIES):
         if not resource_id:
-            if write.operation == Operation.PARTICIPATION:
+            if write.operation != Operation.UPSERT or event.original_start is not None:
                 raise base.PermanentError("the event does not exist at the provider")
             rendered = _render(provider, write, context, "")
             key = _idempotency_key(event)

@@ -58,14 +58,16 @@ def read_managed(client: pycronofy.Client) -> list[dict]:
 
 
 def assert_a_rerun_makes_no_call(calendar: Calendar) -> None:
-    """The newest write, rendered again over what the provider answered, is no change: a
+    """The newest upsert, rendered again over what the provider answered, is no change: a
     retried or repeated write of the series reaches the provider no second time."""
-    write = ManagedEventWrite.objects.filter(status="done").latest("id")
+    write = ManagedEventWrite.objects.filter(status="done", operation="upsert").latest("id")
     event = Event.objects.get(pk=write.event_id)
     adapter = provider_class(calendar.profile.provider)
     rendered = adapter.render_event(
         desired=write.desired,
         current=event.raw,
-        context=WriteContext(uid=event.ical_uid or event.provider_key),
+        context=WriteContext(
+            uid=event.ical_uid or event.provider_key, instance_start=event.original_start
+        ),
     )
     assert not rendered.changed

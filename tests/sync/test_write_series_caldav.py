@@ -2,12 +2,16 @@
 Cronofy's Python SDK upserts (202), the reconciler writes one RRULE series to the server, and
 the reads show its instances, with stable ids across the next sync and a rule change."""
 
+from datetime import timedelta
+
 import icalendar
 import pytest
 
 from calendars.models import Event, ManagedEventWrite
 from sync import services
+from tests.sync.helpers import vcalendar, vevent
 from tests.sync.series_helpers import (
+    MONDAY,
     assert_a_rerun_makes_no_call,
     read_managed,
     sdk_for,
@@ -105,3 +109,68 @@ def test_explicit_conferencing_round_trips_through_radicale(sdk):
     services.reconcile_event_writes()
     assert "CONFERENCE" not in _master(server, user, url)
     assert "meeting_url" not in read_managed(client)[0]
+
+
+def test_external_series_one_instance_moved_deleted_and_declined(sdk):
+    client, server, user, url, calendar = sdk
+    me = calendar.profile.account.email
+    people = f"ORGANIZER:mailto:boss@example.com\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{me}"
+    server.put_event(
+        url,
+        "review",
+        vcalendar(
+            vevent(
+                "review", MONDAY, summary="Review", extra=f"RRULE:FREQ=DAILY;COUNT=4\r\n{people}"
+            )
+        ),
+    )
+    services.sync_calendar(calendar_id=calendar.pk)
+    instances = _read_external(client)
+    assert [e["start"] for e in instances] == starts(0, 1, 2, 3)
+    assert all(
+        e["options"] == {"update": True, "delete": True, "change_participation_status": True}
+        for e in instances
+    )
+    first, second, third, _fourth = (e["event_uid"] for e in instances)
+
+    moved = MONDAY + timedelta(days=1, hours=2)
+    client.upsert_event(
+        calendar.public_id,
+        {
+            "event_uid": second,
+            "summary": "Review (later)",
+            "start": moved,
+            "end": moved + timedelta(hours=1),
+        },
+    )
+    client.delete_external_event(calendar.public_id, third)
+    client.change_participation_status(calendar.public_id, first, "declined")
+    assert len(services.reconcile_event_writes().done) == 3
+    assert_a_rerun_makes_no_call(calendar)
+
+    [text] = server_resources(server, user, url).values()
+    components = icalendar.Calendar.from_ical(text).walk("VEVENT")
+    master = next(c for c in components if c.get("RECURRENCE-ID") is None)
+    assert [d.dt for d in master["EXDATE"].dts] == [MONDAY + timedelta(days=2)]
+    overrides = {c.decoded("RECURRENCE-ID"): c for c in components if c.get("RECURRENCE-ID")}
+    assert set(overrides) == {MONDAY, MONDAY + timedelta(days=1)}
+    assert overrides[MONDAY]["ATTENDEE"].params["PARTSTAT"] == "DECLINED"
+    assert str(overrides[MONDAY + timedelta(days=1)]["SUMMARY"]) == "Review (later)"
+
+    # Read back: the same ids, one instance moved, one gone, one declined; the series intact.
+    outcome = services.sync_calendar(calendar_id=calendar.pk)
+    assert outcome.result.changed == 0, outcome
+    after = {e["event_uid"]: e for e in _read_external(client)}
+    assert set(after) == {first, second, _fourth}
+    assert after[second]["start"] == moved.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert after[first]["participation_status"] == "declined"
+    assert after[_fourth]["participation_status"] == "needs_action"
+
+
+def _read_external(client) -> list[dict]:
+    events = client.read_events(
+        from_date=MONDAY.date() - timedelta(days=1),
+        to_date=MONDAY.date() + timedelta(days=10),
+        tzid="Etc/UTC",
+    )
+    return sorted(events, key=lambda e: e["start"])

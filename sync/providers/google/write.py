@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from sync.providers import recurrence
-from sync.providers.base import InvalidData, Rendered, WriteContext
+from sync.providers.base import InvalidData, NotSupported, Rendered, WriteContext
 from sync.providers.google import normalize
 
 # The fields of an event we write; the rest is Google's.
@@ -219,6 +219,7 @@ def _time_view(value: dict | None):
 def render_event(*, desired: Mapping, current: str, context: WriteContext) -> Rendered:
     """The group whose master holds `desired`. Raises InvalidData, KeyError/ValueError (a
     desired state without valid times)."""
+    _refuse_instances(context)
     group = normalize.load(current) if current else normalize.new_group()
     master = copy.deepcopy(group.get("master")) if group.get("master") else None
     if current and master is None:
@@ -240,6 +241,7 @@ def render_event(*, desired: Mapping, current: str, context: WriteContext) -> Re
 def render_participation(*, status: str, current: str, context: WriteContext) -> Rendered:
     """The self attendee's responseStatus set on the master. Raises InvalidData (not invited,
     unknown status)."""
+    _refuse_instances(context)
     answer = _RESPONSE.get(status)
     if answer is None:
         raise InvalidData(f"unknown participation status {status!r}")
@@ -278,3 +280,9 @@ def patch_body(payload: str) -> dict:
         if name in fields and name in master and master[name] is None:
             body[name] = None
     return body
+
+
+def _refuse_instances(context: WriteContext) -> None:
+    """Writes to one instance of a series are not made here yet (the API refuses them first)."""
+    if context.instance_start is not None:
+        raise NotSupported("writing one instance of a recurring series")
