@@ -13,9 +13,10 @@ Recurring events: a managed event with a `recurrence` is a series. Its row (orig
 None, is_recurring, the application's event_id) is the series master: the writes name it, reads
 never show it (calendars.reads), and the provider's instances, cached by the reconciler and by
 syncs, carry its application and event_id (calendars.services.cache). Writes to external
-events that belong to a recurring series (upsert, delete, participation) are refused with 422
-`errors.recurring_event_not_supported`: the provider side (RECURRENCE-ID overrides, EXDATE) is
-not reconciled yet.
+events of a recurring series (upsert, delete, participation) address one instance, and only
+where the provider writes single instances (calendars.options.INSTANCE_WRITE_PROVIDERS;
+CalDAV: a RECURRENCE-ID override, an EXDATE); elsewhere they are refused with 422
+`errors.recurring_event_not_supported`.
 """
 
 from collections.abc import Sequence
