@@ -97,7 +97,7 @@ def _check_supported(calendar: Calendar, content: ManagedEventContent) -> None:
             "errors.not_supported",
             f"{provider} calendars take no explicit conferencing"
             if explicit
-            else "meetings are not created for you: give an explicit join_url",
+            else f"no meeting is created on {provider} calendars: give an explicit join_url",
         )
 
 
