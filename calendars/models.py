@@ -285,7 +285,7 @@ class ManagedEventWrite(models.Model):
     as ISO dates, `tzid`, `transparency`, `is_private`, `status`) plus what only the provider
     keeps: `reminders` (minutes, priority order), `reminders_create_only`, `color`,
     `attendees_invite` / `attendees_remove` ([{email, display_name}]), `conferencing`
-    ({profile_id: explicit | default | pro_… | none, join_url, provider_description}; null:
+    ({profile_id: explicit | default | none, join_url, provider_description}; null:
     leave as is) and, for managed events only, `recurrence` (calendars.recurrence's rule; null:
     a single event; absent for external events, whose series is the provider's). For a
     participation change: {"participation_status": "accepted" | "tentative" | "declined"}.

@@ -267,17 +267,11 @@ _CONFERENCING = {
     "type": "object",
     "required": ["profile_id"],
     "description": (
-        "explicit: your own join_url (CalDAV, Google); default or a profile id: a meeting the "
+        "explicit: your own join_url (CalDAV, Google); default: a meeting the calendar's "
         "provider creates (Google Meet, Microsoft Teams); none: remove it"
     ),
     "properties": {
-        "profile_id": {
-            "type": "string",
-            "anyOf": [
-                {"enum": ["explicit", "none"]},
-                {"pattern": writes.CONFERENCING_PROFILE_PATTERN},
-            ],
-        },
+        "profile_id": {"type": "string", "enum": list(writes.CONFERENCING_PROFILES)},
         "provider_description": {"type": "string", "maxLength": writes.PROVIDER_DESCRIPTION_MAX},
         "join_url": {"type": "string", "format": "uri", "maxLength": writes.URL_MAX},
     },

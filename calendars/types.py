@@ -115,7 +115,7 @@ class CalendarListResult:
 @dataclass(frozen=True)
 class Conferencing:
     """An upsert's `conferencing`: `explicit` (the integrator's own `join_url`), `none` (remove
-    the link), or `default` / a profile id (have the provider create a meeting)."""
+    the link), or `default` (have the calendar's provider create a meeting)."""
 
     profile_id: str
     join_url: str = ""

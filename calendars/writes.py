@@ -69,8 +69,7 @@ REFUSED_KEYS = {
 }
 
 _COLOR_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
-CONFERENCING_PROFILE_PATTERN = r"^(default|pro_[0-9a-f]{1,60})$"
-_CONFERENCING_PROFILE_RE = re.compile(CONFERENCING_PROFILE_PATTERN)
+CONFERENCING_PROFILES = ("default", "explicit", "none")
 _url_validator = URLValidator(schemes=["http", "https"])
 _join_url_validator = URLValidator(schemes=["https"])
 _email_validator = EmailValidator()
@@ -375,8 +374,8 @@ def _extended_transparency(errors: _Errors, body: dict, transparency: str | None
 
 def _conferencing(errors: _Errors, body: dict) -> Conferencing | None:
     """`{"profile_id": "explicit", "join_url", "provider_description"}` (a link the integrator
-    made) or `{"profile_id": "none"}` (remove it); `default` and a profile id ask us to create
-    a meeting (Google Meet, Microsoft Teams)."""
+    made) or `{"profile_id": "none"}` (remove it); `default` asks the calendar's provider to
+    create a meeting (Google Meet, Microsoft Teams)."""
     value = body.get("conferencing")
     if value is None:
         return None
@@ -415,16 +414,21 @@ def _conferencing(errors: _Errors, body: dict) -> Conferencing | None:
         return Conferencing(
             profile_id="explicit", join_url=join_url, provider_description=description or ""
         )
-    if (
-        isinstance(profile_id, str)
-        and len(profile_id) <= 64
-        and (profile_id == "default" or profile_id.startswith("pro_"))
-    ):
-        return Conferencing(profile_id=profile_id)
+    if profile_id == "default":
+        return Conferencing(profile_id="default")
+    if isinstance(profile_id, str) and profile_id.startswith("pro_"):
+        # A conferencing profile (Zoom and the like) of the account: none can be connected
+        # here (userinfo lists no conferencing_profiles), so there is none to use.
+        errors.add(
+            "conferencing.profile_id",
+            "errors.not_supported",
+            "no conferencing profiles can be connected: use default, explicit or none",
+        )
+        return None
     errors.add(
         "conferencing.profile_id",
         "errors.invalid",
-        "conferencing.profile_id must be default, a profile id, explicit or none",
+        "conferencing.profile_id must be default, explicit or none",
     )
     return None
 

@@ -75,7 +75,7 @@ def new_managed_event_uid() -> str:
 # with a 422 naming the field before anything is recorded (never accepted and then dropped).
 SERIES_PROVIDERS = frozenset({"caldav", "google", "microsoft"})
 EXPLICIT_CONFERENCING_PROVIDERS = frozenset({"caldav", "google"})
-# `default` / a profile id: the provider creates the meeting (Google Meet, Microsoft Teams).
+# `default`: the calendar's provider creates the meeting (Google Meet, Microsoft Teams).
 # Graph has no writable join URL, so an explicit one cannot be written there.
 CREATED_CONFERENCING_PROVIDERS = frozenset({"google", "microsoft"})
 

@@ -112,6 +112,7 @@ NOT_APPLICABLE = [
     ({"conferencing": {"profile_id": "explicit"}}, "conferencing.join_url"),
     ({"conferencing": {"profile_id": "explicit", "join_url": "http://x.example"}}, None),
     ({"conferencing": "zoom"}, "conferencing"),
+    ({"conferencing": {"profile_id": "pro_0123456789abcdef01234567"}}, "conferencing.profile_id"),
 ]
 
 
