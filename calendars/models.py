@@ -176,9 +176,11 @@ class Event(models.Model):
                 condition=Q(original_start__isnull=False),
                 name="event_unique_provider_instance",
             ),
+            # One managed event (or series master) per event_id; the instances of a managed
+            # series carry their master's event_id too.
             models.UniqueConstraint(
                 fields=["application", "calendar", "event_id"],
-                condition=Q(event_id__isnull=False),
+                condition=Q(event_id__isnull=False, original_start__isnull=True),
                 name="event_unique_managed_id",
             ),
             models.CheckConstraint(
@@ -201,6 +203,12 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_uid} {self.summary[:40]}"
+
+    @property
+    def is_series_master(self) -> bool:
+        """The row of a managed recurring series itself: the integrator's writes name it, the
+        reads show its instances instead (rows of their own, under the same event_id)."""
+        return self.is_recurring and self.original_start is None and self.event_id is not None
 
 
 class ChangeLogEntry(models.Model):
@@ -276,8 +284,12 @@ class ManagedEventWrite(models.Model):
     `location_*`, `url`, `start`/`end` as ISO 8601 UTC, `is_all_day`, `start_date`/`end_date`
     as ISO dates, `tzid`, `transparency`, `is_private`, `status`) plus what only the provider
     keeps: `reminders` (minutes, priority order), `reminders_create_only`, `color`,
-    `attendees_invite` / `attendees_remove` ([{email, display_name}]). For a participation
-    change: {"participation_status": "accepted" | "tentative" | "declined"}. Empty for a delete.
+    `attendees_invite` / `attendees_remove` ([{email, display_name}]), `conferencing`
+    ({profile_id: explicit | default | none, join_url, provider_description}; null:
+    leave as is) and, for managed events only, `recurrence` (calendars.recurrence's rule; null:
+    a single event; absent for external events, whose series is the provider's). For a
+    participation change: {"participation_status": "accepted" | "tentative" | "declined"}.
+    Empty for a delete.
     """
 
     class Operation(models.TextChoices):

@@ -2,12 +2,13 @@
 write services apply, from one set of rules (docs/api.md, "Reading events").
 
 - update / delete: a managed event of this application, or an external event (not of any
-  application) that is not part of a recurring series, on a writable calendar (not readonly,
-  not deleted, profile connected; external events also need an unrestricted calendar), and the
-  token holds create_event (update) / delete_event (delete).
-- change_participation_status: an external, non-recurring event on a writable calendar where
-  the end-user is an attendee but not the organizer, and the token holds
-  change_participation_status.
+  application) on a writable calendar (not readonly, not deleted, profile connected; external
+  events also need an unrestricted calendar), and the token holds create_event (update) /
+  delete_event (delete). An instance of an external recurring series only where its
+  provider can write one instance (INSTANCE_WRITE_PROVIDERS).
+- change_participation_status: an external event on a writable calendar where the end-user is
+  an attendee but not the organizer (an instance of a series: as for update), and the token
+  holds change_participation_status.
 Deleted events allow nothing.
 """
 
@@ -16,6 +17,14 @@ from dataclasses import dataclass
 from accounts import scopes as scope_names
 from accounts.models import Account
 from calendars.models import Calendar
+
+# Providers whose adapter writes one instance of a series (a RECURRENCE-ID override, an
+# EXDATE); elsewhere instances of external series are not writable.
+INSTANCE_WRITE_PROVIDERS = frozenset({"caldav"})
+
+
+def instances_writable(calendar: Calendar) -> bool:
+    return calendar.profile.provider in INSTANCE_WRITE_PROVIDERS
 
 
 def calendar_is_writable(calendar: Calendar) -> bool:
@@ -46,14 +55,17 @@ class EventPermissions:
     writable_calendar_ids: frozenset[str]  # public ids
     unrestricted_calendar_ids: frozenset[str]
     emails: frozenset[str]
+    instance_calendar_ids: frozenset[str] = frozenset()  # instances of series writable
 
     @classmethod
     def for_caller(cls, *, account: Account, application, scopes) -> "EventPermissions":
         """Two queries: the account's calendars and its profiles' addresses."""
-        writable, unrestricted = set(), set()
+        writable, unrestricted, instances = set(), set(), set()
         for calendar in Calendar.objects.for_account(account).select_related("profile"):
             if calendar_is_writable(calendar):
                 writable.add(calendar.public_id)
+                if instances_writable(calendar):
+                    instances.add(calendar.public_id)
                 if calendar.permission_level == Calendar.PermissionLevel.UNRESTRICTED:
                     unrestricted.add(calendar.public_id)
         return cls(
@@ -62,11 +74,12 @@ class EventPermissions:
             writable_calendar_ids=frozenset(writable),
             unrestricted_calendar_ids=frozenset(unrestricted),
             emails=account.email_addresses(),
+            instance_calendar_ids=frozenset(instances),
         )
 
     def options(self, row: dict) -> dict:
-        """`row` holds event_id, application_id, calendar__public_id, is_recurring, is_deleted,
-        attendees and organizer (calendars.reads.EVENT_FIELDS)."""
+        """`row` holds event_id, application_id, calendar__public_id, is_recurring,
+        original_start, is_deleted, attendees and organizer (calendars.reads.EVENT_FIELDS)."""
         calendar_id = row["calendar__public_id"]
         if row["is_deleted"] or calendar_id not in self.writable_calendar_ids:
             return {"delete": False, "update": False, "change_participation_status": False}
@@ -77,7 +90,10 @@ class EventPermissions:
                 "update": mine and scope_names.CREATE_EVENT in self.scopes,
                 "change_participation_status": False,
             }
-        if row["is_recurring"]:
+        one_instance = row["original_start"] is not None
+        if (row["is_recurring"] or one_instance) and not (
+            one_instance and calendar_id in self.instance_calendar_ids
+        ):
             return {"delete": False, "update": False, "change_participation_status": False}
         external_ok = calendar_id in self.unrestricted_calendar_ids
         return {

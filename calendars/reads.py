@@ -71,6 +71,7 @@ EVENT_FIELDS = (
     "organizer",
     "categories",
     "is_recurring",
+    "original_start",
     "is_private",
     "provider_created_at",
     "provider_updated_at",
@@ -233,7 +234,11 @@ def calendar_pks(account: Account, public_ids: tuple[str, ...]) -> list[int] | N
 
 
 def _base_queryset(account: Account, application, query: EventQuery, kind: str, cal_pks):
-    qs = Event.objects.filter(account=account)
+    # A managed series is read as its instances, never as its master row (see
+    # calendars.services.managed_events).
+    qs = Event.objects.filter(account=account).exclude(
+        is_recurring=True, original_start__isnull=True, event_id__isnull=False
+    )
     if cal_pks is not None:
         qs = qs.filter(calendar_id__in=cal_pks)
     if not query.include_deleted:

@@ -14,7 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import render_profile_calendar
-from calendars import writes
+from calendars import recurrence, writes
 from calendars.models import Calendar, Event
 from calendars.options import EventPermissions
 from calendars.parsing import known_zones
@@ -258,6 +258,31 @@ class WriteTimeField(serializers.JSONField):
     pass
 
 
+@extend_schema_field(recurrence.SCHEMA)
+class RecurrenceField(serializers.JSONField):
+    pass
+
+
+_CONFERENCING = {
+    "type": "object",
+    "required": ["profile_id"],
+    "description": (
+        "explicit: your own join_url (CalDAV, Google); default: a meeting the calendar's "
+        "provider creates (Google Meet, Microsoft Teams); none: remove it"
+    ),
+    "properties": {
+        "profile_id": {"type": "string", "enum": list(writes.CONFERENCING_PROFILES)},
+        "provider_description": {"type": "string", "maxLength": writes.PROVIDER_DESCRIPTION_MAX},
+        "join_url": {"type": "string", "format": "uri", "maxLength": writes.URL_MAX},
+    },
+}
+
+
+@extend_schema_field(_CONFERENCING)
+class ConferencingField(serializers.JSONField):
+    pass
+
+
 @extend_schema_field({"type": "boolean", "enum": [True, None], "nullable": True})
 class TrueField(serializers.BooleanField):
     pass
@@ -431,6 +456,14 @@ class EventUpsertSerializer(serializers.Serializer):
     event_private = serializers.BooleanField(required=False)
     attendees = UpsertAttendeesSerializer(required=False)
     color = ColorField(required=False, help_text="Hex colour such as #49BED8")
+    extended_transparency = serializers.ChoiceField(
+        choices=writes.TRANSPARENCIES,
+        required=False,
+        allow_null=True,
+        help_text="Writes take the plain values only",
+    )
+    recurrence = RecurrenceField(required=False)
+    conferencing = ConferencingField(required=False)
 
 
 class EventDeleteSerializer(serializers.Serializer):

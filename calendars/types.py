@@ -113,6 +113,16 @@ class CalendarListResult:
 
 
 @dataclass(frozen=True)
+class Conferencing:
+    """An upsert's `conferencing`: `explicit` (the integrator's own `join_url`), `none` (remove
+    the link), or `default` (have the calendar's provider create a meeting)."""
+
+    profile_id: str
+    join_url: str = ""
+    provider_description: str = ""
+
+
+@dataclass(frozen=True)
 class ManagedEventContent:
     """The validated body of an upsert (POST /v1/calendars/{id}/events), minus its identity.
 
@@ -138,5 +148,8 @@ class ManagedEventContent:
     reminders: tuple[int, ...] | None = None
     reminders_create_only: bool = False
     color: str = ""
+    # calendars.recurrence's normalized rule (None: a single event); managed events only.
+    recurrence: dict | None = None
+    conferencing: Conferencing | None = None  # None: leave the conferencing as it is
     attendees_invite: tuple[tuple[str, str], ...] = ()  # (email, display_name)
     attendees_remove: tuple[tuple[str, str], ...] = ()

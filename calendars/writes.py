@@ -1,9 +1,10 @@
 """Validation of write request bodies (docs/api.md, Writing events), shared by the views and batch.
 
 Each parser takes the decoded JSON body and returns plain values or dataclasses, or raises
-`CronofyValidationError` (422) naming every bad field at once. Unknown keys are ignored,
-so are the upsert keys we do not act on (`extended_transparency`, `conferencing`,
-`subscriptions`, `attachments`). None of them touches the database.
+`CronofyValidationError` (422) naming every bad field at once. Keys outside Cronofy's upsert
+body are ignored, as Cronofy ignores them; every key of Cronofy's body is either applied or
+refused with a 422 naming it (UPSERT_KEYS, REFUSED_KEYS), never accepted and dropped. None of
+them touches the database.
 """
 
 import re
@@ -17,7 +18,8 @@ from django.core.validators import EmailValidator, URLValidator
 from accounts.inputs import is_storable_text
 from accounts.rest import CronofyValidationError, error_entry
 from calendars.parsing import get_list, parse_bool, parse_event_time, parse_tzid
-from calendars.types import ManagedEventContent
+from calendars.recurrence import parse_recurrence
+from calendars.types import Conferencing, ManagedEventContent
 
 SUMMARY_MAX = 1024
 DESCRIPTION_MAX = 4096
@@ -35,9 +37,41 @@ MAX_CALENDAR_IDS = 500
 MAX_BATCH = 50  # Cronofy documents batches of up to 50 requests
 PARTICIPATION_STATUSES = ("accepted", "tentative", "declined")
 TRANSPARENCIES = ("opaque", "transparent")
+PROVIDER_DESCRIPTION_MAX = 255
+# Every key of Cronofy's upsert body that we apply (docs/api.md, Writing events).
+UPSERT_KEYS = (
+    "event_id",
+    "event_uid",
+    "summary",
+    "description",
+    "start",
+    "end",
+    "tzid",
+    "location",
+    "url",
+    "reminders",
+    "reminders_create_only",
+    "transparency",
+    "extended_transparency",
+    "color",
+    "event_private",
+    "attendees",
+    "recurrence",
+    "conferencing",
+)
+# Keys of Cronofy's upsert body we cannot apply: a 422 naming the key, so that nothing an
+# integrator asked for is silently lost. `subscriptions` asks to be told when a conferencing
+# provider assigns a link (we assign none asynchronously); `attachments` need a provider-side
+# file store we do not have.
+REFUSED_KEYS = {
+    "subscriptions": "conferencing subscriptions are not supported",
+    "attachments": "attachments are not supported",
+}
 
 _COLOR_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
+CONFERENCING_PROFILES = ("default", "explicit", "none")
 _url_validator = URLValidator(schemes=["http", "https"])
+_join_url_validator = URLValidator(schemes=["https"])
 _email_validator = EmailValidator()
 
 
@@ -315,6 +349,96 @@ def _color(errors: _Errors, body: dict) -> str:
     return value
 
 
+def _extended_transparency(errors: _Errors, body: dict, transparency: str | None) -> str | None:
+    """Cronofy's finer-grained transparency: `opaque` and `transparent` are the plain values;
+    the others (tentative, out_of_office, working_elsewhere) have no provider-neutral write,
+    so they are refused rather than written as something else."""
+    value = body.get("extended_transparency")
+    if value is None:
+        return transparency
+    if value not in TRANSPARENCIES:
+        errors.add(
+            "extended_transparency",
+            "errors.not_supported",
+            "extended_transparency can only be opaque or transparent when writing",
+        )
+        return transparency
+    if transparency is not None and transparency != value:
+        errors.add(
+            "extended_transparency",
+            "errors.invalid",
+            "extended_transparency contradicts transparency",
+        )
+    return value
+
+
+def _conferencing(errors: _Errors, body: dict) -> Conferencing | None:
+    """`{"profile_id": "explicit", "join_url", "provider_description"}` (a link the integrator
+    made) or `{"profile_id": "none"}` (remove it); `default` asks the calendar's provider to
+    create a meeting (Google Meet, Microsoft Teams)."""
+    value = body.get("conferencing")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        errors.add("conferencing", "errors.invalid", "conferencing must be an object")
+        return None
+    profile_id = value.get("profile_id")
+    if profile_id == "none":
+        return Conferencing(profile_id="none")
+    if profile_id == "explicit":
+        join_url = _string(
+            errors,
+            value,
+            "join_url",
+            max_length=URL_MAX,
+            required=True,
+            field="conferencing.join_url",
+        )
+        description = _string(
+            errors,
+            value,
+            "provider_description",
+            max_length=PROVIDER_DESCRIPTION_MAX,
+            field="conferencing.provider_description",
+        )
+        if join_url is None:
+            return None
+        try:
+            _join_url_validator(join_url)
+        except ValidationError:
+            # https only: the read side reports only https meeting links (a link to click).
+            errors.add(
+                "conferencing.join_url", "errors.invalid_url", "join_url must be an https URL"
+            )
+            return None
+        return Conferencing(
+            profile_id="explicit", join_url=join_url, provider_description=description or ""
+        )
+    if profile_id == "default":
+        return Conferencing(profile_id="default")
+    if isinstance(profile_id, str) and profile_id.startswith("pro_"):
+        # A conferencing profile (Zoom and the like) of the account: none can be connected
+        # here (userinfo lists no conferencing_profiles), so there is none to use.
+        errors.add(
+            "conferencing.profile_id",
+            "errors.not_supported",
+            "no conferencing profiles can be connected: use default, explicit or none",
+        )
+        return None
+    errors.add(
+        "conferencing.profile_id",
+        "errors.invalid",
+        "conferencing.profile_id must be default, explicit or none",
+    )
+    return None
+
+
+def _refused(errors: _Errors, body: dict) -> None:
+    for key, reason in REFUSED_KEYS.items():
+        if body.get(key) not in (None, []):
+            errors.add(key, "errors.not_supported", reason)
+
+
 def parse_upsert(body) -> tuple[EventReference, ManagedEventContent]:
     """The body of POST /v1/calendars/{id}/events: which event, and its desired content."""
     body = require_object(body)
@@ -343,10 +467,23 @@ def parse_upsert(body) -> tuple[EventReference, ManagedEventContent]:
     url = _url(errors, body)
     reminders = _reminders(errors, body)
     reminders_create_only = _bool(errors, body, "reminders_create_only")
-    transparency = _transparency(errors, body)
+    transparency = _extended_transparency(errors, body, _transparency(errors, body))
     is_private = _bool(errors, body, "event_private")
     invite, remove = _attendees(errors, body)
     color = _color(errors, body)
+    conferencing = _conferencing(errors, body)
+    _refused(errors, body)
+    try:
+        recurrence = parse_recurrence(body.get("recurrence"))
+    except CronofyValidationError as exc:
+        errors.merge(exc)
+        recurrence = None
+    if recurrence is not None and reference is not None and reference.event_uid is not None:
+        errors.add(
+            "recurrence",
+            "errors.not_supported",
+            "recurrence can only be set on your own (managed) events",
+        )
     errors.raise_any()
 
     (start_time, start_tz), (end_time, _) = start, end
@@ -392,6 +529,8 @@ def parse_upsert(body) -> tuple[EventReference, ManagedEventContent]:
         color=color,
         attendees_invite=invite,
         attendees_remove=remove,
+        recurrence=recurrence,
+        conferencing=conferencing,
         **timing,
     )
     return reference, content

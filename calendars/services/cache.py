@@ -82,6 +82,14 @@ def _copy_content(event: Event, data: EventData, fingerprint: str) -> None:
     event.fingerprint = fingerprint
 
 
+def _inherit_series_owner(instance: Event, master: Event | None) -> None:
+    """An instance of a managed series belongs to the series' application, under its event_id
+    (the integrator's writes name the series; its reads show the instances as theirs)."""
+    if instance.original_start is None or master is None or master.event_id is None:
+        return
+    instance.application_id, instance.event_id = master.application_id, master.event_id
+
+
 _CONTENT_FIELDS = [*EventData.__dataclass_fields__]
 _UPDATE_FIELDS = [
     *[f for f in _CONTENT_FIELDS if f not in ("provider_key", "original_start")],
@@ -144,6 +152,7 @@ def apply_provider_events(
             if event is None:
                 event = Event(account=account, calendar=calendar, created_at=now, updated_at=now)
                 _copy_content(event, data, fingerprint)
+                _inherit_series_owner(event, existing.get(EventIdentity(data.provider_key)))
                 to_create.append(event)
                 existing[data.identity] = event
                 result.created += 1

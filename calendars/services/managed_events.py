@@ -9,10 +9,14 @@ sync app's reconciler claims. After commit, settings.MANAGED_EVENT_WRITE_TRIGGER
 the new write ids (calendars never imports sync). A transaction the database aborts for a
 deadlock or a serialization failure is run again (retry_on_transaction_conflict).
 
-Recurring events: writes to external events that belong to a recurring series (upsert, delete,
-participation) are refused with 422 `errors.recurring_event_not_supported`: the provider
-side (RECURRENCE-ID overrides, EXDATE) is not reconciled yet. Managed events are never
-recurring (the upsert body has no recurrence).
+Recurring events: a managed event with a `recurrence` is a series. Its row (original_start
+None, is_recurring, the application's event_id) is the series master: the writes name it, reads
+never show it (calendars.reads), and the provider's instances, cached by the reconciler and by
+syncs, carry its application and event_id (calendars.services.cache). Writes to external
+events of a recurring series (upsert, delete, participation) address one instance, and only
+where the provider writes single instances (calendars.options.INSTANCE_WRITE_PROVIDERS;
+CalDAV: a RECURRENCE-ID override, an EXDATE); elsewhere they are refused with 422
+`errors.recurring_event_not_supported`.
 """
 
 from collections.abc import Sequence
@@ -26,13 +30,14 @@ from accounts.models import Account
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
 from calendars.options import (
     calendar_is_writable,
+    instances_writable,
     is_attendee_not_organizer,
     person_email,
 )
 from calendars.services.cache import record_changes
 from calendars.services.locks import lock_for_event_changes, retry_on_transaction_conflict
 from calendars.services.writes import trigger_reconciler_on_commit
-from calendars.types import EventData, ManagedEventContent
+from calendars.types import Conferencing, EventData, ManagedEventContent
 
 Kind = ChangeLogEntry.Kind
 Operation = ManagedEventWrite.Operation
@@ -66,8 +71,57 @@ def new_managed_event_uid() -> str:
     return make_public_id("evt_")
 
 
-def desired_state(content: ManagedEventContent) -> dict:
-    """The `desired` JSON of an upsert write (see ManagedEventWrite's docstring)."""
+# What each provider's write path can express beyond one-off events; anything else is refused
+# with a 422 naming the field before anything is recorded (never accepted and then dropped).
+SERIES_PROVIDERS = frozenset({"caldav", "google", "microsoft"})
+EXPLICIT_CONFERENCING_PROVIDERS = frozenset({"caldav", "google"})
+# `default`: the calendar's provider creates the meeting (Google Meet, Microsoft Teams).
+# Graph has no writable join URL, so an explicit one cannot be written there.
+CREATED_CONFERENCING_PROVIDERS = frozenset({"google", "microsoft"})
+
+
+def _check_supported(calendar: Calendar, content: ManagedEventContent) -> None:
+    provider = calendar.profile.provider
+    if content.recurrence is not None and provider not in SERIES_PROVIDERS:
+        raise EventWriteError(
+            "recurrence", "errors.not_supported", f"{provider} calendars take no recurring events"
+        )
+    conferencing = content.conferencing
+    if conferencing is None or conferencing.profile_id == "none":
+        return
+    explicit = conferencing.profile_id == "explicit"
+    allowed = EXPLICIT_CONFERENCING_PROVIDERS if explicit else CREATED_CONFERENCING_PROVIDERS
+    if provider not in allowed:
+        raise EventWriteError(
+            "conferencing",
+            "errors.not_supported",
+            f"{provider} calendars take no explicit conferencing"
+            if explicit
+            else f"no meeting is created on {provider} calendars: give an explicit join_url",
+        )
+
+
+def _conferencing_state(conferencing: Conferencing | None) -> dict | None:
+    if conferencing is None:
+        return None
+    return {
+        "profile_id": conferencing.profile_id,
+        "join_url": conferencing.join_url,
+        "provider_description": conferencing.provider_description,
+    }
+
+
+def desired_state(content: ManagedEventContent, *, managed: bool = False) -> dict:
+    """The `desired` JSON of an upsert write (see ManagedEventWrite's docstring). A managed
+    event's upsert is its whole content, recurrence included (none: a single event); an
+    external event's recurrence is the provider's and left out."""
+    state = _content_state(content)
+    if managed:
+        state["recurrence"] = content.recurrence
+    return state
+
+
+def _content_state(content: ManagedEventContent) -> dict:
     return {
         "summary": content.summary,
         "description": content.description,
@@ -93,6 +147,7 @@ def desired_state(content: ManagedEventContent) -> dict:
         "attendees_remove": [
             {"email": email, "display_name": name} for email, name in content.attendees_remove
         ],
+        "conferencing": _conferencing_state(content.conferencing),
     }
 
 
@@ -114,7 +169,7 @@ def _merge_attendees(current, invite, remove) -> list:
     return attendees
 
 
-def _apply_content(event: Event, content: ManagedEventContent) -> None:
+def _apply_content(event: Event, content: ManagedEventContent, *, managed: bool = False) -> None:
     for name in (
         "summary",
         "description",
@@ -136,6 +191,10 @@ def _apply_content(event: Event, content: ManagedEventContent) -> None:
     elif event.pk is None:
         event.transparency = Event.Transparency.OPAQUE
     event.status = Event.Status.CONFIRMED
+    if managed:
+        event.is_recurring = content.recurrence is not None
+    if content.conferencing is not None:
+        event.meeting_url = content.conferencing.join_url
     event.attendees = _merge_attendees(
         event.attendees, content.attendees_invite, content.attendees_remove
     )
@@ -216,12 +275,16 @@ def _record(
 
 
 def _event_by_uid(calendar: Calendar, event_uid: str, *, allow_deleted=False) -> Event:
-    """The calendar's event `event_uid`, if the API may write it at all (not part of a
-    recurring series). Raises EventNotFound, EventWriteError."""
+    """The calendar's event `event_uid`, if the API may write it at all: not part of a
+    recurring series, or one instance of one where the provider writes single instances
+    (calendars.options.INSTANCE_WRITE_PROVIDERS; the write then changes that instance alone).
+    Raises EventNotFound, EventWriteError."""
     event = Event.objects.filter(calendar=calendar, event_uid=event_uid).first()
     if event is None or (event.is_deleted and not allow_deleted):
         raise EventNotFound("event_uid", "errors.not_found", "no such event in this calendar")
-    if event.is_recurring or event.original_start is not None:
+    if (event.is_recurring or event.original_start is not None) and not (
+        event.original_start is not None and instances_writable(calendar)
+    ):
         raise EventWriteError(
             "event_uid",
             "errors.recurring_event_not_supported",
@@ -254,13 +317,12 @@ def upsert_managed_event(
     deleted calendar) and ProfileNotConnected.
     """
     _check_writable(calendar)
-    desired = desired_state(content)
+    _check_supported(calendar, content)
+    desired = desired_state(content, managed=True)
     now = timezone.now()
     with transaction.atomic():
         account = lock_for_event_changes(account_id=calendar.profile.account_id)
-        event = Event.objects.filter(
-            application=application, calendar=calendar, event_id=event_id
-        ).first()
+        event = _managed_event(application, calendar, event_id)
         if event is None:
             uid = new_managed_event_uid()
             event = Event(
@@ -277,7 +339,7 @@ def upsert_managed_event(
             return None
         else:
             kind = Kind.EVENT_UPDATED
-        _apply_content(event, content)
+        _apply_content(event, content, managed=True)
         event.save()
         return _record(
             account=account,
@@ -302,6 +364,7 @@ def upsert_external_event(
     `recurring_event_not_supported`, readonly/deleted/sandbox calendar), ProfileNotConnected.
     """
     _check_writable(calendar, external=True)
+    _check_supported(calendar, content)
     desired = desired_state(content)
     now = timezone.now()
     with transaction.atomic():
@@ -323,14 +386,56 @@ def upsert_external_event(
         )
 
 
+def _managed_event(application, calendar: Calendar, event_id: str) -> Event | None:
+    """The application's event `event_id`: a single event or a series master, never one of
+    the series' instances (they carry the same event_id)."""
+    return Event.objects.filter(
+        application=application, calendar=calendar, event_id=event_id, original_start__isnull=True
+    ).first()
+
+
 def _tombstone(event: Event, now: datetime) -> None:
     event.is_deleted, event.deleted_at = True, now
 
 
+def _tombstone_instances(account, masters: Sequence[Event], application, now) -> None:
+    """The cached instances of deleted series go with them at once, as the reads of a deleted
+    single event do (the reconciler's delete then finds nothing left to change). Instances
+    carry their series' event_id (their provider key may be the provider's series id)."""
+    series = [m for m in masters if m.is_series_master]
+    if not series:
+        return
+    wanted = {(m.calendar_id, m.event_id) for m in series}
+    instances = [
+        instance
+        for instance in Event.objects.filter(
+            application=application,
+            calendar__in={m.calendar_id for m in series},
+            event_id__in={m.event_id for m in series},
+            original_start__isnull=False,
+            is_deleted=False,
+        ).select_related("calendar")
+        if (instance.calendar_id, instance.event_id) in wanted
+    ]
+    for instance in instances:
+        _tombstone(instance, now)
+        instance.updated_at = now
+    Event.objects.bulk_update(instances, ["is_deleted", "deleted_at", "updated_at"])
+    record_changes(
+        account=account,
+        changes=[(Kind.EVENT_DELETED, i.calendar, i) for i in instances],
+        application=application,
+        at=now,
+    )
+
+
 def _record_deletion(account, calendar, event, application, now) -> ManagedEventWrite:
-    """Tombstone one event and record its delete write (caller's transaction)."""
+    """Tombstone one event (a series with its instances) and record its delete write (caller's
+    transaction). Deleting one instance of a series is a delete of that instance's row: the
+    reconciler excludes it from the series at the provider."""
     _tombstone(event, now)
     event.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
+    _tombstone_instances(account, [event], application, now)
     return _record(
         account=account,
         calendar=calendar,
@@ -356,9 +461,7 @@ def delete_managed_event(
     now = timezone.now()
     with transaction.atomic():
         account = lock_for_event_changes(account_id=calendar.profile.account_id)
-        event = Event.objects.filter(
-            application=application, calendar=calendar, event_id=event_id
-        ).first()
+        event = _managed_event(application, calendar, event_id)
         if event is None or event.is_deleted:
             return None
         return _record_deletion(account, calendar, event, application, now)
@@ -398,7 +501,11 @@ def delete_managed_events(
     with transaction.atomic():
         account = lock_for_event_changes(account_id=account.pk)
         events = Event.objects.filter(
-            account=account, application=application, event_id__isnull=False, is_deleted=False
+            account=account,
+            application=application,
+            event_id__isnull=False,
+            original_start__isnull=True,
+            is_deleted=False,
         ).select_related("calendar")
         if calendars is not None:
             events = events.filter(calendar__in=list(calendars))
@@ -409,6 +516,7 @@ def delete_managed_events(
             _tombstone(event, now)
             event.updated_at = now
         Event.objects.bulk_update(events, ["is_deleted", "deleted_at", "updated_at"])
+        _tombstone_instances(account, events, application, now)
         writes = ManagedEventWrite.objects.bulk_create(
             [
                 ManagedEventWrite(

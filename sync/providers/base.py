@@ -198,6 +198,9 @@ class WriteContext:
     uid: str
     organizer_email: str = ""
     self_emails: frozenset[str] = frozenset()
+    # A write to one instance of a series: its original start (aware UTC); None for the
+    # event or series as a whole. Adapters that cannot write one instance raise NotSupported.
+    instance_start: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -239,11 +239,11 @@ def _stale_instances(
     if not sweep_all:
         live = live.filter(provider_resource__in=sorted(touched))
     stale, kept_events = [], 0
-    for key, original_start, resource, end in live.values_list(
-        "provider_key", "original_start", "provider_resource", "end"
+    for key, original_start, resource, end, is_recurring, event_id in live.values_list(
+        "provider_key", "original_start", "provider_resource", "end", "is_recurring", "event_id"
     ):
         identity = EventIdentity(key, original_start)
-        if identity in fresh:
+        if identity in fresh or _is_series_master(original_start, is_recurring, event_id):
             continue
         if resource in kept_hrefs:
             kept_events += 1
@@ -252,6 +252,12 @@ def _stale_instances(
             continue
         stale.append(identity)
     return stale, kept_events
+
+
+def _is_series_master(original_start, is_recurring: bool, event_id) -> bool:
+    """The row of a managed series (calendars.services.managed_events): no provider listing
+    produces it, so it is never stale; its delete write tombstones it."""
+    return original_start is None and is_recurring and event_id is not None
 
 
 def _stored_resources(calendar: Calendar, hrefs: set[str]) -> dict[str, SyncedResource]:
@@ -296,26 +302,25 @@ def stale_identities(
     (original start before it) are left alone: they did not change; unless their UID is in
     `vanished` (no resource holds it any more)."""
     live = Event.objects.filter(calendar=calendar, is_deleted=False)
+    fields = ("provider_key", "original_start", "is_recurring", "event_id")
     if sweep_all:
-        rows = live.values_list("provider_key", "original_start")
+        rows = live.values_list(*fields)
     else:
         ordered = sorted(uids)
         rows = []
         for i in range(0, len(ordered), 500):
-            rows.extend(
-                live.filter(provider_key__in=ordered[i : i + 500]).values_list(
-                    "provider_key", "original_start"
-                )
-            )
+            rows.extend(live.filter(provider_key__in=ordered[i : i + 500]).values_list(*fields))
     stale = []
     kept_events = 0
-    for key, original_start in rows:
+    for key, original_start, is_recurring, event_id in rows:
         identity = EventIdentity(key, original_start)
         if identity in fresh:
             continue
         if key in vanished:  # its resource is gone: the past instances went with it
             stale.append(identity)
             continue
+        if _is_series_master(original_start, is_recurring, event_id):
+            continue  # a managed series is its instances at the provider, never itself
         if original_start is not None and original_start < window.start:
             continue
         if sweep_all and key not in uids and (key in kept or key in unreadable):
@@ -406,6 +411,13 @@ def apply_resource(
         application=application,
     )
     return events
+
+
+def resource_keys(calendar: Calendar, resource: base.ProviderResource) -> list[str]:
+    """The event keys (UIDs, series ids) one resource holds, as its adapter reads them."""
+    adapter = provider_class(calendar.profile.provider)
+    normalized = adapter.normalize(resource, window=current_window(), context=base.ReadContext())
+    return normalized.uids
 
 
 def forget_resource(calendar: Calendar, resource_id: str, *, uids: set[str] = frozenset()) -> None:

@@ -47,7 +47,8 @@ from calendars.models import Calendar, Event, ManagedEventWrite
 from calendars.services import lock_for_event_changes, retry_on_transaction_conflict
 from sync.models import SyncedResource
 from sync.providers import base
-from sync.services import resources
+from sync.providers.registry import provider_class
+from sync.services import engine, resources
 from sync.services.backoff import backoff_delay
 from sync.services.credentials import call_with_fresh_credentials
 from sync.services.engine import (
@@ -201,11 +202,7 @@ def _process(pk: int, token: str) -> _Outcome:
     try:
         if calendar.is_deleted or calendar.is_readonly:
             raise base.PermanentError("the calendar is deleted or read-only")
-        if event.original_start is not None and write.operation != Operation.PARTICIPATION:
-            # One resource holds the whole series: writing it for one instance would change
-            # or delete every instance. Instance edits are not supported yet.
-            raise base.PermanentError("writing one instance of a recurring series")
-        if write.operation == Operation.DELETE:
+        if write.operation == Operation.DELETE and event.original_start is None:
             written = call_with_fresh_credentials(
                 calendar.profile, lambda provider: _delete(provider, write, event)
             )
@@ -304,7 +301,7 @@ def _emails(people) -> set[str]:
 
 def _fold_upserts(old: dict, new: dict) -> dict:
     merged = dict(new)
-    for key in ("reminders", "transparency", "participation_status"):
+    for key in ("reminders", "transparency", "participation_status", "conferencing"):
         if merged.get(key) is None and old.get(key) is not None:
             merged[key] = old[key]
     if not merged.get("color") and old.get("color"):
@@ -344,6 +341,7 @@ def _write_context(write: ManagedEventWrite, uid: str) -> base.WriteContext:
         uid=uid,
         organizer_email=_organizer_email(write.calendar),
         self_emails=write.calendar.profile.account.email_addresses(),
+        instance_start=write.event.original_start,
     )
 
 
@@ -353,6 +351,12 @@ def _render(
     """The payload that makes the provider hold the write's desired state (the adapter merges
     it into `current`, what the provider holds)."""
     status = write.desired.get("participation_status", "")
+    if write.operation == Operation.DELETE:
+        # One instance of a series: the series resource without it (the whole resource is
+        # deleted only for a single event or a whole series, see _delete).
+        return provider.render_event(
+            desired={"delete_instance": True}, current=current, context=context
+        )
     if write.operation == Operation.PARTICIPATION:
         return provider.render_participation(status=status, current=current, context=context)
     merged = provider.render_event(desired=write.desired, current=current, context=context)
@@ -375,7 +379,8 @@ def _put(
     provider: base.Provider, write: ManagedEventWrite, event: Event, calendar: Calendar
 ) -> _Written:
     """Create or update the event so that the provider holds `write.desired` (or the new
-    participation status). Conflicts refetch, record the server's version in the cache, and
+    participation status; for one instance of a series, also its deletion: an update of the
+    series' resource). Conflicts refetch, record the server's version in the cache, and
     re-merge (CONFLICT_RETRIES times, then TemporaryError: retry later)."""
     uid, resource_id, version = _identity_of(event)
     context = _write_context(write, uid)
@@ -386,7 +391,7 @@ def _put(
         resource_id, version, current = fresh.resource_id, fresh.version, fresh.payload
     for _round in range(CONFLICT_RETRIES):
         if not resource_id:
-            if write.operation == Operation.PARTICIPATION:
+            if write.operation != Operation.UPSERT or event.original_start is not None:
                 raise base.PermanentError("the event does not exist at the provider")
             rendered = _render(provider, write, context, "")
             key = _idempotency_key(event)
@@ -508,12 +513,11 @@ def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> 
         if written.payload is None:
             _record_deleted(write, written.resource_id)
         else:
+            resource = base.ProviderResource(written.resource_id, written.version, written.payload)
+            if write.event.is_series_master:
+                _key_series_by_provider(write, calendar, resource)
             # The write is DONE, so only a newer pending write still protects the event.
-            resources.apply_resource(
-                calendar,
-                base.ProviderResource(written.resource_id, written.version, written.payload),
-                application=write.application,
-            )
+            resources.apply_resource(calendar, resource, application=write.application)
             # Our identity and version, even if a newer pending write kept the content.
             Event.objects.filter(pk=write.event_id).update(
                 provider_resource=written.resource_id,
@@ -529,6 +533,25 @@ def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> 
         "" if written.called else " (provider already up to date)",
     )
     return _Outcome("done")
+
+
+def _key_series_by_provider(
+    write: ManagedEventWrite, calendar: Calendar, resource: base.ProviderResource
+) -> None:
+    """A series the provider keys by an id of its own (Graph: occurrences name their master's
+    id): the master row takes that key, so that the instances a sync brings find their series
+    (and its event_id). Where the instances come only from a listing, sync now rather than at
+    the next poll, so that the series shows soon after its write."""
+    [key, *_] = resources.resource_keys(calendar, resource) or [write.event.provider_key]
+    if key != write.event.provider_key:
+        Event.objects.filter(pk=write.event_id).update(provider_key=key)
+        write.event.provider_key = key
+        # Occurrences a sync cached before this write was recorded join their series.
+        Event.objects.filter(
+            calendar=calendar, provider_key=key, original_start__isnull=False, event_id=None
+        ).update(application_id=write.event.application_id, event_id=write.event.event_id)
+    if provider_class(calendar.profile.provider).instance_resources:
+        enqueue_after_commit(lambda: engine.enqueue_sync(calendar.pk), what="a series' first sync")
 
 
 def _record_deleted(write: ManagedEventWrite, resource_id: str) -> None:

@@ -137,6 +137,8 @@ def test_upsert_creates_event_write_and_change_log(client, ctx, django_capture_o
         "color": "#49BED8",
         "attendees_invite": [{"email": "bob@example.com", "display_name": "Bob"}],
         "attendees_remove": [],
+        "conferencing": None,
+        "recurrence": None,
     }
     change = ChangeLogEntry.objects.get()
     assert (change.kind, change.event, change.application) == (
@@ -352,15 +354,9 @@ def test_upsert_malformed_body_is_422_never_500(client, ctx, raw):
     assert "errors" in response.json()
 
 
-def test_upsert_ignores_unknown_and_unsupported_keys(client, ctx):
-    upsert(
-        client,
-        ctx,
-        conferencing={"profile_id": "default"},
-        extended_transparency="working_elsewhere",
-        subscriptions=[],
-        something_new=True,
-    )
+def test_upsert_ignores_keys_outside_cronofys_body(client, ctx):
+    # Cronofy's own keys are each applied or refused (test_api_writes_keys.py).
+    upsert(client, ctx, something_new=True, subscriptions=[], attachments=[])
     assert Event.objects.count() == 1
 
 
@@ -910,3 +906,21 @@ def test_write_bodies_with_nul_or_deep_nesting_are_422_and_nul_ids_404(client, c
         "batch": [{"status": 404, "data": {"error": "not_found"}}]
     }
     assert not ManagedEventWrite.objects.exists()
+
+
+def test_one_instance_of_an_external_series_is_writable_only_where_the_provider_can(client, ctx):
+    google = make_calendar(
+        profile=make_profile(account=ctx.account, provider=Profile.Provider.GOOGLE)
+    )
+    caldav_instance = add_event(ctx.calendar, start=T0, is_recurring=True, original_start=T0)
+    google_instance = add_event(google, start=T0, is_recurring=True, original_start=T0)
+    data = {**body(), "event_uid": caldav_instance.event_uid}
+    del data["event_id"]
+    assert post(client, events_path(ctx.calendar), ctx.token, data).status_code == 202
+    data["event_uid"] = google_instance.event_uid
+    response = post(client, events_path(google), ctx.token, data)
+    assert response.json()["errors"]["event_uid"][0]["key"] == (
+        "errors.recurring_event_not_supported"
+    )
+    response = delete(client, events_path(google), ctx.token, {"event_uid": data["event_uid"]})
+    assert response.status_code == 422

@@ -194,7 +194,26 @@ def _end_after_start(case, world):
     location = case.body.get("location")
     if isinstance(location, dict) and ({"lat", "long"} & location.keys()):
         location.update(lat=51.5, long=-0.12)  # lat and long go together
+    if case.body.get("extended_transparency") is not None:
+        case.body["transparency"] = case.body["extended_transparency"]  # no contradiction
+    _valid_recurrence(case.body)
+    if isinstance(case.body.get("conferencing"), dict):
+        # The test calendar is CalDAV: an explicit https link (no meeting is created there).
+        case.body["conferencing"].update(
+            profile_id="explicit", join_url="https://meet.example.com/room"
+        )
     return case
+
+
+def _valid_recurrence(body: dict) -> None:
+    # Only managed events recur; count or until, not both; by_day with weekly rules only.
+    if body.get("event_uid"):
+        body.pop("recurrence", None)
+    for rule in (body.get("recurrence") or {}).get("rules") or []:
+        if "count" in rule:
+            rule.pop("until", None)
+        if rule.get("frequency") != "weekly":
+            rule.pop("by_day", None)
 
 
 def _own_calendars(case, world):

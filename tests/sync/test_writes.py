@@ -406,7 +406,7 @@ def test_reconcile_sweep_drains_a_backlog_larger_than_one_batch(setup):
     assert len(server_resources(server, user, url)) == 3
 
 
-def test_reconcile_refuses_to_write_one_instance_of_a_series(setup):
+def test_reconcile_writes_one_instance_of_a_series_alone(setup):
     server, user, url, calendar = setup
     server.put_event(
         url,
@@ -416,9 +416,16 @@ def test_reconcile_refuses_to_write_one_instance_of_a_series(setup):
     )
     services.sync_calendar(calendar_id=calendar.pk)
     instance = Event.objects.filter(calendar=calendar, provider_key="series").first()
-    w = write(calendar, desired(soon(1)), event=instance)
-    assert _reconcile(w).failed == [w.pk]
-    assert "series" in server_resources(server, user, url).popitem()[1]
+    w = write(calendar, desired(soon(1), summary="Only this one"), event=instance)
+    assert _reconcile(w).done == [w.pk]
+    [text] = server_resources(server, user, url).values()
+    assert "RRULE:FREQ=DAILY;COUNT=3" in text and "RECURRENCE-ID" in text
+    summaries = sorted(
+        Event.objects.filter(calendar=calendar, provider_key="series").values_list(
+            "summary", flat=True
+        )
+    )
+    assert summaries == ["Meeting", "Meeting", "Only this one"]
 
 
 def test_reconcile_delete_wins_over_an_edit_made_at_the_server(setup, calls):

@@ -419,22 +419,26 @@ class CalDAVProvider(Provider):
 
     @classmethod
     def render_event(cls, *, desired: Mapping, current: str, context: WriteContext) -> Rendered:
-        """Merge `desired` into the stored iCalendar (everything we do not manage is kept)."""
+        """Merge `desired` into the stored iCalendar (everything we do not manage is kept); for
+        one instance of a series, into its RECURRENCE-ID override, or an EXDATE."""
         return ical_write.merge_desired(
             uid=context.uid,
             desired=desired,
             current=current,
             organizer_email=context.organizer_email,
+            instance=context.instance_start,
         )
 
     @classmethod
     def render_participation(cls, *, status: str, current: str, context: WriteContext) -> Rendered:
-        """The end-user's PARTSTAT set on the master and every override."""
+        """The end-user's PARTSTAT set on the master and every override (on one instance's
+        override, for an instance)."""
         return ical_write.set_participation(
             uid=context.uid,
             current=current,
             self_emails=context.self_emails,
             participation_status=status,
+            instance=context.instance_start,
         )
 
     # --- writes (used by the write reconciler) ---

@@ -50,6 +50,9 @@ LIST_PARAMETERS = {"maxResults": PAGE_SIZE, "singleEvents": "false"}
 # end-user's answer, as they would from Google Calendar itself (Google's default, "none",
 # would leave invitations silently in their calendars).
 SEND_UPDATES = "all"
+# conferenceDataVersion=1: Google otherwise ignores the conferenceData we write (explicit links,
+# Meet create requests); a write without it keeps the event's conference as it is.
+WRITE_PARAMETERS = {"sendUpdates": SEND_UPDATES, "conferenceDataVersion": "1"}
 _READ_ONLY_ROLES = {"reader", "freeBusyReader"}
 
 
@@ -223,7 +226,7 @@ class GoogleProvider(Provider):
             created = self.client.call(
                 "POST",
                 self._events_path(calendar_id),
-                params={"sendUpdates": SEND_UPDATES},
+                params=WRITE_PARAMETERS,
                 json={**write.patch_body(payload), "id": event_id},
                 what="creating an event",
             )
@@ -242,7 +245,7 @@ class GoogleProvider(Provider):
         updated = self.client.call(
             "PATCH",
             self._events_path(calendar_id, resource_id),
-            params={"sendUpdates": SEND_UPDATES},
+            params=WRITE_PARAMETERS,
             json=write.patch_body(payload),
             headers=headers,
             what="updating an event",

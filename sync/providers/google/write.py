@@ -12,7 +12,8 @@ import copy
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from sync.providers.base import InvalidData, Rendered, WriteContext
+from sync.providers import recurrence
+from sync.providers.base import InvalidData, NotSupported, Rendered, WriteContext
 from sync.providers.google import normalize
 
 # The fields of an event we write; the rest is Google's.
@@ -28,7 +29,11 @@ MANAGED = (
     "reminders",
     "attendees",
     "colorId",
+    "recurrence",
+    "conferenceData",
 )
+# Fields a write may clear: a PATCH sends them as null (Google's way to remove a field).
+CLEARABLE = ("recurrence", "conferenceData")
 # Google's event colours (colors.get, "event"): an integrator's hex colour becomes the nearest.
 EVENT_COLORS = {
     "1": "#a4bdfc",
@@ -63,7 +68,7 @@ def _moment(value: str, tzid: str) -> dict:
     return {"dateTime": instant, "timeZone": zone, "date": None}
 
 
-def _apply(event: dict, desired: Mapping, *, exists: bool) -> None:
+def _apply(event: dict, desired: Mapping, *, exists: bool, uid: str = "") -> None:
     # events.patch merges nested objects: a switch between timed and all-day must clear the
     # other kind of time explicitly.
     if desired.get("is_all_day"):
@@ -100,6 +105,62 @@ def _apply(event: dict, desired: Mapping, *, exists: bool) -> None:
             "overrides": [{"method": "popup", "minutes": int(m)} for m in reminders],
         }
     _apply_attendees(event, desired)
+    _apply_recurrence(event, desired)
+    _apply_conferencing(event, desired, uid=uid)
+
+
+def _apply_recurrence(event: dict, desired: Mapping) -> None:
+    """A managed series' rule as Google's RFC 5545 `recurrence` lines (None: a single event);
+    an external event's desired state has no `recurrence`, and its series is left alone."""
+    if "recurrence" not in desired:
+        return
+    rule = desired["recurrence"]
+    if not rule:
+        if event.get("recurrence"):
+            event["recurrence"] = None  # cleared by the PATCH
+        return
+    tzid = desired.get("tzid") or "Etc/UTC"
+    text = recurrence.rrule(rule, tzid=tzid, is_all_day=bool(desired.get("is_all_day")))
+    event["recurrence"] = [f"RRULE:{text}"]
+
+
+def _apply_conferencing(event: dict, desired: Mapping, *, uid: str) -> None:
+    """`explicit`: the integrator's link as a third-party conference (an add-on solution with
+    one video entry point); `default`: a Google Meet created by Google (a createRequest keyed
+    by the event, so a retried write asks for the same meeting; Google may answer `pending`
+    and add the link later, which the next sync reads); `none`: removed."""
+    conferencing = desired.get("conferencing")
+    if conferencing is None:
+        return
+    held = event.get("conferenceData") or None
+    profile = conferencing.get("profile_id")
+    if profile == "none":
+        event["conferenceData"] = None
+    elif profile == "explicit":
+        name = conferencing.get("provider_description") or "Conference"
+        wanted = {
+            "conferenceSolution": {"key": {"type": "addOn"}, "name": name},
+            "entryPoints": [
+                {"entryPointType": "video", "uri": conferencing["join_url"], "label": name}
+            ],
+        }
+        if _explicit_view(held) != _explicit_view(wanted):
+            event["conferenceData"] = wanted
+    elif not (held and (held.get("createRequest") or held.get("entryPoints"))):
+        # A meeting Google made (or is making) for this event is kept as it is.
+        event["conferenceData"] = {
+            "createRequest": {
+                "requestId": f"calsync-{uid}"[:64],
+                "conferenceSolutionKey": {"type": "hangoutsMeet"},
+            }
+        }
+
+
+def _explicit_view(conference: dict | None):
+    if not conference:
+        return None
+    points = [(p.get("entryPointType"), p.get("uri")) for p in conference.get("entryPoints") or []]
+    return ((conference.get("conferenceSolution") or {}).get("name"), points)
 
 
 def nearest_color_id(hex_color: str) -> str:
@@ -158,23 +219,29 @@ def _time_view(value: dict | None):
 def render_event(*, desired: Mapping, current: str, context: WriteContext) -> Rendered:
     """The group whose master holds `desired`. Raises InvalidData, KeyError/ValueError (a
     desired state without valid times)."""
+    _refuse_instances(context)
     group = normalize.load(current) if current else normalize.new_group()
     master = copy.deepcopy(group.get("master")) if group.get("master") else None
     if current and master is None:
         raise InvalidData("the event's series master is not visible in this calendar")
     before = _managed(master)
     event = master or {}
-    _apply(event, desired, exists=master is not None)
+    _apply(event, desired, exists=master is not None, uid=context.uid)
     changed = _managed(event) != before or master is None
     if not changed:
         return Rendered(payload=current, changed=False)
-    rendered = {**group, "master": event, PATCH_FIELDS: list(MANAGED)}
+    # A series rule or a conference goes over the wire only when this write changes it.
+    fields = [
+        name for name in MANAGED if name not in CLEARABLE or event.get(name) != before.get(name)
+    ]
+    rendered = {**group, "master": event, PATCH_FIELDS: fields}
     return Rendered(payload=normalize.dump(rendered), changed=True)
 
 
 def render_participation(*, status: str, current: str, context: WriteContext) -> Rendered:
     """The self attendee's responseStatus set on the master. Raises InvalidData (not invited,
     unknown status)."""
+    _refuse_instances(context)
     answer = _RESPONSE.get(status)
     if answer is None:
         raise InvalidData(f"unknown participation status {status!r}")
@@ -208,4 +275,14 @@ def patch_body(payload: str) -> dict:
         mine = [a for a in master.get("attendees") or [] if (a.get("email") or "").lower() == me]
         return {"attendees": mine, "attendeesOmitted": True}
     fields = group.get(PATCH_FIELDS) or MANAGED
-    return {name: master[name] for name in fields if master.get(name) is not None}
+    body = {name: master[name] for name in fields if master.get(name) is not None}
+    for name in CLEARABLE:
+        if name in fields and name in master and master[name] is None:
+            body[name] = None
+    return body
+
+
+def _refuse_instances(context: WriteContext) -> None:
+    """Writes to one instance of a series are not made here yet (the API refuses them first)."""
+    if context.instance_start is not None:
+        raise NotSupported("writing one instance of a recurring series")

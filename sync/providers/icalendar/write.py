@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
 
+from sync.providers import recurrence
 from sync.providers.base import InvalidData, Rendered
 from sync.providers.icalendar.normalize import InvalidCalendarData, uid_of
 
@@ -49,6 +50,85 @@ def _master(calendar: icalendar.Calendar, uid: str):
         if uid_of(component) == uid and component.get("RECURRENCE-ID") is None:
             return component
     return None
+
+
+# What an override copied from its master must not keep: it is one instance, not a series.
+_SERIES_ONLY = ("RRULE", "RDATE", "EXDATE", "RECURRENCE-ID")
+
+
+def _recurrence_id(master, instance: datetime):
+    """The RECURRENCE-ID of the instance starting (originally) at `instance` (UTC), in the
+    master's own form: its zone for a zoned DTSTART, UTC for a UTC one, the date for an
+    all-day series (the cache keeps an all-day instance as its midnight in the account's zone,
+    within half a day of UTC midnight), local time for a floating one."""
+    start = master.decoded("DTSTART")
+    if not isinstance(start, datetime):
+        return (instance.astimezone(UTC) + timedelta(hours=12)).date()
+    if start.tzinfo is None:
+        return instance.astimezone(UTC).replace(tzinfo=None)
+    return instance.astimezone(start.tzinfo)
+
+
+def _same_instance(component, wanted) -> bool:
+    return _same_moment(component.decoded("RECURRENCE-ID"), wanted)
+
+
+def _override(calendar, master, uid: str, instance: datetime, *, create: bool):
+    """The VEVENT overriding one instance of `uid`; with `create`, a new one copied from the
+    master (its content, the instance's times) when there is none yet."""
+    wanted = _recurrence_id(master, instance)
+    for component in calendar.walk("VEVENT"):
+        if (
+            uid_of(component) == uid
+            and component.get("RECURRENCE-ID") is not None
+            and _same_instance(component, wanted)
+        ):
+            return component
+    if not create:
+        return None
+    override = icalendar.Event.from_ical(master.to_ical())
+    for name in _SERIES_ONLY:
+        override.pop(name, None)
+    start, end = master.decoded("DTSTART"), master.decoded("DTEND", None)
+    length = (end - start) if end is not None else master.decoded("DURATION", timedelta(0))
+    for name in ("DTSTART", "DTEND", "DURATION"):
+        override.pop(name, None)
+    override.add("RECURRENCE-ID", wanted)
+    override.add("DTSTART", wanted)
+    override.add("DTEND", wanted + length)
+    calendar.add_component(override)
+    return override
+
+
+def _delete_instance(calendar, master, uid: str, instance: datetime, now: datetime) -> bool:
+    """EXDATE the instance on the master and drop its override; False if already so."""
+    wanted = _recurrence_id(master, instance)
+    override = _override(calendar, master, uid, instance, create=False)
+    excluded = any(
+        _same_exdate(value, wanted)
+        for entry in _as_list(master.get("EXDATE"))
+        for value in entry.dts
+    )
+    if excluded and override is None:
+        return False
+    if override is not None:
+        calendar.subcomponents.remove(override)
+    if not excluded:
+        master.add("EXDATE", wanted)
+        _stamp(master, now, bump_sequence=True)
+    return True
+
+
+def _same_exdate(value, wanted) -> bool:
+    return _same_moment(value.dt, wanted)
+
+
+def _same_moment(moment, wanted) -> bool:
+    """Equal instants, or equal dates; a floating time compares by its wall clock."""
+    both_times = isinstance(wanted, datetime) and isinstance(moment, datetime)
+    if both_times and (wanted.tzinfo is None or moment.tzinfo is None):
+        return moment.replace(tzinfo=None) == wanted.replace(tzinfo=None)
+    return moment == wanted
 
 
 def _signature(component) -> bytes:
@@ -137,6 +217,34 @@ def _apply_content(event, desired: Mapping) -> None:
         _replace(event, "COLOR", desired["color"])  # RFC 7986 §5.9
 
 
+def _apply_recurrence(event, desired: Mapping) -> None:
+    """A managed event's rule (its desired state always says: None is a single event); an
+    external event's desired state has no `recurrence`, and its RRULE is left alone."""
+    if "recurrence" not in desired:
+        return
+    event.pop("RRULE", None)
+    rule = desired["recurrence"]
+    if rule:
+        text = recurrence.rrule(
+            rule, tzid=desired.get("tzid") or "Etc/UTC", is_all_day=bool(desired.get("is_all_day"))
+        )
+        event.add("RRULE", icalendar.vRecur.from_ical(text))
+
+
+def _apply_conferencing(event, desired: Mapping) -> None:
+    """An explicit join URL as RFC 7986's CONFERENCE (VALUE=URI, FEATURE=VIDEO, LABEL the
+    provider's name); `none` removes it; absent (None) leaves what the event has."""
+    conferencing = desired.get("conferencing")
+    if conferencing is None:
+        return
+    event.pop("CONFERENCE", None)
+    if conferencing.get("join_url"):
+        parameters = {"VALUE": "URI", "FEATURE": "VIDEO"}
+        if conferencing.get("provider_description"):
+            parameters["LABEL"] = conferencing["provider_description"]
+        event.add("CONFERENCE", icalendar.vUri(conferencing["join_url"]), parameters=parameters)
+
+
 def _apply_reminders(event, desired: Mapping, *, exists: bool) -> None:
     reminders = desired.get("reminders")
     if reminders is None:
@@ -198,8 +306,10 @@ def merge_desired(
     current: str = "",
     organizer_email: str = "",
     now: datetime | None = None,
+    instance: datetime | None = None,
 ) -> Rendered:
-    """The iCalendar text of event `uid` with `desired` applied.
+    """The iCalendar text of event `uid` with `desired` applied (with `instance`, the original
+    start of one instance of the series: applied to that instance alone, see _merge_instance).
 
     Without `current` (a new event): a VCALENDAR with one VEVENT (CREATED, SEQUENCE 0). With
     `current` (the provider's text): the master VEVENT is updated in place, SEQUENCE bumped,
@@ -208,6 +318,10 @@ def merge_desired(
     KeyError/ValueError (a `desired` without valid times).
     """
     now = now or datetime.now(UTC)
+    if instance is not None:
+        return _merge_instance(
+            uid=uid, desired=desired, current=current, instance=instance, now=now
+        )
     exists = bool(current)
     calendar = _parse(current) if exists else None
     event = _master(calendar, uid) if calendar is not None else None
@@ -223,6 +337,8 @@ def merge_desired(
         calendar.add_component(event)
     _apply_times(event, desired)
     _apply_content(event, desired)
+    _apply_recurrence(event, desired)
+    _apply_conferencing(event, desired)
     _apply_reminders(event, desired, exists=exists)
     _apply_attendees(event, desired, organizer_email=organizer_email)
     changed = _signature(event) != before
@@ -235,6 +351,33 @@ def merge_desired(
     return Rendered(payload=calendar.to_ical().decode(), changed=True)
 
 
+def _merge_instance(
+    *, uid: str, desired: Mapping, current: str, instance: datetime, now: datetime
+) -> Rendered:
+    """One instance of a series: its RECURRENCE-ID override gets the desired content and times
+    (made from the master when there is none), or, for `delete_instance`, the master an
+    EXDATE and the override goes. The rest of the series is untouched."""
+    calendar = _parse(current)
+    master = _master(calendar, uid)
+    if master is None or master.get("RRULE") is None and master.get("RDATE") is None:
+        raise InvalidData("the series of this instance is not in the resource")
+    if desired.get("delete_instance"):
+        if not _delete_instance(calendar, master, uid, instance, now):
+            return Rendered(payload=current, changed=False)
+        return Rendered(payload=calendar.to_ical().decode(), changed=True)
+    override = _override(calendar, master, uid, instance, create=True)
+    before = _signature(override) if override.get("DTSTAMP") is not None else b""
+    _apply_times(override, desired)
+    _apply_content(override, desired)
+    _apply_reminders(override, desired, exists=True)
+    _apply_attendees(override, desired, organizer_email="")
+    if _signature(override) == before:
+        return Rendered(payload=current, changed=False)
+    _stamp(override, now, bump_sequence=True)
+    calendar.add_missing_timezones()
+    return Rendered(payload=calendar.to_ical().decode(), changed=True)
+
+
 def set_participation(
     *,
     uid: str,
@@ -242,9 +385,12 @@ def set_participation(
     self_emails: frozenset[str],
     participation_status: str,
     now: datetime | None = None,
+    instance: datetime | None = None,
 ) -> Rendered:
     """`current` with the end-user's PARTSTAT (the attendee whose address is one of
-    `self_emails`, lower case) set on the master and every overridden instance of `uid`.
+    `self_emails`, lower case) set on the master and every overridden instance of `uid`; with
+    `instance` (an original start), on that instance's override alone (made from the master
+    when there is none).
 
     Raises ParticipantNotFound (the user is not an attendee), ValueError (unknown status),
     InvalidCalendarData.
@@ -254,7 +400,15 @@ def set_participation(
         raise ValueError(f"unknown participation status {participation_status!r}")
     calendar = _parse(current)
     found = changed = False
-    for component in calendar.walk("VEVENT"):
+    components = calendar.walk("VEVENT")
+    if instance is not None:
+        master = _master(calendar, uid)
+        if master is None:
+            raise InvalidData("the series of this instance is not in the resource")
+        existed = _override(calendar, master, uid, instance, create=False) is not None
+        components = [_override(calendar, master, uid, instance, create=True)]
+        changed = not existed
+    for component in components:
         if uid_of(component) != uid:
             continue
         for attendee in _as_list(component.get("ATTENDEE")):

@@ -125,13 +125,18 @@ def _address(person: dict | None) -> dict:
 def normalize(
     resource: ProviderResource, *, window: Window, context: ReadContext
 ) -> NormalizedResource:
-    """One Graph event (a single event or one occurrence) as an event. Raises InvalidData."""
+    """One Graph event (a single event or one occurrence) as an event; a series master as no
+    event. Raises InvalidData."""
     try:
         item = json.loads(resource.payload)
         key = event_key(item)
         start, end = parse_time(item["start"]["dateTime"]), parse_time(item["end"]["dateTime"])
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidData(f"unreadable Graph event {resource.resource_id}: {exc}"[:200]) from exc
+    if item.get("type") == "seriesMaster":
+        # Only a write's answer holds a series master (calendarView lists occurrences): the
+        # series is its occurrences, which the next listing brings.
+        return NormalizedResource(uids=[key], events=[])
     tzid = iana_zone(item.get("originalStartTimeZone", ""), context.default_tzid)
     fields: dict = {}
     if item.get("isAllDay"):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sync.providers.base import InvalidData, Rendered, WriteContext
+from sync.providers.base import InvalidData, NotSupported, Rendered, WriteContext
 from sync.providers.microsoft.normalize import body_text, iana_zone, parse_time, windows_zone
 
 MANAGED = (
@@ -26,7 +26,19 @@ MANAGED = (
     "isReminderOn",
     "reminderMinutesBeforeStart",
     "attendees",
+    "recurrence",
+    "isOnlineMeeting",
+    "onlineMeetingProvider",
 )
+# Fields a write may clear: a PATCH sends them as null.
+CLEARABLE = ("recurrence",)
+_PATTERNS = {
+    "daily": "daily",
+    "weekly": "weekly",
+    "monthly": "absoluteMonthly",
+    "yearly": "absoluteYearly",
+}
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # Keys of a rendered payload that say what its write sends: the fields of a PATCH, or the
 # invitation answer to post.
 PATCH_FIELDS, ANSWER = "_patch_fields", "_answer"
@@ -96,6 +108,79 @@ def _apply(event: dict, desired: Mapping, *, exists: bool) -> None:
         if reminders:
             event["reminderMinutesBeforeStart"] = max(int(m) for m in reminders)
     _apply_attendees(event, desired)
+    _apply_recurrence(event, desired)
+    _apply_online_meeting(event, desired)
+
+
+def _apply_recurrence(event: dict, desired: Mapping) -> None:
+    """A managed series' rule as Graph's patternedRecurrence: the pattern and the range start
+    on the first instance's date in the event's zone (Graph recurs in local time); a weekly
+    rule without days recurs on the start's weekday, a monthly or yearly one on its date, as
+    RFC 5545 does. None: a single event."""
+    if "recurrence" not in desired:
+        return
+    rule = desired["recurrence"]
+    if not rule:
+        if event.get("recurrence"):
+            event["recurrence"] = None  # cleared by the PATCH
+        return
+    tzid = "UTC" if desired.get("is_all_day") else desired.get("tzid") or "UTC"
+    if desired.get("is_all_day"):
+        first = datetime.fromisoformat(desired["start_date"])
+    else:
+        first = datetime.fromisoformat(desired["start"].replace("Z", "+00:00"))
+        first = first.astimezone(_zone(tzid))
+    kind = _PATTERNS[rule["frequency"]]
+    pattern = {"type": kind, "interval": int(rule.get("interval") or 1)}
+    if kind == "weekly":
+        pattern["daysOfWeek"] = list(rule.get("by_day") or [_WEEKDAYS[first.weekday()]])
+        pattern["firstDayOfWeek"] = "monday"
+    if kind.startswith("absolute"):
+        pattern["dayOfMonth"] = first.day
+    if kind == "absoluteYearly":
+        pattern["month"] = first.month
+    span = {"startDate": first.date().isoformat(), "recurrenceTimeZone": windows_zone(tzid)}
+    if rule.get("count"):
+        span.update(type="numbered", numberOfOccurrences=int(rule["count"]))
+    elif rule.get("until"):
+        span.update(type="endDate", endDate=rule["until"])
+    else:
+        span["type"] = "noEnd"
+    event["recurrence"] = {"pattern": pattern, "range": span}
+
+
+def _apply_online_meeting(event: dict, desired: Mapping) -> None:
+    """`default`: a Teams meeting, which Graph creates for an event with isOnlineMeeting (its
+    join URL comes back in onlineMeeting); `none`: no online meeting. Explicit links are
+    refused before they get here: Graph has no writable join URL."""
+    conferencing = desired.get("conferencing")
+    if conferencing is None or conferencing.get("profile_id") == "explicit":
+        return
+    wanted = conferencing.get("profile_id") != "none"
+    if bool(event.get("isOnlineMeeting")) == wanted:
+        return  # a meeting Graph made stays as it is
+    event["isOnlineMeeting"] = wanted
+    if wanted:
+        event["onlineMeetingProvider"] = "teamsForBusiness"
+
+
+def _recurrence_view(value: dict | None):
+    """What a rule says, whatever Graph adds to it (zeros, `first`, 0001-01-01)."""
+    if not value:
+        return None
+    pattern, span = value.get("pattern") or {}, value.get("range") or {}
+    kind = pattern.get("type")
+    return (
+        kind,
+        pattern.get("interval") or 1,
+        tuple(sorted(pattern.get("daysOfWeek") or [])) if kind == "weekly" else (),
+        pattern.get("dayOfMonth") or 0 if kind and kind.startswith("absolute") else 0,
+        pattern.get("month") or 0 if kind == "absoluteYearly" else 0,
+        span.get("type"),
+        span.get("startDate"),
+        span.get("endDate") if span.get("type") == "endDate" else None,
+        span.get("numberOfOccurrences") if span.get("type") == "numbered" else None,
+    )
 
 
 def _apply_attendees(event: dict, desired: Mapping) -> None:
@@ -135,6 +220,9 @@ def _managed(event: dict | None) -> dict:
         view["body"] = body_text(view["body"])
     if view["location"] is not None:
         view["location"] = (view["location"] or {}).get("displayName") or ""
+    view["recurrence"] = _recurrence_view(view["recurrence"])
+    view["isOnlineMeeting"] = bool(view["isOnlineMeeting"])
+    view["onlineMeetingProvider"] = None  # follows isOnlineMeeting; Graph may name another
     if view["attendees"]:
         view["attendees"] = sorted(
             ((a.get("emailAddress") or {}).get("address", "").lower(), a.get("type"))
@@ -154,6 +242,7 @@ def render_event(*, desired: Mapping, current: str, context: WriteContext) -> Re
     """The event with `desired` applied. A PATCH sends only the fields that differ from what
     Graph holds: resending the rest (times, attendees) would send the organizer's meeting
     updates, or fields an invitee may not change."""
+    _refuse_instances(context)
     held = _load(current)
     event = copy.deepcopy(held)
     _apply(event, desired, exists=bool(held))
@@ -166,6 +255,7 @@ def render_event(*, desired: Mapping, current: str, context: WriteContext) -> Re
 
 
 def render_participation(*, status: str, current: str, context: WriteContext) -> Rendered:
+    _refuse_instances(context)
     action = _ANSWERS.get(status)
     if action is None:
         raise InvalidData(f"unknown participation status {status!r}")
@@ -188,7 +278,13 @@ def patch_body(payload: str, *, only_patch_fields: bool = False) -> dict:
     unless `only_patch_fields`)."""
     event = _load(payload)
     fields = event.get(PATCH_FIELDS) or ([] if only_patch_fields else MANAGED)
-    return {name: event[name] for name in fields if event.get(name) is not None}
+    body = {name: event[name] for name in fields if event.get(name) is not None}
+    for name in CLEARABLE:
+        if name in fields and name in event and event[name] is None:
+            body[name] = None
+    if "isOnlineMeeting" in body and body["isOnlineMeeting"]:
+        body.setdefault("onlineMeetingProvider", "teamsForBusiness")
+    return body
 
 
 def without_answer(payload: str) -> str:
@@ -200,3 +296,9 @@ def without_answer(payload: str) -> str:
 def answer_of(payload: str) -> str:
     """The invitation answer this payload asks to post ('' for a PATCH)."""
     return _load(payload).get(ANSWER, "")
+
+
+def _refuse_instances(context: WriteContext) -> None:
+    """Writes to one instance of a series are not made here yet (the API refuses them first)."""
+    if context.instance_start is not None:
+        raise NotSupported("writing one instance of a recurring series")

@@ -311,7 +311,13 @@ def events_get(sb, request, cal, eid):
     return Response.json(200, rendered, {"ETag": etag})
 
 
-def _apply_conference(data: dict, body: dict, version: int, current: dict | None) -> None:
+def _apply_conference(
+    data: dict, body: dict, version: int, current: dict | None, *, pending: bool = False
+) -> None:
+    """conferenceData as events.insert/patch/update apply it (conferenceDataVersion=1). A
+    createRequest is answered `success` with a Meet at once, or, with `pending` (the sandbox's
+    conferences_pending), `pending` without a link: Google creates the conference
+    asynchronously, and the event changes again when it is ready (complete_conferences)."""
     if version == 0:  # "Version 0 assumes no conference data support and ignores conference data"
         data.pop("conferenceData", None)
         data.pop("hangoutLink", None)
@@ -330,13 +336,28 @@ def _apply_conference(data: dict, body: dict, version: int, current: dict | None
         data["conferenceData"] = copy.deepcopy(existing)
         return
     solution = (create.get("conferenceSolutionKey") or {}).get("type", "hangoutsMeet")
+    if pending:
+        data.pop("hangoutLink", None)
+        data["conferenceData"] = {
+            "createRequest": {
+                "requestId": create.get("requestId"),
+                "conferenceSolutionKey": {"type": solution},
+                "status": {"statusCode": "pending"},
+            }
+        }
+        return
+    complete_conference(data, create.get("requestId"), solution)
+
+
+def complete_conference(data: dict, request_id, solution: str = "hangoutsMeet") -> None:
+    """A created Meet: the link, its video entry point, `success`."""
     letters = string.ascii_lowercase
     code = "-".join("".join(secrets.choice(letters) for _ in range(n)) for n in (3, 4, 3))
     link = f"https://meet.google.com/{code}"
     data["hangoutLink"] = link
     data["conferenceData"] = {
         "createRequest": {
-            "requestId": create.get("requestId"),
+            "requestId": request_id,
             "conferenceSolutionKey": {"type": solution},
             "status": {"statusCode": "success"},
         },
@@ -373,7 +394,7 @@ def events_insert(sb, request, cal):
     if ical_uid and any(s.data.get("iCalUID") == ical_uid for s in calendar.events.values()):
         raise errors.duplicate()
     data = sb._new_event_data(calendar, body, token.grant.email, event_id)
-    _apply_conference(data, body, version, None)
+    _apply_conference(data, body, version, None, pending=sb.conferences_pending)
     events.validate(data, is_instance=False)
     stored = sb._commit(calendar, data)
     return _event_response(sb, calendar, stored, out_zone, entry)
@@ -417,7 +438,7 @@ def events_import(sb, request, cal):
         if isinstance(body.get("organizer"), dict) and body["organizer"].get("email"):
             data["organizer"] = copy.deepcopy(body["organizer"])
         current = None
-    _apply_conference(data, body, version, current)
+    _apply_conference(data, body, version, current, pending=sb.conferences_pending)
     events.validate(data, is_instance=False)
     if current is not None:
         sb._bump_sequence(current, data)
@@ -461,7 +482,7 @@ def _modify(sb, request, cal, eid, *, patch: bool):
         data.setdefault("reminders", {"useDefault": True})
         data.setdefault("eventType", current.get("eventType", "default"))
     data.pop("attendeesOmitted", None)  # about a representation, never stored
-    _apply_conference(data, body, version, current)
+    _apply_conference(data, body, version, current, pending=sb.conferences_pending)
     events.validate(data, is_instance=bool(data.get("recurringEventId")))
     sb._bump_sequence(current, data)
     stored = sb._commit(calendar, data)

@@ -75,6 +75,9 @@ class GoogleSandbox:
         self.access_token_lifetime = access_token_lifetime
         self.recurrence_engine = recurrence_engine
         self.verbose = verbose
+        # Meet create requests answered `pending` until complete_conferences() (Google makes
+        # conferences asynchronously); False: `success` at once.
+        self.conferences_pending = False
         self._lock = threading.RLock()
         self._offset = 0.0
         self._etag_last = 0
@@ -422,6 +425,27 @@ class GoogleSandbox:
                 self._bump_sequence(current, data)
             stored = self._commit(calendar, data)
             return self._render_stored(calendar, stored)
+
+    def complete_conferences(self, calendar_id: str) -> list[str]:
+        """Finish every pending Meet create request of a calendar (a user's email works): each
+        event gets its link and a new version, as Google's asynchronous creation does. Returns
+        the events' ids."""
+        with self._lock:
+            calendar, _ = self._target(calendar_id, None)
+            done = []
+            for stored in list(calendar.events.values()):
+                create = (stored.data.get("conferenceData") or {}).get("createRequest") or {}
+                if (create.get("status") or {}).get("statusCode") != "pending":
+                    continue
+                data = copy.deepcopy(stored.data)
+                events_api.complete_conference(
+                    data,
+                    create.get("requestId"),
+                    (create.get("conferenceSolutionKey") or {}).get("type", "hangoutsMeet"),
+                )
+                self._commit(calendar, data)
+                done.append(data["id"])
+            return done
 
     def delete_event(self, email_or_calendar: str, calendar_id=None, event_id=None) -> None:
         """Delete an event as the user would in Google (it stays, cancelled, for sync).

@@ -1,0 +1,127 @@
+"""Recurring managed events and conferencing at Google, through Cronofy's Python SDK, the
+reconciler (in-process) and the Google sandbox over real HTTP: one series with its RFC 5545
+rule, a Meet created through conferenceData.createRequest, each write one call."""
+
+import pytest
+
+from sync import services
+from sync.providers.google.adapter import event_id_for
+from sync.sandbox.google import GoogleSandbox
+from sync.services import engine
+from tests.sync.sandbox_world import connect_google
+from tests.sync.series_helpers import (
+    assert_a_rerun_makes_no_call,
+    read_managed,
+    sdk_for,
+    standup,
+    starts,
+    weekly,
+)
+
+CLIENT_ID, CLIENT_SECRET = "calsync-test", "calsync-test-secret"
+ADA = "ada@example.com"
+MEET = {"profile_id": "default"}
+
+
+@pytest.fixture
+def google(live_server, transactional_db, settings, monkeypatch):
+    sandbox = GoogleSandbox().start()
+    settings.GOOGLE_APIS_URL = sandbox.url
+    settings.GOOGLE_TOKEN_URL = f"{sandbox.url}/token"
+    settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = CLIENT_ID
+    settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = CLIENT_SECRET
+    settings.MANAGED_EVENT_WRITE_TRIGGER = ""
+    sandbox.add_client(CLIENT_ID, CLIENT_SECRET, ["http://testserver/complete/google-oauth2/"])
+    sandbox.add_user(ADA, name="Ada")
+    monkeypatch.setattr(engine, "enqueue_calendar_discovery", lambda profile_id: None)
+    monkeypatch.setattr(engine, "enqueue_sync", lambda calendar_id: None)
+    profile = connect_google(sandbox, ADA, CLIENT_ID)
+    calendar = profile.calendars.get(provider_calendar_id=ADA)
+    services.sync_calendar(calendar_id=calendar.pk)
+    yield sandbox, calendar, sdk_for(calendar, live_server.url)
+    sandbox.stop()
+
+
+def _writes(sandbox) -> list:
+    return [r for r in sandbox.requests_log if r.method in ("POST", "PATCH", "PUT", "DELETE")]
+
+
+def test_google_recurring_series_with_a_meet_created_changed_and_deleted(google):
+    sandbox, calendar, client = google
+    client.upsert_event(calendar.public_id, standup(recurrence=weekly(count=4), conferencing=MEET))
+    assert services.reconcile_event_writes().done
+
+    master = next(iter(calendar.events.filter(event_id="standup", original_start=None)))
+    google_id = event_id_for(master.event_uid)
+    held = sandbox.event(ADA, google_id)
+    assert held["recurrence"] == ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=4"]
+    meet = held["hangoutLink"]
+    assert meet.startswith("https://meet.google.com/")
+    [insert] = _writes(sandbox)
+    assert insert.query["conferenceDataVersion"] == "1"
+    assert_a_rerun_makes_no_call(calendar)
+
+    instances = read_managed(client)
+    assert [e["start"] for e in instances] == starts(0, 2, 7, 9)
+    assert {(e["event_id"], e["meeting_url"]) for e in instances} == {("standup", meet)}
+    uids = [e["event_uid"] for e in instances]
+
+    outcome = services.sync_calendar(calendar_id=calendar.pk)
+    assert outcome.result.changed == 0, outcome
+    assert [e["event_uid"] for e in read_managed(client)] == uids
+
+    # The rule changes in one PATCH; the Meet stays as Google made it (not asked again).
+    client.upsert_event(calendar.public_id, standup(recurrence=weekly(count=2), conferencing=MEET))
+    services.reconcile_event_writes()
+    [_insert, patch] = _writes(sandbox)
+    assert patch.method == "PATCH"
+    held = sandbox.event(ADA, google_id)
+    assert held["recurrence"] == ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=2"]
+    assert held["hangoutLink"] == meet
+    assert [e["event_uid"] for e in read_managed(client)] == uids[:2]
+
+    client.delete_event(calendar.public_id, "standup")
+    services.reconcile_event_writes()
+    assert sandbox.event(ADA, google_id)["status"] == "cancelled"
+    assert read_managed(client) == []
+    assert len(_writes(sandbox)) == 3
+
+
+def test_google_explicit_conferencing_and_its_removal(google):
+    sandbox, calendar, client = google
+    url = "https://meet.example.com/abc"
+    explicit = {"profile_id": "explicit", "provider_description": "Example", "join_url": url}
+    client.upsert_event(calendar.public_id, standup(conferencing=explicit))
+    services.reconcile_event_writes()
+    [single] = read_managed(client)
+    assert single["meeting_url"] == url and not single["recurring"]
+
+    client.upsert_event(calendar.public_id, standup(conferencing={"profile_id": "none"}))
+    services.reconcile_event_writes()
+    assert "meeting_url" not in read_managed(client)[0]
+    google_id = event_id_for(single["event_uid"])
+    assert "conferenceData" not in sandbox.event(ADA, google_id)
+
+
+def test_google_meet_pending_at_first_is_read_once_google_made_it(google):
+    sandbox, calendar, client = google
+    sandbox.conferences_pending = True
+    client.upsert_event(calendar.public_id, standup(conferencing=MEET))
+    services.reconcile_event_writes()
+    [single] = read_managed(client)
+    assert "meeting_url" not in single  # pending: no link yet, and none made up
+    google_id = event_id_for(single["event_uid"])
+    status = sandbox.event(ADA, google_id)["conferenceData"]["createRequest"]["status"]
+    assert status == {"statusCode": "pending"}
+
+    # A pending request is kept as it is: a later write changes only what it changes.
+    client.upsert_event(calendar.public_id, standup(conferencing=MEET, summary="Stand-up!"))
+    services.reconcile_event_writes()
+    [_insert, patch] = _writes(sandbox)
+    assert patch.method == "PATCH"
+    assert sandbox.event(ADA, google_id)["conferenceData"]["createRequest"]["status"] == status
+
+    assert sandbox.complete_conferences(ADA) == [google_id]
+    services.sync_calendar(calendar_id=calendar.pk)
+    meet = sandbox.event(ADA, google_id)["hangoutLink"]
+    assert read_managed(client)[0]["meeting_url"] == meet
