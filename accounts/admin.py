@@ -2,8 +2,9 @@ from django.contrib import admin, messages
 from oauth2_provider.admin import ApplicationAdmin as ToolkitApplicationAdmin
 from oauth2_provider.models import get_application_model
 
+from accounts.audit import record_staff_action
 from accounts.erasure import ErasureBusy, ErasureRefused, erase_account, request_erasure
-from accounts.models import Account, AccountErasure, ApplicationSecret, Profile
+from accounts.models import Account, AccountErasure, ApplicationSecret, AuditEntry, Profile
 from accounts.oauth_services import add_client_secret, retire_client_secret
 
 
@@ -27,10 +28,14 @@ class AccountAdmin(admin.ModelAdmin):
     inlines = [ProfileInline]
     actions = ["erase_accounts"]
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # accounts go through the erasure (it stops provider grants first)
+
     @admin.action(description="Erase selected accounts (GDPR; cannot be undone)")
     def erase_accounts(self, request, queryset):
         for account in queryset.select_related("user"):
             public_id = account.public_id
+            record_staff_action(user=request.user, action="erase", target=account)
             try:
                 erasure = erase_account(erasure=request_erasure(account=account))
             except (ErasureRefused, ErasureBusy) as exc:
@@ -83,6 +88,18 @@ class ProfileAdmin(admin.ModelAdmin):
     readonly_fields = ("public_id", "created_at", "updated_at", "has_credentials")
     show_full_result_count = False
 
+    # A profile is the state of a provider grant: editing its status or identity by hand
+    # would desynchronize it from the provider, and deleting it would orphan the grant. The
+    # actions (console/admin.py) change it through the services instead.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
     @admin.display(description="account", ordering="account__email")
     def account_email(self, obj: Profile) -> str:
         return obj.account.email
@@ -117,6 +134,8 @@ class ApplicationSecretAdmin(admin.ModelAdmin):
                 retire_client_secret(client_secret=client_secret)
             except ValueError as exc:
                 self.message_user(request, f"{client_secret}: {exc}", messages.ERROR)
+                continue
+            record_staff_action(user=request.user, action="retire secret", target=client_secret)
 
 
 Application = get_application_model()
@@ -140,9 +159,31 @@ class IntegratorApplicationAdmin(ToolkitApplicationAdmin):
     def add_secret(self, request, queryset):
         for application in queryset:
             secret = add_client_secret(application=application)
+            record_staff_action(user=request.user, action="add secret", target=application)
             self.message_user(
                 request,
                 f"{application.name}: new client secret {secret} (copy it now; it is not shown "
                 "again). Retire the old one under Application secrets once it is replaced.",
                 messages.WARNING,
             )
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """What staff did, newest first: append-only, so nobody may add, change or delete."""
+
+    list_display = ("at", "actor_username", "action", "object_type", "object_id", "detail")
+    list_filter = ("action", "object_type")
+    search_fields = ("actor_username", "object_id", "object_repr")
+    date_hierarchy = "at"
+    ordering = ("-at",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -230,3 +230,34 @@ class AccountErasure(models.Model):
     @property
     def is_done(self) -> bool:
         return self.state == self.State.DONE
+
+
+class AuditEntry(models.Model):
+    """One thing a staff member did in the support console: who, what, on which object, when.
+
+    Append-only: written by accounts.audit.record_staff_action, never changed or deleted (the
+    admin grants no change or delete permission on it, not even to superusers). The object is
+    named by its public id and a label rather than a foreign key, so that the entry outlives
+    it (an erased account keeps its audit trail)."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    actor_username = models.CharField(max_length=150)  # kept if the staff user is deleted
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)  # app_label.model
+    object_id = models.CharField(max_length=64)  # the public id (or pk where there is none)
+    object_repr = models.CharField(max_length=200, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        indexes = [
+            # The audit list, newest first, and "what was done to this object".
+            models.Index(fields=["-at"], name="audit_at_idx"),
+            models.Index(fields=["object_type", "object_id"], name="audit_object_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_username} {self.action} {self.object_type} {self.object_id}"

@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from accounts.audit import record_staff_action
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
 from calendars.services import retry_event_write
 
@@ -13,6 +14,17 @@ class CalendarAdmin(admin.ModelAdmin):
     raw_id_fields = ("profile",)
     readonly_fields = ("public_id", "created_at", "updated_at")
     show_full_result_count = False
+
+    # The calendar list is the provider's (synced) or the API's: support never edits or
+    # deletes one here (that would fork the cache from the provider).
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Event)
@@ -88,9 +100,21 @@ class ManagedEventWriteAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # writes come from the API only
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the outbox is the record of what the integrator asked for
+
     @admin.action(description="Retry now")
     def retry_now(self, request, queryset):
-        retried = sum(retry_event_write(write=write) for write in queryset)
+        retried = 0
+        for write in queryset:
+            done = retry_event_write(write=write)
+            retried += done
+            record_staff_action(
+                user=request.user,
+                action="retry write",
+                target=write,
+                detail="queued again" if done else "not failed: left as it was",
+            )
         skipped = queryset.count() - retried
         self.message_user(
             request,

@@ -73,7 +73,7 @@ if not ENCRYPTION_KEYS:
 IDENTITY_HASH_KEYS = env_list("IDENTITY_HASH_KEYS") or [SECRET_KEY]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "console.apps.ConsoleAdminConfig",  # django.contrib.admin with the support dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "calendars",
     "notifications",
     "sync",
+    "console",
 ]
 
 MIDDLEWARE = [

@@ -1,5 +1,7 @@
 """Sync state: where each calendar's sync stands, and what we know of its provider resources."""
 
+from datetime import timedelta
+
 from django.db import models
 from django.db.models import Q
 
@@ -104,6 +106,19 @@ class SyncedResource(models.Model):
         return self.href
 
 
+class ProviderSubscriptionQuerySet(models.QuerySet):
+    def expired(self, now) -> "ProviderSubscriptionQuerySet":
+        """No longer delivering: push for these calendars is down until maintenance replaces
+        them (they are polled at the normal interval meanwhile)."""
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__lte=now))
+
+    def expiring(self, now, within_seconds: int) -> "ProviderSubscriptionQuerySet":
+        """Still live but due for renewal within `within_seconds` (maintenance renews them)."""
+        return self.filter(
+            expires_at__gt=now, expires_at__lte=now + timedelta(seconds=within_seconds)
+        )
+
+
 class ProviderSubscription(models.Model):
     """A push subscription at the provider for one calendar (Google channel, Graph
     subscription): the provider POSTs to our receiver when the calendar changes. A hint to
@@ -120,6 +135,8 @@ class ProviderSubscription(models.Model):
     last_notification_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProviderSubscriptionQuerySet.as_manager()
 
     class Meta:
         indexes = [

@@ -4,9 +4,10 @@ from sync import services
 from sync.services import push
 
 
-def sync_calendar(calendar_id: int) -> str:
-    """Sync one calendar (single-flight: a concurrent run of the same calendar is skipped)."""
-    return str(services.sync_calendar(calendar_id=calendar_id))
+def sync_calendar(calendar_id: int, full: bool = False) -> str:
+    """Sync one calendar (single-flight: a concurrent run of the same calendar is skipped);
+    `full` forces a full resync."""
+    return str(services.sync_calendar(calendar_id=calendar_id, full=full))
 
 
 def discover_calendars(profile_id: int) -> int:

@@ -74,6 +74,13 @@ def enqueue_sync(calendar_id: int) -> None:
     async_task("sync.tasks.sync_calendar", calendar_id, task_name=f"sync_calendar:{calendar_id}")
 
 
+def enqueue_full_sync(calendar_id: int) -> None:
+    """Queue one calendar's full resync (mark-and-sweep from an empty cursor)."""
+    async_task(
+        "sync.tasks.sync_calendar", calendar_id, True, task_name=f"full_sync_calendar:{calendar_id}"
+    )
+
+
 def enqueue_push_maintenance() -> None:
     """Queue a run of provider-subscription maintenance (sync.services.push)."""
     async_task("sync.tasks.maintain_provider_subscriptions")
@@ -795,12 +802,14 @@ def enqueue_due_discoveries(*, now: datetime | None = None, limit: int = 100) ->
     return claimed
 
 
-def request_sync(*, calendar_ids: Sequence[int]) -> int:
-    """Make calendars due now and enqueue their sync (admin "sync now")."""
+def request_sync(*, calendar_ids: Sequence[int], full: bool = False) -> int:
+    """Make calendars due now and enqueue their sync (the console's "Sync now"), or with
+    `full` their full resync ("Full resync"). Returns how many calendars were made due."""
+    enqueue = enqueue_full_sync if full else enqueue_sync
     with transaction.atomic():
         count = CalendarSyncState.objects.filter(calendar_id__in=calendar_ids).update(
             next_poll_at=timezone.now()
         )
         for calendar_id in calendar_ids:
-            enqueue_after_commit(lambda pk=calendar_id: enqueue_sync(pk), what="calendar sync")
+            enqueue_after_commit(lambda pk=calendar_id: enqueue(pk), what="calendar sync")
     return count

@@ -1,0 +1,140 @@
+"""The console's additions to the apps' admin pages, where they need figures or services of
+an app to the right: a calendar's sync health and its sync actions, a profile's relink URL
+and its sync and disconnect actions. Every action calls a service and writes an audit entry."""
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.utils import timezone
+
+from accounts import services as account_services
+from accounts.admin import ProfileAdmin
+from accounts.audit import record_for_each
+from accounts.links import profile_relink_url
+from accounts.models import Profile
+from calendars import freshness
+from calendars.admin import CalendarAdmin
+from calendars.models import Calendar
+from sync import services as sync_services
+from sync.freshness import calendars_in_state
+
+DISCONNECTED_BY_SUPPORT = "disconnected by support staff"
+
+
+class CalendarHealthFilter(admin.SimpleListFilter):
+    """Failing or lagging calendars: the rule of calendars.freshness, as the dashboard counts."""
+
+    title = "sync health"
+    parameter_name = "health"
+
+    def lookups(self, request, model_admin):
+        return [(freshness.FAILING, "failing"), (freshness.LAGGING, "lagging")]
+
+    def queryset(self, request, queryset):
+        if self.value() not in (freshness.FAILING, freshness.LAGGING):
+            return queryset
+        matching = calendars_in_state(self.value(), timezone.now())
+        return queryset.filter(pk__in=matching.values("pk"))
+
+
+class CalendarHealthChangeList(ChangeList):
+    """Reads the freshness of the calendars on the page in one query (freshness_of)."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        found = freshness.freshness_of([calendar.pk for calendar in self.result_list])
+        for calendar in self.result_list:
+            calendar.freshness = found[calendar.pk]
+
+
+def queue_syncs(model_admin, request, calendar_ids: list[int], *, full: bool) -> None:
+    count = sync_services.request_sync(calendar_ids=calendar_ids, full=full)
+    kind = "full resync(s)" if full else "sync(s)"
+    model_admin.message_user(request, f"{count} calendar {kind} queued.", messages.SUCCESS)
+
+
+admin.site.unregister(Calendar)
+
+
+@admin.register(Calendar)
+class ConsoleCalendarAdmin(CalendarAdmin):
+    list_display = (
+        "public_id",
+        "name",
+        "provider",
+        "health",
+        "last_synced",
+        "last_error",
+        "profile",
+    )
+    list_filter = (CalendarHealthFilter, *CalendarAdmin.list_filter)
+    list_select_related = ("profile", "sync_state")
+    actions = ["sync_now", "full_resync"]
+
+    def get_changelist(self, request, **kwargs):
+        return CalendarHealthChangeList
+
+    @admin.display(description="provider", ordering="profile__provider")
+    def provider(self, obj: Calendar) -> str:
+        return obj.profile.provider
+
+    @admin.display(description="health")
+    def health(self, obj: Calendar) -> str:
+        fresh = getattr(obj, "freshness", None)
+        return f"{fresh.state} ({fresh.source})" if fresh else "-"
+
+    @admin.display(description="last success")
+    def last_synced(self, obj: Calendar) -> str:
+        fresh = getattr(obj, "freshness", None)
+        if fresh is None:
+            return "-"
+        return fresh.to_payload()["last_synced_at"] or "never"
+
+    @admin.display(description="last error")
+    def last_error(self, obj: Calendar) -> str:
+        state = getattr(obj, "sync_state", None)
+        if state is None or not state.consecutive_failures:
+            return ""
+        return f"{state.last_error_class} ×{state.consecutive_failures}: {state.last_error[:80]}"
+
+    @admin.action(description="Sync now")
+    def sync_now(self, request, queryset):
+        queue_syncs(self, request, list(queryset.values_list("pk", flat=True)), full=False)
+        record_for_each(request, action="sync now", targets=queryset)
+
+    @admin.action(description="Full resync")
+    def full_resync(self, request, queryset):
+        queue_syncs(self, request, list(queryset.values_list("pk", flat=True)), full=True)
+        record_for_each(request, action="full resync", targets=queryset)
+
+
+admin.site.unregister(Profile)
+
+
+@admin.register(Profile)
+class ConsoleProfileAdmin(ProfileAdmin):
+    change_form_template = "console/profile_change_form.html"
+    actions = ["sync_now", "disconnect"]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        profile = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if profile is not None:
+            context["relink_url"] = profile_relink_url(request, profile.public_id)
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    @admin.action(description="Sync now (every live calendar of the profile)")
+    def sync_now(self, request, queryset):
+        calendar_ids = list(
+            Calendar.objects.filter(profile__in=queryset, is_deleted=False).values_list(
+                "pk", flat=True
+            )
+        )
+        queue_syncs(self, request, calendar_ids, full=False)
+        record_for_each(request, action="sync now", targets=queryset)
+
+    @admin.action(description="Disconnect (stops syncing; the end-user must relink)")
+    def disconnect(self, request, queryset):
+        for profile in queryset:
+            account_services.disconnect_profile(profile=profile, reason=DISCONNECTED_BY_SUPPORT)
+        count = record_for_each(request, action="disconnect", targets=queryset)
+        self.message_user(request, f"{count} profile(s) disconnected.", messages.SUCCESS)
