@@ -200,7 +200,9 @@ class Event(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_uid} {self.summary[:40]}"
+        # The id only: the summary is the end-user's content, and this string ends up in
+        # admin titles, related-object columns, logs and audit entries.
+        return self.event_uid
 
 
 class ChangeLogEntry(models.Model):

@@ -7,12 +7,13 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from accounts.models import AuditEntry, Profile
-from calendars.models import ManagedEventWrite
+from calendars.models import Event, ManagedEventWrite
+from calendars.services import apply_provider_events
 from notifications.models import Notification
 from sync.models import CalendarSyncState
 from sync.services import engine
 from tests.console import helpers
-from tests.factories import make_calendar
+from tests.factories import make_calendar, make_event_data
 
 
 @pytest.fixture
@@ -164,3 +165,35 @@ def test_support_models_have_no_delete(admin_client, model_name):
     listing = admin_client.get(reverse(f"admin:{app}_{model_name}_changelist"))
     assert listing.status_code == 200
     assert b"delete_selected" not in listing.content
+
+
+def test_event_content_is_hidden_until_revealed_and_the_reveal_is_audited(support_client):
+    calendar = make_calendar()
+    apply_provider_events(
+        calendar=calendar,
+        upserts=[make_event_data(summary="Salary review with Dana", description="secret-notes")],
+    )
+    event = Event.objects.get(calendar=calendar)
+    change = reverse("admin:calendars_event_change", args=[event.pk])
+    listing = support_client.get(reverse("admin:calendars_event_changelist")).content.decode()
+    page = support_client.get(change).content.decode()
+    for hidden in (listing, page):
+        assert "Salary review" not in hidden and "secret-notes" not in hidden
+    assert AuditEntry.objects.count() == 0
+    reveal = reverse("admin:calendars_event_reveal", args=[event.pk])
+    assert f'formaction="{reveal}"' in page
+    assert support_client.get(reveal).status_code == 405  # a reveal is a deliberate POST
+    revealed = support_client.post(reveal).content.decode()
+    assert "Salary review with Dana" in revealed and "secret-notes" in revealed
+    assert audit_trail() == [("support-agent", "reveal event content", event.event_uid)]
+    assert support_client.post(reverse("admin:calendars_event_reveal", args=[0])).status_code == 404
+
+
+def test_event_write_shows_which_fields_it_sets_not_their_content(support_client):
+    write = helpers.event_write(make_calendar(), "failed")
+    write.desired = {"summary": "Salary review with Dana", "start": "2026-12-01T10:00:00Z"}
+    write.save()
+    page = support_client.get(
+        reverse("admin:calendars_managedeventwrite_change", args=[write.pk])
+    ).content.decode()
+    assert "Salary review" not in page and "start, summary" in page
