@@ -9,7 +9,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         # Connecting a signal touches no database; the handler runs after `migrate`.
         from accounts.errors import remember_exception
-        from accounts.support import grant_support_view_permissions
+        from accounts.support import grant_role_permissions
 
-        post_migrate.connect(grant_support_view_permissions, dispatch_uid="support_group_perms")
+        post_migrate.connect(grant_role_permissions, dispatch_uid="support_group_perms")
         got_request_exception.connect(remember_exception, dispatch_uid="api_error_exception")

@@ -168,7 +168,8 @@ class ManagedEventWriteAdmin(admin.ModelAdmin):
     @admin.action(description="Retry now")
     def retry_now(self, request, queryset):
         retried = 0
-        for write in queryset:
+        selected = list(queryset)  # retrying moves rows out of a list filtered by status
+        for write in selected:
             done = retry_event_write(write=write)
             retried += done
             record_staff_action(
@@ -177,7 +178,7 @@ class ManagedEventWriteAdmin(admin.ModelAdmin):
                 target=write,
                 detail="queued again" if done else "not failed: left as it was",
             )
-        skipped = queryset.count() - retried
+        skipped = len(selected) - retried
         self.message_user(
             request,
             f"{retried} write(s) queued again"

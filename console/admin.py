@@ -47,6 +47,8 @@ class CalendarHealthChangeList(ChangeList):
 
 
 def queue_syncs(model_admin, request, calendar_ids: list[int], *, full: bool) -> None:
+    # Callers pass the selection as a list, read before the sync is queued: a sync may run
+    # (and move a calendar out of a filtered list) before the audit entries are written.
     count = sync_services.request_sync(calendar_ids=calendar_ids, full=full)
     kind = "full resync(s)" if full else "sync(s)"
     model_admin.message_user(request, f"{count} calendar {kind} queued.", messages.SUCCESS)
@@ -64,7 +66,6 @@ class ConsoleCalendarAdmin(CalendarAdmin):
         "health",
         "last_synced",
         "last_error",
-        "profile",
     )
     list_filter = (CalendarHealthFilter, *CalendarAdmin.list_filter)
     list_select_related = ("profile", "sync_state")
@@ -94,17 +95,19 @@ class ConsoleCalendarAdmin(CalendarAdmin):
         state = getattr(obj, "sync_state", None)
         if state is None or not state.consecutive_failures:
             return ""
-        return f"{state.last_error_class} ×{state.consecutive_failures}: {state.last_error[:80]}"
+        return f"{state.last_error_class} ×{state.consecutive_failures}: {state.last_error[:60]}"
 
     @admin.action(description="Sync now")
     def sync_now(self, request, queryset):
-        queue_syncs(self, request, list(queryset.values_list("pk", flat=True)), full=False)
-        record_for_each(request, action="sync now", targets=queryset)
+        calendars = list(queryset)
+        queue_syncs(self, request, [c.pk for c in calendars], full=False)
+        record_for_each(request, action="sync now", targets=calendars)
 
     @admin.action(description="Full resync")
     def full_resync(self, request, queryset):
-        queue_syncs(self, request, list(queryset.values_list("pk", flat=True)), full=True)
-        record_for_each(request, action="full resync", targets=queryset)
+        calendars = list(queryset)
+        queue_syncs(self, request, [c.pk for c in calendars], full=True)
+        record_for_each(request, action="full resync", targets=calendars)
 
 
 admin.site.unregister(Profile)
@@ -124,17 +127,19 @@ class ConsoleProfileAdmin(ProfileAdmin):
 
     @admin.action(description="Sync now (every live calendar of the profile)")
     def sync_now(self, request, queryset):
+        profiles = list(queryset)
         calendar_ids = list(
-            Calendar.objects.filter(profile__in=queryset, is_deleted=False).values_list(
+            Calendar.objects.filter(profile__in=profiles, is_deleted=False).values_list(
                 "pk", flat=True
             )
         )
         queue_syncs(self, request, calendar_ids, full=False)
-        record_for_each(request, action="sync now", targets=queryset)
+        record_for_each(request, action="sync now", targets=profiles)
 
     @admin.action(description="Disconnect (stops syncing; the end-user must relink)")
     def disconnect(self, request, queryset):
-        for profile in queryset:
+        profiles = list(queryset)
+        for profile in profiles:
             account_services.disconnect_profile(profile=profile, reason=DISCONNECTED_BY_SUPPORT)
-        count = record_for_each(request, action="disconnect", targets=queryset)
+        count = record_for_each(request, action="disconnect", targets=profiles)
         self.message_user(request, f"{count} profile(s) disconnected.", messages.SUCCESS)

@@ -73,17 +73,19 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reopen selected channels (changes missed while closed are sent)")
     def reopen_channels(self, request, queryset):
-        done = sum(services.reopen_channel(channel=channel) for channel in queryset)
-        record_for_each(request, action="reopen channel", targets=queryset)
+        channels = list(queryset)  # the selection: reopening moves rows out of a filtered list
+        done = sum(services.reopen_channel(channel=channel) for channel in channels)
+        record_for_each(request, action="reopen channel", targets=channels)
         self.message_user(request, f"Reopened {done} channel(s).", messages.SUCCESS)
 
     @admin.action(description="Close selected channels")
     def close_channels(self, request, queryset):
+        channels = list(queryset)
         done = sum(
             services.close_channel(channel=channel, reason="closed by support staff")
-            for channel in queryset
+            for channel in channels
         )
-        record_for_each(request, action="close channel", targets=queryset)
+        record_for_each(request, action="close channel", targets=channels)
         self.message_user(request, f"Closed {done} channel(s).", messages.SUCCESS)
 
     def has_add_permission(self, request) -> bool:
@@ -138,7 +140,8 @@ class NotificationAdmin(admin.ModelAdmin):
     @admin.action(description="Retry selected notifications now (same delivery id)")
     def retry_now(self, request, queryset):
         done = 0
-        for notification in queryset:
+        selected = list(queryset)  # retrying moves rows out of a list filtered by status
+        for notification in selected:
             queued = services.retry_notification(notification=notification)
             done += queued
             record_staff_action(
@@ -147,7 +150,7 @@ class NotificationAdmin(admin.ModelAdmin):
                 target=notification,
                 detail="queued" if queued else "not retryable",
             )
-        skipped = queryset.count() - done
+        skipped = len(selected) - done
         self.message_user(request, f"Queued {done} notification(s) for delivery.", messages.SUCCESS)
         if skipped:
             self.message_user(

@@ -70,18 +70,16 @@ class CalendarSyncStateAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Sync now")
     def sync_now(self, request, queryset):
-        count = services.request_sync(
-            calendar_ids=list(queryset.values_list("calendar_id", flat=True))
-        )
-        record_for_each(request, action="sync now", targets=[s.calendar for s in queryset])
+        calendars = [state.calendar for state in queryset]  # the selection, before it syncs
+        count = services.request_sync(calendar_ids=[c.pk for c in calendars])
+        record_for_each(request, action="sync now", targets=calendars)
         self.message_user(request, f"{count} calendar sync(s) queued.", messages.SUCCESS)
 
     @admin.action(description="Full resync")
     def full_resync(self, request, queryset):
-        count = services.request_sync(
-            calendar_ids=list(queryset.values_list("calendar_id", flat=True)), full=True
-        )
-        record_for_each(request, action="full resync", targets=[s.calendar for s in queryset])
+        calendars = [state.calendar for state in queryset]  # the selection, before it syncs
+        count = services.request_sync(calendar_ids=[c.pk for c in calendars], full=True)
+        record_for_each(request, action="full resync", targets=calendars)
         self.message_user(request, f"{count} calendar full resync(s) queued.", messages.SUCCESS)
 
 

@@ -52,7 +52,7 @@ def channel(account=None, **fields) -> Channel:
     return Channel.objects.create(
         account=account,
         application=fields.pop("application", None) or make_application(),
-        callback_url="https://receiver.example.com/hook",
+        callback_url=fields.pop("callback_url", "https://receiver.example.com/hook"),
         **fields,
     )
 

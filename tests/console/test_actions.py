@@ -197,3 +197,22 @@ def test_event_write_shows_which_fields_it_sets_not_their_content(support_client
         reverse("admin:calendars_managedeventwrite_change", args=[write.pk])
     ).content.decode()
     assert "Salary review" not in page and "start, summary" in page
+
+
+def test_roles_support_views_and_admin_manages_but_nobody_edits_the_audit_log(db):
+    support = set(Group.objects.get(name="Support").permissions.values_list("codename", flat=True))
+    admin = set(Group.objects.get(name="Admin").permissions.values_list("codename", flat=True))
+    assert {"view_calendar", "view_auditentry", "view_profile", "view_schedule"} <= support
+    assert not any(c.startswith(("add_", "change_", "delete_")) for c in support)
+    assert {"change_account", "change_user", "add_group", "view_auditentry"} <= admin
+    assert not {"add_auditentry", "change_auditentry", "delete_auditentry"} & admin
+
+
+def test_admin_role_member_still_cannot_delete_profiles_or_audit_entries(client, db):
+    user = get_user_model().objects.create_user(username="admin-member", is_staff=True)
+    user.groups.add(Group.objects.get(name="Admin"))
+    client.force_login(user)
+    profile = make_calendar().profile
+    delete = reverse("admin:accounts_profile_delete", args=[profile.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert client.get(reverse("admin:accounts_auditentry_changelist")).status_code == 200
