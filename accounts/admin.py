@@ -174,7 +174,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     list_display = ("at", "actor_username", "action", "object_type", "object_id", "detail")
     list_filter = ("action", "object_type")
-    search_fields = ("actor_username", "object_id", "object_repr")
+    search_fields = ("actor_username", "object_id")
     date_hierarchy = "at"
     ordering = ("-at",)
     show_full_result_count = False

@@ -23,7 +23,6 @@ def record_staff_action(*, user, action: str, target: models.Model, detail: str 
         action=action,
         object_type=target._meta.label_lower,
         object_id=public_id_of(target),
-        object_repr=str(target)[:200],
         detail=detail[:500],
     )
 

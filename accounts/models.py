@@ -237,8 +237,9 @@ class AuditEntry(models.Model):
 
     Append-only: written by accounts.audit.record_staff_action, never changed or deleted (the
     admin grants no change or delete permission on it, not even to superusers). The object is
-    named by its public id and a label rather than a foreign key, so that the entry outlives
-    it (an erased account keeps its audit trail)."""
+    named by its type and public id only, never by a foreign key (the entry outlives it) nor a
+    label (labels carry end-users' names and addresses, which an erasure must not leave
+    behind here)."""
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
@@ -247,7 +248,6 @@ class AuditEntry(models.Model):
     action = models.CharField(max_length=64)
     object_type = models.CharField(max_length=64)  # app_label.model
     object_id = models.CharField(max_length=64)  # the public id (or pk where there is none)
-    object_repr = models.CharField(max_length=200, blank=True)
     detail = models.CharField(max_length=500, blank=True)
     at = models.DateTimeField(auto_now_add=True)
 

@@ -25,7 +25,6 @@ class Migration(migrations.Migration):
                 ("action", models.CharField(max_length=64)),
                 ("object_type", models.CharField(max_length=64)),
                 ("object_id", models.CharField(max_length=64)),
-                ("object_repr", models.CharField(blank=True, max_length=200)),
                 ("detail", models.CharField(blank=True, max_length=500)),
                 ("at", models.DateTimeField(auto_now_add=True)),
                 (
