@@ -31,7 +31,7 @@ from sync.models import CalendarSyncState, ProfileSyncState, ProviderSubscriptio
 from sync.providers import base
 from sync.providers.base import Window
 from sync.providers.registry import PROVIDERS
-from sync.services import resources
+from sync.services import activity, resources
 from sync.services.backoff import backoff_delay
 from sync.services.credentials import build_provider, call_with_fresh_credentials
 from sync.services.governor import ProfileBusy
@@ -387,6 +387,8 @@ def sync_calendar(
         outcome = _record_failure_safely(calendar_id, exc, token)
     finally:
         _release_lease(calendar_id, token)
+    if outcome.status in ("synced", "failed"):  # unchanged polls are the bulk, and no news
+        activity.record_sync(outcome)
     if outcome.status == "synced" and outcome.result.changed:
         _kick_relay(calendar_id)
     if outcome.status in ("synced", "unchanged"):

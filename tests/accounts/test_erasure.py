@@ -33,6 +33,7 @@ from sync.models import (
     ProfileSyncState,
     ProviderRequestSlot,
     ProviderSubscription,
+    SyncActivity,
     SyncedResource,
 )
 from sync.sandbox.google import GoogleSandbox
@@ -63,6 +64,7 @@ NOT_ACCOUNT_DATA = {
     "oauth2_provider.Application": "the integrator's; its owner is a staff user",
     "accounts.ApplicationSecret": "the integrator's",
     "admin.LogEntry": "written by staff; entries about the account's rows are erased",
+    "accounts.AuditEntry": "written by staff, naming our ids only (no labels, no content)",
     "auth.User_groups": "staff group membership (end-users have none)",
     "auth.User_user_permissions": "staff permissions (end-users have none)",
 }
@@ -145,6 +147,9 @@ def seed_account(mark: str, integrator, receiver, sandbox) -> Account:
         calendar=calendar, channel_id=uuid.uuid4().hex, secret="push-secret"
     )
     ProviderRequestSlot.objects.create(profile=caldav, number=1)
+    SyncActivity.objects.create(
+        profile=caldav, calendar=calendar, kind="sync", outcome="failed", detail="timeout"
+    )
     receiver.script = lambda received: Reply(status=500)  # an attempt logged, then failed
     open_channel(account, integrator, receiver.url(f"/{uuid.uuid4().hex}"))
     deliver_all()
