@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import F
+from django.db.models import F, Q
 
 from accounts.fields import EncryptedJSONField, EncryptedTextField
 from accounts.ids import new_account_id, new_profile_id
@@ -107,6 +107,12 @@ class Profile(models.Model):
         indexes = [
             # Admin filters and the poller skip disconnected profiles.
             models.Index(fields=["provider", "status"], name="profile_provider_status_idx"),
+            # The support dashboard: how many are disconnected, and the latest of them.
+            models.Index(
+                fields=["-disconnected_at"],
+                condition=Q(status="disconnected"),
+                name="profile_disconnected_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -330,6 +330,9 @@ class ManagedEventWrite(models.Model):
                 condition=Q(status="pending"),
                 name="eventwrite_due_idx",
             ),
+            # The support dashboard's failed-writes count and the admin's status filter (the
+            # few failed rows, which the retention purge keeps).
+            models.Index(fields=["id"], condition=Q(status="failed"), name="eventwrite_failed_idx"),
             # Supersede / newest-write checks and the admin's per-event history.
             models.Index(fields=["event", "id"], name="eventwrite_event_idx"),
             # A sync leaves alone events whose write reached the provider after its snapshot.

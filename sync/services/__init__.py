@@ -1,7 +1,7 @@
 """Services of the sync app: the sync engine (engine.py) and the write reconciler (writes.py).
 
 Callers use `from sync import services` / `sync.services.<name>`: this package re-exports the
-public names of its modules. Tests that replace a seam (`enqueue_sync`,
+public names of its modules. Tests that replace a seam (`enqueue_sync`, `enqueue_full_sync`,
 `on_initial_sync_completed`) patch it on the module that looks it up (`sync.services.engine`).
 """
 

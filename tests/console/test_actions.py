@@ -216,3 +216,21 @@ def test_admin_role_member_still_cannot_delete_profiles_or_audit_entries(client,
     delete = reverse("admin:accounts_profile_delete", args=[profile.pk])
     assert client.post(delete, {"post": "yes"}).status_code == 403
     assert client.get(reverse("admin:accounts_auditentry_changelist")).status_code == 200
+
+
+def test_edits_through_admin_forms_are_audited_too(admin_client):
+    account = make_calendar().profile.account
+    change = reverse("admin:accounts_account_change", args=[account.pk])
+    form = admin_client.get(change).context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields}
+    data.update(name="Renamed", **{"profiles-TOTAL_FORMS": "1", "profiles-INITIAL_FORMS": "1"})
+    data.update({"profiles-0-id": account.profiles.get().pk, "profiles-0-account": account.pk})
+    response = admin_client.post(change, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    [entry] = AuditEntry.objects.all()
+    assert (entry.actor_username, entry.action, entry.object_type) == (
+        "admin",
+        "change",
+        "accounts.account",
+    )
+    assert entry.object_id == str(account.pk) and "Renamed" not in entry.detail
