@@ -4,7 +4,7 @@ from oauth2_provider.models import get_application_model
 
 from accounts.audit import record_staff_action
 from accounts.erasure import ErasureBusy, ErasureRefused, erase_account, request_erasure
-from accounts.models import Account, AccountErasure, ApplicationSecret, Profile
+from accounts.models import Account, AccountErasure, ApplicationSecret, AuditEntry, Profile
 from accounts.oauth_services import add_client_secret, create_application, retire_client_secret
 
 
@@ -218,3 +218,24 @@ class IntegratorApplicationAdmin(admin.ModelAdmin):
                 "again). Retire the old one under Application secrets once it is replaced.",
                 messages.WARNING,
             )
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """What staff did, newest first: append-only, so nobody may add, change or delete."""
+
+    list_display = ("at", "actor_username", "action", "object_type", "object_id", "detail")
+    list_filter = ("action", "object_type")
+    search_fields = ("actor_username", "object_id")
+    date_hierarchy = "at"
+    ordering = ("-at",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -42,7 +42,8 @@ LOG_ENTRY_ACTIONS = {1: "add", 2: "change", 3: "delete"}  # django.contrib.admin
 def record_admin_edit(sender, instance, created: bool, **kwargs) -> None:
     """post_save of the admin's own LogEntry: an add, change or delete made through an admin
     form (not an action) goes into the audit log too, so that it is the one record of what
-    staff did. Named by type and primary key: the object may be gone (a delete)."""
+    staff did. Named by type and primary key (the object may be gone: a delete); the change
+    message is not copied, since it can quote what was typed (an address, a name)."""
     if not created or instance.content_type_id is None:
         return
     content_type = instance.content_type
@@ -52,5 +53,4 @@ def record_admin_edit(sender, instance, created: bool, **kwargs) -> None:
         action=LOG_ENTRY_ACTIONS.get(instance.action_flag, "edit"),
         object_type=f"{content_type.app_label}.{content_type.model}",
         object_id=str(instance.object_id or "")[:64],
-        detail=instance.get_change_message()[:500],
     )

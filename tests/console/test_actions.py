@@ -233,4 +233,4 @@ def test_edits_through_admin_forms_are_audited_too(admin_client):
         "change",
         "accounts.account",
     )
-    assert entry.object_id == str(account.pk) and "Renamed" not in entry.detail
+    assert entry.object_id == str(account.pk) and entry.detail == ""
