@@ -134,7 +134,7 @@ class NotificationAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Notification._meta.fields]
     date_hierarchy = "created_at"
     show_full_result_count = False
-    actions = ["retry_now"]
+    actions = ["retry_now", "replay"]
     inlines = [DeliveryAttemptInline]
 
     @admin.action(description="Retry selected notifications now (same delivery id)")
@@ -157,6 +157,27 @@ class NotificationAdmin(admin.ModelAdmin):
                 request,
                 f"Skipped {skipped}: already delivered, cancelled, being sent, or their channel "
                 "is closed (reopen it first).",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Replay selected notifications (a new delivery, a new delivery id)")
+    def replay(self, request, queryset):
+        replayed = 0
+        selected = list(queryset)  # read once: the replays are new rows of this list
+        for notification in selected:
+            replay = services.replay_notification(notification=notification)
+            replayed += replay is not None
+            record_staff_action(
+                user=request.user,
+                action="replay notification",
+                target=notification,
+                detail=f"replayed as {replay.delivery_id}" if replay else "not replayable",
+            )
+        self.message_user(request, f"Replayed {replayed} notification(s).", messages.SUCCESS)
+        if skipped := len(selected) - replayed:
+            self.message_user(
+                request,
+                f"Skipped {skipped}: still on their way, or their channel is closed.",
                 messages.WARNING,
             )
 

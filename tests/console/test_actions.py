@@ -9,6 +9,7 @@ from django.urls import reverse
 from accounts.models import AuditEntry, Profile
 from calendars.models import Event, ManagedEventWrite
 from calendars.services import apply_provider_events
+from notifications import services as notification_services
 from notifications.models import Notification
 from sync.models import CalendarSyncState
 from sync.services import engine
@@ -234,3 +235,29 @@ def test_edits_through_admin_forms_are_audited_too(admin_client):
         "accounts.account",
     )
     assert entry.object_id == str(account.pk) and entry.detail == ""
+
+
+def test_replay_sends_a_delivered_notification_again_as_a_new_delivery(support_client):
+    channel = helpers.channel()
+    delivered = helpers.notification(channel, status=Notification.Status.DELIVERED)
+    pending = helpers.notification(channel, status=Notification.Status.PENDING)
+    page = run_action(support_client, Notification, "replay", [delivered, pending])
+    assert "Replayed 1 notification(s)." in page and "Skipped 1" in page
+    replay = Notification.objects.exclude(pk__in=[delivered.pk, pending.pk]).get()
+    assert (replay.type, replay.status, replay.channel_id) == (
+        delivered.type,
+        Notification.Status.PENDING,
+        channel.pk,
+    )
+    assert replay.delivery_id != delivered.delivery_id
+    details = dict(AuditEntry.objects.values_list("object_id", "detail"))
+    assert details == {
+        delivered.delivery_id: f"replayed as {replay.delivery_id}",
+        pending.delivery_id: "not replayable",
+    }
+
+
+def test_replay_refuses_a_closed_channel(db):
+    closed = helpers.channel(status="closed")
+    notification = helpers.notification(closed, status=Notification.Status.DELIVERED)
+    assert notification_services.replay_notification(notification=notification) is None
