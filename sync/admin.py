@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from accounts.audit import record_for_each
 from sync import services
-from sync.models import CalendarSyncState, ProfileSyncState, ProviderSubscription
+from sync.models import CalendarSyncState, ProfileSyncState, ProviderSubscription, SyncActivity
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -134,3 +134,17 @@ class ProviderSubscriptionAdmin(ReadOnlyAdmin):
         "created_at",
         "updated_at",
     )
+
+
+@admin.register(SyncActivity)
+class SyncActivityAdmin(ReadOnlyAdmin):
+    """The history behind the account page's timeline: syncs that changed something or
+    failed, token refreshes, provider notifications received."""
+
+    list_display = ("at", "kind", "outcome", "profile", "calendar", "created", "deleted", "detail")
+    list_filter = ("kind", "outcome")
+    search_fields = ("profile__public_id", "calendar__public_id", "profile__account__email")
+    list_select_related = ("profile", "calendar")
+    date_hierarchy = "at"
+    ordering = ("-at",)
+    show_full_result_count = False

@@ -28,8 +28,9 @@ def _record(**fields) -> None:
 
 
 def record_sync(outcome) -> None:
-    """One calendar sync that changed something or failed (the engine leaves out unchanged
-    polls, the bulk of syncs, and skipped ones: the sync state has their time)."""
+    """One calendar sync that changed something, failed, or recovered after failures (the
+    engine leaves out the other unchanged polls, the bulk of syncs, and skipped ones: the
+    sync state has their time)."""
     profile_id = (
         Calendar.objects.filter(pk=outcome.calendar_id).values_list("profile_id", flat=True).first()
     )

@@ -328,6 +328,7 @@ class SyncOutcome:
     error: str = ""
     skipped_resources: int = 0
     has_push: bool = False  # the provider can notify us (a follow-up sync may be due)
+    recovered: bool = False  # succeeded after failed ones: ends a failure streak
 
     @property
     def fetched(self) -> int:
@@ -387,7 +388,8 @@ def sync_calendar(
         outcome = _record_failure_safely(calendar_id, exc, token)
     finally:
         _release_lease(calendar_id, token)
-    if outcome.status in ("synced", "failed"):  # unchanged polls are the bulk, and no news
+    # Unchanged polls are the bulk and no news, unless one ends a run of failures.
+    if outcome.status in ("synced", "failed") or outcome.recovered:
         activity.record_sync(outcome)
     if outcome.status == "synced" and outcome.result.changed:
         _kick_relay(calendar_id)
@@ -543,6 +545,7 @@ def _sync_leased(
         "unchanged" if unchanged else "synced",
         full=full,
         has_push=PROVIDERS[profile.provider].supports_push,
+        recovered=state.consecutive_failures > 0,
     )
     outcome.result.add(rolled)
     plan = None

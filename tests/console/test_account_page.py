@@ -58,7 +58,7 @@ def test_a_sync_is_recorded_with_its_counts_and_shown_on_the_timeline(admin_clie
     assert f"/connect/relink/{calendar.profile.public_id}/" in page
 
 
-def test_a_failed_sync_is_recorded_with_its_error(synced_account, settings):
+def test_a_failed_sync_is_recorded_with_its_error(synced_account, settings, radicale_server):
     calendar = synced_account
     settings.CONNECT_ALLOWED_ORIGINS = []  # the server is now an address we may not reach
     assert services.sync_calendar(calendar_id=calendar.pk).status == "failed"
@@ -66,6 +66,12 @@ def test_a_failed_sync_is_recorded_with_its_error(synced_account, settings):
     assert failed.detail and failed.created is None
     [item] = [i for i in timeline.account_timeline(calendar.profile.account).items if i.is_problem]
     assert item.detail == failed.detail
+    # The unchanged sync that ends the failures is recorded (the ones after it are not).
+    settings.CONNECT_ALLOWED_ORIGINS = [radicale_server.base_url]
+    for _ in range(2):
+        assert services.sync_calendar(calendar_id=calendar.pk).status == "unchanged"
+    outcomes = SyncActivity.objects.filter(calendar=calendar).order_by("pk")
+    assert [row.outcome for row in outcomes] == ["synced", "failed", "unchanged"]
 
 
 def test_timeline_merges_every_source_newest_first(db):

@@ -145,12 +145,24 @@ def test_stopped_caldav_server_found_from_the_dashboard_then_synced_back_to_heal
     expect(failing.locator(".count")).to_have_text("0")
     assert AuditEntry.objects.filter(action="sync now", object_id=calendar.public_id).exists()
 
+    # The account page tells the same story, newest first: the failure, then the recovery.
+    page.goto(f"/admin/accounts/account/{calendar.profile.account_id}/overview/")
+    rows = page.locator("#timeline tbody tr")
+    expect(rows.first).to_contain_text("unchanged")  # the server came back with no changes
+    expect(page.locator("#timeline")).to_contain_text("cannot reach the CalDAV server")
+    expect(page.locator("#calendars")).to_contain_text("ok (poll)")
+    screenshot(page, story, "4-account-page")
+
     page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/admin/")
     expect(failing).to_be_in_viewport()
-    screenshot(page, story, "4-dashboard-390px")
+    screenshot(page, story, "5-dashboard-390px")
     page.goto(f"/admin/calendars/calendar/?q={calendar.public_id}")
     expect(page.locator("#result_list")).to_contain_text("ok (poll)")
-    screenshot(page, story, "5-calendars-390px")
+    screenshot(page, story, "6-calendars-390px")
+    page.goto(f"/admin/accounts/account/{calendar.profile.account_id}/overview/")
+    expect(page.locator("#timeline")).to_be_visible()
+    screenshot(page, story, "7-account-page-390px")
 
 
 def test_revealing_an_event_content_is_found_in_the_audit_log(support_page):
