@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from playwright.sync_api import expect, sync_playwright
 
 from accounts.models import AuditEntry
 from calendars.models import Calendar, Event
@@ -43,10 +44,9 @@ def chromium():
     Playwright's sync API keeps an asyncio loop marked running in this thread while it is
     started, which Django's guard against ORM calls from async code mistakes for one: the
     calls are synchronous, so the guard is lifted for exactly as long as the browser lives."""
-    sync_api = pytest.importorskip("playwright.sync_api")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-        with sync_api.sync_playwright() as playwright:
+        with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
             )
@@ -57,8 +57,6 @@ def chromium():
 @pytest.fixture
 def support_page(chromium, live_server):
     """A page logged in as a member of the Support group, 1280 px wide."""
-    from playwright.sync_api import expect
-
     expect.set_options(timeout=WAIT_MS)
     user = get_user_model().objects.create_user(
         username="support-agent", password=PASSWORD, is_staff=True
@@ -112,8 +110,6 @@ def caldav_calendar_whose_server_is_stopped(server) -> Calendar:
 def test_stopped_caldav_server_found_from_the_dashboard_then_synced_back_to_health(
     support_page, own_radicale_server, monkeypatch
 ):
-    from playwright.sync_api import expect
-
     page, story = support_page, "caldav-down"
     calendar = caldav_calendar_whose_server_is_stopped(own_radicale_server)
     # The worker's part: the sync task "Sync now" queues runs here, in the server's thread.
@@ -166,8 +162,6 @@ def test_stopped_caldav_server_found_from_the_dashboard_then_synced_back_to_heal
 
 
 def test_revealing_an_event_content_is_found_in_the_audit_log(support_page):
-    from playwright.sync_api import expect
-
     page, story = support_page, "reveal"
     calendar = make_calendar()
     apply_provider_events(
@@ -193,8 +187,6 @@ def test_revealing_an_event_content_is_found_in_the_audit_log(support_page):
 
 
 def test_replaying_a_failed_notification_delivers_it_to_the_receiver(support_page, settings):
-    from playwright.sync_api import expect
-
     settings.PUSH_CALLBACK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
     settings.PUSH_ENQUEUE_ON_COMMIT = False  # the test runs the dispatcher (the pump's part)
     page, story = support_page, "replay"
