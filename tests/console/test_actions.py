@@ -261,3 +261,20 @@ def test_replay_refuses_a_closed_channel(db):
     closed = helpers.channel(status="closed")
     notification = helpers.notification(closed, status=Notification.Status.DELIVERED)
     assert notification_services.replay_notification(notification=notification) is None
+
+
+def test_bulk_deletes_through_the_admin_are_audited(admin_client):
+    staff = [
+        get_user_model().objects.create_user(username=f"leaver-{n}", is_staff=True)
+        for n in range(3)
+    ]
+    response = admin_client.post(
+        reverse("admin:auth_user_changelist"),
+        {"action": "delete_selected", "_selected_action": [u.pk for u in staff], "post": "yes"},
+    )
+    assert response.status_code == 302
+    entries = AuditEntry.objects.filter(action="delete", object_type="auth.user")
+    assert sorted(entries.values_list("object_id", flat=True)) == sorted(str(u.pk) for u in staff)
+    single = get_user_model().objects.create_user(username="leaver-x", is_staff=True)
+    admin_client.post(reverse("admin:auth_user_delete", args=[single.pk]), {"post": "yes"})
+    assert entries.filter(object_id=str(single.pk)).count() == 1  # once, not twice
