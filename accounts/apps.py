@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 from django.core.signals import got_request_exception
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, post_save
 
 
 class AccountsConfig(AppConfig):
@@ -8,8 +8,13 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         # Connecting a signal touches no database; the handler runs after `migrate`.
-        from accounts.errors import remember_exception
-        from accounts.support import grant_support_view_permissions
+        from django.contrib.admin.models import LogEntry
 
-        post_migrate.connect(grant_support_view_permissions, dispatch_uid="support_group_perms")
+        from accounts.audit import record_admin_edit
+        from accounts.errors import remember_exception
+        from accounts.support import grant_role_permissions
+
+        post_save.connect(record_admin_edit, sender=LogEntry, dispatch_uid="audit_admin_edits")
+
+        post_migrate.connect(grant_role_permissions, dispatch_uid="support_group_perms")
         got_request_exception.connect(remember_exception, dispatch_uid="api_error_exception")

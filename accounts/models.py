@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import F
+from django.db.models import F, Q
 
 from accounts.fields import EncryptedJSONField, EncryptedTextField
 from accounts.ids import new_account_id, new_profile_id
@@ -107,6 +107,12 @@ class Profile(models.Model):
         indexes = [
             # Admin filters and the poller skip disconnected profiles.
             models.Index(fields=["provider", "status"], name="profile_provider_status_idx"),
+            # The support dashboard: how many are disconnected, and the latest of them.
+            models.Index(
+                fields=["-disconnected_at"],
+                condition=Q(status="disconnected"),
+                name="profile_disconnected_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -230,3 +236,34 @@ class AccountErasure(models.Model):
     @property
     def is_done(self) -> bool:
         return self.state == self.State.DONE
+
+
+class AuditEntry(models.Model):
+    """One thing a staff member did in the support console: who, what, on which object, when.
+
+    Append-only: written by accounts.audit.record_staff_action, never changed or deleted (the
+    admin grants no change or delete permission on it, not even to superusers). The object is
+    named by its type and public id only, never by a foreign key (the entry outlives it) nor a
+    label (labels carry end-users' names and addresses, which an erasure must not leave
+    behind here)."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    actor_username = models.CharField(max_length=150)  # kept if the staff user is deleted
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)  # app_label.model
+    object_id = models.CharField(max_length=64)  # the public id (or pk where there is none)
+    detail = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        indexes = [
+            # The audit list, newest first, and "what was done to this object".
+            models.Index(fields=["-at"], name="audit_at_idx"),
+            models.Index(fields=["object_type", "object_id"], name="audit_object_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_username} {self.action} {self.object_type} {self.object_id}"

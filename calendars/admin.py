@@ -1,5 +1,11 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.views.decorators.http import require_POST
 
+from accounts.audit import record_staff_action
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
 from calendars.services import retry_event_write
 
@@ -14,10 +20,39 @@ class CalendarAdmin(admin.ModelAdmin):
     readonly_fields = ("public_id", "created_at", "updated_at")
     show_full_result_count = False
 
+    # The calendar list is the provider's (synced) or the API's: support never edits or
+    # deletes one here (that would fork the cache from the provider).
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# What an event says, as opposed to when it is: hidden from support staff unless they reveal
+# it, which the audit log records (docs/operations.md, The support console).
+EVENT_CONTENT_FIELDS = (
+    "summary",
+    "description",
+    "location_description",
+    "location_lat",
+    "location_long",
+    "url",
+    "meeting_url",
+    "attendees",
+    "organizer",
+    "categories",
+    "raw",
+)
+REVEAL_ACTION = "reveal event content"
+
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
-    list_display = ("event_uid", "summary", "calendar", "start", "end", "status", "is_deleted")
+    list_display = ("event_uid", "calendar", "start", "end", "status", "is_deleted")
     list_filter = (
         "is_deleted",
         "status",
@@ -28,9 +63,43 @@ class EventAdmin(admin.ModelAdmin):
     search_fields = ("event_uid", "event_id", "calendar__public_id", "account__email", "ical_uid")
     list_select_related = ("calendar",)
     raw_id_fields = ("account", "calendar", "application")
-    readonly_fields = ("event_uid", "fingerprint", "created_at", "updated_at")
+    exclude = EVENT_CONTENT_FIELDS
     date_hierarchy = "start"
     show_full_result_count = False
+    change_form_template = "console/event_change_form.html"
+
+    # The cache holds what the provider says: never edited or deleted here.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        reveal = self.admin_site.admin_view(require_POST(self.reveal_view))
+        return [
+            path("<int:object_id>/reveal/", reveal, name="calendars_event_reveal"),
+            *super().get_urls(),
+        ]
+
+    def reveal_view(self, request, object_id: int):
+        """Show one event's content to a staff member who asked for it; recorded first."""
+        event = get_object_or_404(Event, pk=object_id)
+        if not self.has_view_permission(request, event):
+            raise PermissionDenied
+        record_staff_action(user=request.user, action=REVEAL_ACTION, target=event)
+        content = [(name, getattr(event, name)) for name in EVENT_CONTENT_FIELDS]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": event,
+            "title": f"Content of {event.event_uid}",
+            "content": content,
+        }
+        return TemplateResponse(request, "console/event_content.html", context)
 
 
 @admin.register(ChangeLogEntry)
@@ -64,14 +133,15 @@ class ManagedEventWriteAdmin(admin.ModelAdmin):
     search_fields = ("event__event_uid", "event__event_id", "calendar__public_id", "account__email")
     list_select_related = ("event", "calendar")
     raw_id_fields = ("account", "calendar", "event", "application")
-    exclude = ("lock_token",)
+    # `desired` carries the event's content: only which fields the write sets is shown.
+    exclude = ("lock_token", "desired")
     readonly_fields = (
         "account",
         "calendar",
         "event",
         "application",
         "operation",
-        "desired",
+        "desired_fields",
         "status",
         "attempts",
         "next_attempt_at",
@@ -88,10 +158,27 @@ class ManagedEventWriteAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # writes come from the API only
 
+    @admin.display(description="fields written")
+    def desired_fields(self, obj: ManagedEventWrite) -> str:
+        return ", ".join(sorted(obj.desired)) or "-"
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the outbox is the record of what the integrator asked for
+
     @admin.action(description="Retry now")
     def retry_now(self, request, queryset):
-        retried = sum(retry_event_write(write=write) for write in queryset)
-        skipped = queryset.count() - retried
+        retried = 0
+        selected = list(queryset)  # retrying moves rows out of a list filtered by status
+        for write in selected:
+            done = retry_event_write(write=write)
+            retried += done
+            record_staff_action(
+                user=request.user,
+                action="retry write",
+                target=write,
+                detail="queued again" if done else "not failed: left as it was",
+            )
+        skipped = len(selected) - retried
         self.message_user(
             request,
             f"{retried} write(s) queued again"

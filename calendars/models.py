@@ -202,7 +202,9 @@ class Event(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_uid} {self.summary[:40]}"
+        # The id only: the summary is the end-user's content, and this string ends up in
+        # admin titles, related-object columns, logs and audit entries.
+        return self.event_uid
 
     @property
     def is_series_master(self) -> bool:
@@ -340,6 +342,9 @@ class ManagedEventWrite(models.Model):
                 condition=Q(status="pending"),
                 name="eventwrite_due_idx",
             ),
+            # The support dashboard's failed-writes count and the admin's status filter (the
+            # few failed rows, which the retention purge keeps).
+            models.Index(fields=["id"], condition=Q(status="failed"), name="eventwrite_failed_idx"),
             # Supersede / newest-write checks and the admin's per-event history.
             models.Index(fields=["event", "id"], name="eventwrite_event_idx"),
             # A sync leaves alone events whose write reached the provider after its snapshot.

@@ -73,7 +73,7 @@ if not ENCRYPTION_KEYS:
 IDENTITY_HASH_KEYS = env_list("IDENTITY_HASH_KEYS") or [SECRET_KEY]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "console.apps.ConsoleAdminConfig",  # django.contrib.admin with the support dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "calendars",
     "notifications",
     "sync",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -354,6 +355,9 @@ PUSH_PUMP_SECONDS = env_int("PUSH_PUMP_SECONDS", 55)
 PUSH_POLL_INTERVAL_SECONDS = env_int("PUSH_POLL_INTERVAL_SECONDS", 1)
 # Delivery attempts and finished notifications are purged after this many days.
 PUSH_RETENTION_DAYS = env_int("PUSH_RETENTION_DAYS", 30)
+# Sync activity (syncs, token refreshes, provider notifications: the console's account
+# timeline) is purged after this many days.
+SYNC_ACTIVITY_RETENTION_DAYS = env_int("SYNC_ACTIVITY_RETENTION_DAYS", 30)
 # Enqueue a dispatch task right after a transaction that created notifications commits.
 PUSH_ENQUEUE_ON_COMMIT = env_bool("PUSH_ENQUEUE_ON_COMMIT", True)
 

@@ -21,6 +21,19 @@ class ChannelQuerySet(models.QuerySet):
     def open(self) -> "ChannelQuerySet":
         return self.filter(status=Channel.Status.OPEN)
 
+    def closed_since(self, moment) -> "ChannelQuerySet":
+        """Channels closed (by the integrator, support or after 24 h of failures) since then."""
+        return self.filter(status=Channel.Status.CLOSED, closed_at__gte=moment)
+
+    def failing(self, since) -> "ChannelQuerySet":
+        """Open channels whose receiver is not answering: a notification being retried, or
+        one given up on since `since` (the support dashboard and the admin filter)."""
+        troubled = Notification.objects.filter(channel=models.OuterRef("pk")).filter(
+            models.Q(status=Notification.Status.PENDING, attempts__gt=0)
+            | models.Q(status=Notification.Status.FAILED, finished_at__gte=since)
+        )
+        return self.open().filter(models.Exists(troubled))
+
 
 class Channel(models.Model):
     """Where an integrator application wants to hear about one account's changes."""

@@ -1,7 +1,10 @@
+from django.conf import settings
 from django.contrib import admin, messages
+from django.utils import timezone
 
+from accounts.audit import record_for_each
 from sync import services
-from sync.models import CalendarSyncState, ProfileSyncState, ProviderSubscription
+from sync.models import CalendarSyncState, ProfileSyncState, ProviderSubscription, SyncActivity
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -54,7 +57,7 @@ class CalendarSyncStateAdmin(ReadOnlyAdmin):
         "created_at",
         "updated_at",
     )
-    actions = ["sync_now"]
+    actions = ["sync_now", "full_resync"]
     show_full_result_count = False
 
     @admin.display(description="profile")
@@ -67,10 +70,17 @@ class CalendarSyncStateAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Sync now")
     def sync_now(self, request, queryset):
-        count = services.request_sync(
-            calendar_ids=list(queryset.values_list("calendar_id", flat=True))
-        )
+        calendars = [state.calendar for state in queryset]  # the selection, before it syncs
+        count = services.request_sync(calendar_ids=[c.pk for c in calendars])
+        record_for_each(request, action="sync now", targets=calendars)
         self.message_user(request, f"{count} calendar sync(s) queued.", messages.SUCCESS)
+
+    @admin.action(description="Full resync")
+    def full_resync(self, request, queryset):
+        calendars = [state.calendar for state in queryset]  # the selection, before it syncs
+        count = services.request_sync(calendar_ids=[c.pk for c in calendars], full=True)
+        record_for_each(request, action="full resync", targets=calendars)
+        self.message_user(request, f"{count} calendar full resync(s) queued.", messages.SUCCESS)
 
 
 @admin.register(ProfileSyncState)
@@ -88,11 +98,30 @@ class ProfileSyncStateAdmin(ReadOnlyAdmin):
         return obj.profile.status
 
 
+class PushHealthFilter(admin.SimpleListFilter):
+    """The support dashboard's push figures, with the same querysets."""
+
+    title = "push health"
+    parameter_name = "push"
+
+    def lookups(self, request, model_admin):
+        return [("expired", "expired"), ("expiring", "due for renewal")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "expired":
+            return queryset.expired(now)
+        if self.value() == "expiring":
+            return queryset.expiring(now, settings.SYNC_PUSH_RENEW_BEFORE_SECONDS)
+        return queryset
+
+
 @admin.register(ProviderSubscription)
 class ProviderSubscriptionAdmin(ReadOnlyAdmin):
     """Push subscriptions at the providers; the secret is never shown."""
 
     list_display = ("calendar", "expires_at", "last_notification_at", "created_at")
+    list_filter = (PushHealthFilter,)
     search_fields = ("calendar__public_id", "channel_id")
     list_select_related = ("calendar",)
     exclude = ("secret",)
@@ -105,3 +134,17 @@ class ProviderSubscriptionAdmin(ReadOnlyAdmin):
         "created_at",
         "updated_at",
     )
+
+
+@admin.register(SyncActivity)
+class SyncActivityAdmin(ReadOnlyAdmin):
+    """The history behind the account page's timeline: syncs that changed something or
+    failed, token refreshes, provider notifications received."""
+
+    list_display = ("at", "kind", "outcome", "profile", "calendar", "created", "deleted", "detail")
+    list_filter = ("kind", "outcome")
+    search_fields = ("profile__public_id", "calendar__public_id", "profile__account__email")
+    list_select_related = ("profile", "calendar")
+    date_hierarchy = "at"
+    ordering = ("-at",)
+    show_full_result_count = False

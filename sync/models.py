@@ -1,5 +1,7 @@
 """Sync state: where each calendar's sync stands, and what we know of its provider resources."""
 
+from datetime import timedelta
+
 from django.db import models
 from django.db.models import Q
 
@@ -104,6 +106,19 @@ class SyncedResource(models.Model):
         return self.href
 
 
+class ProviderSubscriptionQuerySet(models.QuerySet):
+    def expired(self, now) -> "ProviderSubscriptionQuerySet":
+        """No longer delivering: push for these calendars is down until maintenance replaces
+        them (they are polled at the normal interval meanwhile)."""
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__lte=now))
+
+    def expiring(self, now, within_seconds: int) -> "ProviderSubscriptionQuerySet":
+        """Still live but due for renewal within `within_seconds` (maintenance renews them)."""
+        return self.filter(
+            expires_at__gt=now, expires_at__lte=now + timedelta(seconds=within_seconds)
+        )
+
+
 class ProviderSubscription(models.Model):
     """A push subscription at the provider for one calendar (Google channel, Graph
     subscription): the provider POSTs to our receiver when the calendar changes. A hint to
@@ -120,6 +135,8 @@ class ProviderSubscription(models.Model):
     last_notification_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProviderSubscriptionQuerySet.as_manager()
 
     class Meta:
         indexes = [
@@ -151,3 +168,44 @@ class ProviderRequestSlot(models.Model):
 
     def __str__(self) -> str:
         return f"request slot {self.number} of profile {self.profile_id}"
+
+
+class SyncActivity(models.Model):
+    """What the sync app did for a profile, for the support console's account timeline: each
+    calendar sync with its counts or error, each OAuth token refresh and its outcome, each
+    provider push notification accepted. History only (the state is on the sync states);
+    written best effort by the services that did the work, purged after
+    SYNC_ACTIVITY_RETENTION_DAYS (sync.services.activity)."""
+
+    class Kind(models.TextChoices):
+        SYNC = "sync", "Sync"
+        TOKEN_REFRESH = "token_refresh", "Token refresh"
+        PUSH_RECEIVED = "push_received", "Provider notification"
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="+")
+    calendar = models.ForeignKey(
+        Calendar, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # sync: synced | unchanged | failed; token_refresh: refreshed | refused | failed;
+    # push_received: change, or the provider's lifecycle event (missed, subscriptionRemoved...)
+    outcome = models.CharField(max_length=32)
+    is_full = models.BooleanField(default=False)
+    created = models.PositiveIntegerField(null=True, blank=True)
+    updated = models.PositiveIntegerField(null=True, blank=True)
+    unchanged = models.PositiveIntegerField(null=True, blank=True)
+    deleted = models.PositiveIntegerField(null=True, blank=True)
+    detail = models.CharField(max_length=500, blank=True)  # the error, when there was one
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "sync activities"
+        indexes = [
+            # The account timeline: a profile's activity, newest first.
+            models.Index(fields=["profile", "-at"], name="syncactivity_profile_idx"),
+            # The retention purge: rows older than the cut-off.
+            models.Index(fields=["at"], name="syncactivity_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.outcome} of profile {self.profile_id}"

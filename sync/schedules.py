@@ -29,4 +29,11 @@ SCHEDULES = [
         "minutes": 15,
         "repeats": -1,
     },
+    {
+        # The account timeline's history (SyncActivity) past SYNC_ACTIVITY_RETENTION_DAYS.
+        "name": "sync.purge_sync_activity",
+        "func": "sync.tasks.purge_sync_activity",
+        "schedule_type": "D",  # Schedule.DAILY
+        "repeats": -1,
+    },
 ]

@@ -1,12 +1,13 @@
 """django-q2 entry points: take ids, call one service, idempotent."""
 
 from sync import services
-from sync.services import push
+from sync.services import activity, push
 
 
-def sync_calendar(calendar_id: int) -> str:
-    """Sync one calendar (single-flight: a concurrent run of the same calendar is skipped)."""
-    return str(services.sync_calendar(calendar_id=calendar_id))
+def sync_calendar(calendar_id: int, full: bool = False) -> str:
+    """Sync one calendar (single-flight: a concurrent run of the same calendar is skipped);
+    `full` forces a full resync."""
+    return str(services.sync_calendar(calendar_id=calendar_id, full=full))
 
 
 def discover_calendars(profile_id: int) -> int:
@@ -33,3 +34,8 @@ def reconcile_due_event_writes() -> str:
 def maintain_provider_subscriptions() -> str:
     """Provider push: subscribe, renew before expiry, stop the subscriptions of dead calendars."""
     return str(push.maintain_subscriptions())
+
+
+def purge_sync_activity() -> int:
+    """Delete sync activity past its retention; returns the rows deleted."""
+    return activity.purge_sync_activity().deleted

@@ -1,6 +1,7 @@
 """Services of the notifications app (the only entry points other apps may call).
 
-- channels: create_channel, close_channel, reopen_channel, retry_notification and the
+- channels: create_channel, close_channel, reopen_channel, retry_notification,
+  replay_notification and the
   notify_* functions the sync engine calls (profile_disconnected, initial sync, GDPR).
 - relay: relay_changes / relay_account_changes (change log → coalesced `change` rows).
 - dispatch: claim_due, record_results, run_dispatcher, dispatch_due, pump_notifications.
@@ -18,6 +19,7 @@ from notifications.services.channels import (
     notify_profile_disconnected,
     notify_profile_initial_sync_completed,
     reopen_channel,
+    replay_notification,
     retry_notification,
 )
 from notifications.services.dispatch import (
@@ -54,6 +56,7 @@ __all__ = [
     "relay_account_changes",
     "relay_changes",
     "reopen_channel",
+    "replay_notification",
     "retry_notification",
     "run_dispatcher",
 ]

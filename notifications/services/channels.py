@@ -199,6 +199,23 @@ def retry_notification(*, notification: Notification) -> bool:
     return bool(updated)
 
 
+def replay_notification(*, notification: Notification) -> Notification | None:
+    """Support action: send a delivered (or given-up) notification again, as a new delivery
+    with a new delivery id, so an integrator that lost or mishandled it gets it once more; a
+    receiver that already processed it can tell the replay apart. Its channel must be open.
+    None if the channel is closed or the notification is still on its way."""
+    if notification.status not in (Notification.Status.DELIVERED, Notification.Status.FAILED):
+        return None
+    with transaction.atomic():
+        channel = Channel.objects.open().filter(pk=notification.channel_id).first()
+        if channel is None:
+            return None
+        [replay] = _create_notifications(
+            [channel], notification.type, changes_since=notification.changes_since
+        )
+    return replay
+
+
 def _create_notifications(
     channels: Iterable[Channel], type_: str, *, changes_since: datetime | None = None
 ) -> list[Notification]:

@@ -1,7 +1,7 @@
 """Services of the sync app: the sync engine (engine.py) and the write reconciler (writes.py).
 
 Callers use `from sync import services` / `sync.services.<name>`: this package re-exports the
-public names of its modules. Tests that replace a seam (`enqueue_sync`,
+public names of its modules. Tests that replace a seam (`enqueue_sync`, `enqueue_full_sync`,
 `on_initial_sync_completed`) patch it on the module that looks it up (`sync.services.engine`).
 """
 
@@ -24,6 +24,7 @@ from sync.services.engine import (
     enqueue_calendar_discovery,
     enqueue_due_discoveries,
     enqueue_due_syncs,
+    enqueue_full_sync,
     enqueue_managed_event_writes,
     enqueue_sync,
     on_initial_sync_completed,
@@ -63,6 +64,7 @@ __all__ = [
     "erase_account_sync_data",
     "enqueue_due_discoveries",
     "enqueue_due_syncs",
+    "enqueue_full_sync",
     "enqueue_managed_event_writes",
     "enqueue_sync",
     "on_initial_sync_completed",

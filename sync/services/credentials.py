@@ -33,6 +33,7 @@ from sync.outbound import guarded_session
 from sync.providers import base
 from sync.providers.oauth import OAuthClient, refresh_access_token
 from sync.providers.registry import provider_class
+from sync.services import activity
 from sync.services.governor import provider_slot
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,11 @@ def _refresh(profile: Profile, *, seen_access_token: str) -> dict:
         try:
             tokens = _call_token_endpoint(profile, sent)
         except base.AuthExpired as exc:
+            activity.record_token_refresh(profile_id=profile.pk, outcome="refused", error=str(exc))
             return _grant_refused(profile, credentials, exc)
+        except base.ProviderError as exc:
+            activity.record_token_refresh(profile_id=profile.pk, outcome="failed", error=str(exc))
+            raise
         refreshed = {
             **credentials,
             "access_token": tokens.access_token,
@@ -233,6 +238,7 @@ def _refresh(profile: Profile, *, seen_access_token: str) -> dict:
             locked.credentials = refreshed
             locked.save(update_fields=["credentials", "updated_at"])
         log.info("access token of %s refreshed", profile.public_id)
+        activity.record_token_refresh(profile_id=profile.pk, outcome="refreshed")
         return refreshed
     finally:
         ProfileSyncState.objects.filter(profile=profile, credentials_lock_token=token).update(

@@ -31,7 +31,7 @@ from sync.models import CalendarSyncState, ProfileSyncState, ProviderSubscriptio
 from sync.providers import base
 from sync.providers.base import Window
 from sync.providers.registry import PROVIDERS
-from sync.services import resources
+from sync.services import activity, resources
 from sync.services.backoff import backoff_delay
 from sync.services.credentials import build_provider, call_with_fresh_credentials
 from sync.services.governor import ProfileBusy
@@ -72,6 +72,13 @@ def push_poll_interval(calendar_id: int, now: datetime) -> int:
 def enqueue_sync(calendar_id: int) -> None:
     """Queue one calendar's sync (a seam: tests replace it to run syncs themselves)."""
     async_task("sync.tasks.sync_calendar", calendar_id, task_name=f"sync_calendar:{calendar_id}")
+
+
+def enqueue_full_sync(calendar_id: int) -> None:
+    """Queue one calendar's full resync (mark-and-sweep from an empty cursor)."""
+    async_task(
+        "sync.tasks.sync_calendar", calendar_id, True, task_name=f"full_sync_calendar:{calendar_id}"
+    )
 
 
 def enqueue_push_maintenance() -> None:
@@ -321,6 +328,7 @@ class SyncOutcome:
     error: str = ""
     skipped_resources: int = 0
     has_push: bool = False  # the provider can notify us (a follow-up sync may be due)
+    recovered: bool = False  # succeeded after failed ones: ends a failure streak
 
     @property
     def fetched(self) -> int:
@@ -380,6 +388,9 @@ def sync_calendar(
         outcome = _record_failure_safely(calendar_id, exc, token)
     finally:
         _release_lease(calendar_id, token)
+    # Unchanged polls are the bulk and no news, unless one ends a run of failures.
+    if outcome.status in ("synced", "failed") or outcome.recovered:
+        activity.record_sync(outcome)
     if outcome.status == "synced" and outcome.result.changed:
         _kick_relay(calendar_id)
     if outcome.status in ("synced", "unchanged"):
@@ -534,6 +545,7 @@ def _sync_leased(
         "unchanged" if unchanged else "synced",
         full=full,
         has_push=PROVIDERS[profile.provider].supports_push,
+        recovered=state.consecutive_failures > 0,
     )
     outcome.result.add(rolled)
     plan = None
@@ -795,12 +807,14 @@ def enqueue_due_discoveries(*, now: datetime | None = None, limit: int = 100) ->
     return claimed
 
 
-def request_sync(*, calendar_ids: Sequence[int]) -> int:
-    """Make calendars due now and enqueue their sync (admin "sync now")."""
+def request_sync(*, calendar_ids: Sequence[int], full: bool = False) -> int:
+    """Make calendars due now and enqueue their sync (the console's "Sync now"), or with
+    `full` their full resync ("Full resync"). Returns how many calendars were made due."""
+    enqueue = enqueue_full_sync if full else enqueue_sync
     with transaction.atomic():
         count = CalendarSyncState.objects.filter(calendar_id__in=calendar_ids).update(
             next_poll_at=timezone.now()
         )
         for calendar_id in calendar_ids:
-            enqueue_after_commit(lambda pk=calendar_id: enqueue_sync(pk), what="calendar sync")
+            enqueue_after_commit(lambda pk=calendar_id: enqueue(pk), what="calendar sync")
     return count

@@ -1,6 +1,6 @@
 """The sync app's part of an account's erasure (accounts/erasure.py runs it): push
 subscriptions stopped, provider grants revoked where the provider allows it, and the sync
-bookkeeping that holds provider payloads deleted in batches.
+bookkeeping that holds provider payloads, and the sync activity log, deleted in batches.
 
 Revocation is best effort: whatever happens is recorded on the AccountErasure row (an outcome
 per profile, never a token or an address) and erasure goes on. A profile already recorded is
@@ -13,7 +13,7 @@ from django.conf import settings
 
 from accounts.batches import delete_in_batches
 from accounts.models import Account, AccountErasure, Profile
-from sync.models import SyncedResource
+from sync.models import SyncActivity, SyncedResource
 from sync.providers import base
 from sync.providers.oauth import revoke_token
 from sync.services.push import stop_subscriptions_now
@@ -39,6 +39,7 @@ def erase_account_sync_data(*, account: Account, erasure: AccountErasure) -> Non
         if profile.public_id not in done:
             _record(erasure, profile, revoke_provider_grant(profile))
     delete_in_batches(SyncedResource.objects.filter(calendar__profile__account=account))
+    delete_in_batches(SyncActivity.objects.filter(profile__account=account))
 
 
 def revoke_provider_grant(profile: Profile) -> str:

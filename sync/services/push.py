@@ -32,7 +32,7 @@ from calendars.models import Calendar
 from sync.models import CalendarSyncState, ProviderSubscription
 from sync.providers import base
 from sync.providers.registry import provider_class
-from sync.services import engine
+from sync.services import activity, engine
 from sync.services.backoff import backoff_delay
 from sync.services.credentials import (
     build_provider,
@@ -98,7 +98,8 @@ def receive_push(
                 calendar__is_deleted=False,
                 calendar__profile__status=Profile.Status.CONNECTED,
             )
-            .only("pk", "calendar_id", "secret", "channel_id")
+            .only("pk", "calendar_id", "secret", "channel_id", "calendar__profile")
+            .select_related("calendar")
             .first()
         )
         if subscription is None or not hmac.compare_digest(
@@ -108,6 +109,11 @@ def receive_push(
             continue
         accepted += 1
         ProviderSubscription.objects.filter(pk=subscription.pk).update(last_notification_at=now)
+        activity.record_push_received(
+            calendar_id=subscription.calendar_id,
+            profile_id=subscription.calendar.profile_id,
+            lifecycle=notification.lifecycle or "",
+        )
         if notification.lifecycle in REPLACE_ON | RENEW_ON:
             _due_now(subscription, replace=notification.lifecycle in REPLACE_ON, now=now)
         request_push_sync(calendar_id=subscription.calendar_id, now=now)

@@ -1,6 +1,7 @@
 """Integrator applications: create_application, several active client secrets, rotation."""
 
 import hashlib
+import re
 
 import pytest
 from django.core.management import call_command
@@ -8,7 +9,7 @@ from django.core.management.base import CommandError
 from oauth2_provider.models import Application
 from rest_framework.test import APIRequestFactory
 
-from accounts.models import ApplicationSecret
+from accounts.models import ApplicationSecret, AuditEntry
 from accounts.oauth_services import (
     active_client_secrets,
     add_client_secret,
@@ -85,23 +86,38 @@ def test_client_secret_as_api_key_resolves_to_the_application():
     assert caller.application == integrator.application
 
 
-def test_admin_created_application_gets_an_active_client_secret(admin_client):
+def test_admin_created_application_gets_an_active_client_secret_shown_once(admin_client):
     page = admin_client.get("/admin/oauth2_provider/application/add/")
-    form = page.context["adminform"].form
-    data = {name: form[name].value() or "" for name in form.fields}
-    secret = data["client_secret"]
-    data.update(
-        name="Support-made",
-        redirect_uris="https://made.example.com/cb",
-        client_type="confidential",
-        authorization_grant_type="authorization-code",
-        hash_client_secret="on",
-        algorithm="",
-        user="",
+    assert set(page.context["adminform"].form.fields) == {"name", "client_type", "redirect_uris"}
+    for unsupported in ("skip_authorization", "Implicit", "Resource owner password", "Device"):
+        assert unsupported not in page.content.decode()
+    response = admin_client.post(
+        "/admin/oauth2_provider/application/add/",
+        {
+            "name": "Support-made",
+            "client_type": "confidential",
+            "redirect_uris": "https://made.example.com/cb",
+        },
+        follow=True,
     )
-    data = {k: v for k, v in data.items() if v not in (None, False)}
-    response = admin_client.post("/admin/oauth2_provider/application/add/", data)
-    assert response.status_code == 302, page.context["adminform"].form.errors
+    [message] = [str(m) for m in response.context["messages"] if "client secret" in str(m)]
+    secret = re.search(r"client secret (\S+) \(copy it now", message).group(1)
     application = Application.objects.get(name="Support-made")
+    assert application.authorization_grant_type == Application.GRANT_AUTHORIZATION_CODE
+    assert not application.skip_authorization
     assert verify_client_secret(application=application, secret=secret)
     assert secret not in application.client_secret
+    assert AuditEntry.objects.filter(action="add application").count() == 1
+    change = admin_client.get(f"/admin/oauth2_provider/application/{application.pk}/change/")
+    assert secret not in change.content.decode()
+
+
+def test_admin_application_form_refuses_bad_redirect_uris_without_a_500(admin_client):
+    for uris in ("", "javascript:alert(1)", "https://x.example.com/cb#frag", "not a uri"):
+        response = admin_client.post(
+            "/admin/oauth2_provider/application/add/",
+            {"name": "Bad", "client_type": "confidential", "redirect_uris": uris},
+        )
+        assert response.status_code == 200, uris  # the form again, with its error
+        assert response.context["adminform"].form.errors, uris
+    assert not Application.objects.filter(name="Bad").exists()

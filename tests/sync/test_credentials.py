@@ -16,7 +16,7 @@ from accounts.models import Profile
 from calendars.models import Calendar
 from sync import services
 from sync.connect import connect_oauth_profile
-from sync.models import ProfileSyncState
+from sync.models import ProfileSyncState, SyncActivity
 from sync.providers import base, registry
 from sync.services import credentials, engine
 from tests.factories import make_account, make_profile
@@ -77,6 +77,14 @@ def google_profile(*, expires_in: float = 30, access_token: str = "access-0") ->
     )
 
 
+def token_refreshes(profile) -> list[tuple[str, str]]:
+    return list(
+        SyncActivity.objects.filter(profile=profile, kind=SyncActivity.Kind.TOKEN_REFRESH)
+        .order_by("pk")
+        .values_list("outcome", "detail")
+    )
+
+
 def test_fresh_credentials_keeps_a_token_that_is_not_expiring(httpserver):
     endpoint = TokenEndpoint(httpserver)
     profile = google_profile(expires_in=3000)
@@ -90,6 +98,7 @@ def test_fresh_credentials_refreshes_before_expiry_and_stores_the_rotated_token(
     fresh = credentials.fresh_credentials(profile)
     assert fresh["access_token"] == "access-1" and fresh["refresh_token"] == "refresh-1"
     assert endpoint.calls == 1
+    assert token_refreshes(profile) == [("refreshed", "")]  # for the console's timeline
     stored = Profile.objects.get(pk=profile.pk).credentials
     assert stored["refresh_token"] == "refresh-1" and stored["expires_at"] > time.time() + 3000
     with connection.cursor() as cursor:  # encrypted at rest, like every credential
@@ -131,6 +140,8 @@ def test_fresh_credentials_invalid_grant_disconnects_once(httpserver):
     assert profile.status == Profile.Status.DISCONNECTED
     assert "invalid_grant" in profile.disconnected_reason
     assert [profile.public_id] == DISCONNECTS
+    [(outcome, error)] = token_refreshes(profile)  # the second call no longer asks
+    assert outcome == "refused" and "invalid_grant" in error
 
 
 def test_fresh_credentials_token_endpoint_500_is_retried_and_never_disconnects(

@@ -13,7 +13,7 @@ from accounts import services as account_services
 from accounts.models import Profile
 from calendars.models import Calendar
 from sync import services
-from sync.models import CalendarSyncState, ProviderSubscription
+from sync.models import CalendarSyncState, ProviderSubscription, SyncActivity
 from sync.providers import base, registry
 from sync.services import engine, push
 from tests.factories import make_account, make_profile
@@ -123,6 +123,8 @@ def test_push_burst_is_one_sync_and_answers_at_once(calendar, queued):
     assert answers == [202] * 5
     assert queued == [calendar.pk]  # the burst queued one sync
     assert ProviderSubscription.objects.get(pk=subscription.pk).last_notification_at
+    received = SyncActivity.objects.filter(calendar=calendar, kind="push_received")
+    assert [row.outcome for row in received] == ["change"] * 5  # the console's timeline
 
     assert services.sync_calendar(calendar_id=calendar.pk).status == "synced"
     assert queued == [calendar.pk]  # nothing arrived during the sync: no follow-up
