@@ -96,6 +96,8 @@ def world(db, settings):
     settings.API_RATE_LIMIT_PER_SECOND = 1_000_000
     settings.API_RATE_LIMIT_PER_MINUTE = 1_000_000
     settings.PUSH_CALLBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    # A generated `wait` would hold each GET /v1/changes for up to 30 s: answer at once.
+    settings.CHANGES_MAX_WAIT_SECONDS = 0
     world = make_world(scope="read_write")
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     add_event(world.calendar, start=start, summary="Planning")
@@ -204,7 +206,17 @@ def _own_calendars(case, world):
     return case
 
 
+def _issued_cursor(case, world):
+    # A cursor is one we issued (any other string is a 422): the head, `now`; and calendar
+    # ids name this account's calendars.
+    case.query["cursor"] = "now"
+    if "calendar_ids[]" in case.query:
+        case.query["calendar_ids[]"] = [world.calendar.public_id]
+    return case
+
+
 _SEMANTIC_FIX_UPS = {
+    ("GET", "/v1/changes"): _issued_cursor,
     ("POST", "/v1/channels"): _public_callback,
     ("POST", "/v1/calendars/{calendar_id}/events"): _end_after_start,
     ("DELETE", "/v1/events"): _own_calendars,
