@@ -206,8 +206,10 @@ class Event(models.Model):
 class ChangeLogEntry(models.Model):
     """One change to an account's cached data, in commit order (monotonic `sequence`).
 
-    Written in the same transaction as the change it records: `last_modified` reads and
-    `change` notifications derive from it, so a committed change cannot be missed.
+    Written in the same transaction as the change it records: `last_modified` reads,
+    `change` notifications and GET /v1/changes derive from it, so a committed change cannot be
+    missed. Event and calendar kinds name their calendar (and event); profile kinds their
+    profile.
     """
 
     class Kind(models.TextChoices):

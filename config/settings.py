@@ -423,9 +423,10 @@ EVENT_WRITE_LEASE_SECONDS = env_int("EVENT_WRITE_LEASE_SECONDS", 5 * 60)
 # Called (with the Profile) inside the transaction in which the accounts app disconnects a
 # profile, e.g. POST /v1/profiles/{id}/revoke: integrators get `profile_disconnected`.
 PROFILE_DISCONNECTED_HOOKS = [
-    "calendars.services.record_profile_disconnected",
     "notifications.services.notify_profile_disconnected",
     "sync.services.push.stop_profile_subscriptions",
+    # Last: it locks the account row, which comes after the calendars in the lock order.
+    "calendars.services.record_profile_disconnected",
 ]
 
 # Account erasure (accounts/erasure.py, `manage.py erase_account`). Called with the Account in
