@@ -102,7 +102,8 @@ def _bounded_int(params, name: str, *, default: int, low: int, high: int) -> int
     raw = params.get(name)
     if raw in (None, ""):
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only ("²" is a digit to str.isdigit but not to int), and short.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not low <= int(raw) <= high:
         raise CronofyValidationError.single(
             name, "errors.invalid", f"{name} must be a whole number from {low} to {high}"
         )
@@ -215,23 +216,20 @@ def wait_for_changes(
     """Read a page; while it is empty and `query.wait` has time left, sleep until a change of
     the account commits and read again. Holds no database connection while asleep; when
     `max_waiters` long-polls already wait in this process, answers at once instead."""
+    # A ticket before every read: a change committing after it ends the next wait at once.
+    ticket = wakeups.ticket(account.pk)
     page = read_change_page(account=account, application=application, query=query)
     if page.entries or query.wait <= 0 or not wakeups.try_enter(max_waiters):
         return page
     deadline = time.monotonic() + query.wait
     try:
-        while not page.entries:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
+        while (remaining := deadline - time.monotonic()) > 0:
+            _release_connection()
+            wakeups.wait(account.pk, ticket, remaining)
             ticket = wakeups.ticket(account.pk)
-            # Re-read after taking the ticket: a commit in between then wakes us at once.
             page = read_change_page(account=account, application=application, query=query)
             if page.entries:
                 break
-            _release_connection()
-            wakeups.wait(account.pk, ticket, remaining)
-            page = read_change_page(account=account, application=application, query=query)
     finally:
         wakeups.leave()
     return page

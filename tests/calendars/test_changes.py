@@ -160,6 +160,8 @@ def test_changes_bad_input_is_cronofy_errors(client, world):
     assert status(cursor="chg_%%%") == 422
     assert status(cursor=cursor, limit="0") == 422
     assert status(cursor=cursor, limit="1001") == 422
+    assert status(cursor=cursor, limit="²") == 422
+    assert status(cursor=cursor, limit="9" * 5000) == 422
     assert status(cursor=cursor, wait="31") == 422
     assert status(cursor=cursor, only_managed="maybe") == 422
     assert status(**{"cursor": cursor, "calendar_ids[]": [stranger.calendar.public_id]}) == 404
