@@ -661,12 +661,11 @@ class ChangesView(CronofyApiView):
                 account=self.account, application=application, scopes=self.caller.scopes
             ),
         )
-        calendars = {e.calendar_id: e.calendar.public_id for e in page.entries if e.calendar_id}
+        calendars = {pk: calendar.public_id for pk, calendar in page.calendars.items()}
         return Response(
             {
                 "changes": [
-                    serializers.render_change(entry, page.events, renderer)
-                    for entry in page.entries
+                    serializers.render_change(entry, page, renderer) for entry in page.entries
                 ],
                 "next_cursor": encode_cursor(
                     account_id=self.account.pk,

@@ -22,9 +22,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils.crypto import salted_hmac
 
-from accounts.models import Account
+from accounts.models import Account, Profile
 from accounts.rest import CronofyValidationError
-from calendars.models import ChangeLogEntry, Event
+from calendars.models import Calendar, ChangeLogEntry, Event
 from calendars.parsing import get_list, parse_bool
 from calendars.reads import EVENT_FIELDS, calendar_pks
 from calendars.wakeups import wakeups
@@ -165,9 +165,22 @@ def _is_kept(account: Account, sequence: int) -> bool:
 # --- pages -----------------------------------------------------------------------------------
 
 
+ENTRY_FIELDS = (
+    "sequence",
+    "kind",
+    "changed_at",
+    "application_id",
+    "calendar_id",
+    "event_id",
+    "profile_id",
+)
+
+
 @dataclass
 class ChangePage:
-    entries: list[ChangeLogEntry]
+    entries: list[dict]  # rows of ENTRY_FIELDS, in sequence order
+    calendars: dict[int, Calendar]  # the entries' calendars, with their profiles
+    profiles: dict[int, Profile]  # the profiles of profile entries
     events: dict[int, dict]  # event pk -> row of calendars.reads.EVENT_FIELDS
     next_sequence: int
     has_more: bool
@@ -187,27 +200,46 @@ def _filtered(account: Account, application, query: ChangeQuery):
 def read_change_page(*, account: Account, application, query: ChangeQuery) -> ChangePage:
     """Entries after the cursor up to the head read first, at most `limit`, in order.
 
-    Queries: the head, the entries (with calendar and profile), the events' current rows.
+    Queries: the head, the entries, their calendars and profiles, the events' current rows.
+    Plain rows, and profiles without their (encrypted) credentials: decrypting them per entry
+    cost more than the rest of the page.
     """
     head = current_head(account)
     rows = list(
         _filtered(account, application, query)
         .filter(sequence__gt=query.after, sequence__lte=head)
-        .select_related("calendar__profile", "profile", "application")
-        .order_by("sequence")[: query.limit + 1]
+        .order_by("sequence")
+        .values(*ENTRY_FIELDS)[: query.limit + 1]
     )
     has_more = len(rows) > query.limit
     rows = rows[: query.limit]
     # Past the last entry shown when more follow; else the head (filtered-out entries up to it
     # need not be scanned again).
-    next_sequence = rows[-1].sequence if has_more else max(head, query.after)
-    event_pks = [row.event_id for row in rows if row.event_id is not None]
-    events = {}
-    if event_pks:
-        events = {
-            row["id"]: row for row in Event.objects.filter(pk__in=event_pks).values(*EVENT_FIELDS)
-        }
-    return ChangePage(entries=rows, events=events, next_sequence=next_sequence, has_more=has_more)
+    next_sequence = rows[-1]["sequence"] if has_more else max(head, query.after)
+    return ChangePage(
+        entries=rows,
+        calendars=_by_pk(
+            Calendar.objects.select_related("profile").defer("profile__credentials"),
+            {row["calendar_id"] for row in rows},
+        ),
+        profiles=_by_pk(Profile.objects.defer("credentials"), {row["profile_id"] for row in rows}),
+        events={
+            row["id"]: row
+            for row in _only_some(Event.objects, {row["event_id"] for row in rows}).values(
+                *EVENT_FIELDS
+            )
+        },
+        next_sequence=next_sequence,
+        has_more=has_more,
+    )
+
+
+def _only_some(manager, pks: set):
+    return manager.filter(pk__in=pks - {None}) if pks - {None} else manager.none()
+
+
+def _by_pk(manager, pks: set) -> dict:
+    return {obj.pk: obj for obj in _only_some(manager, pks)}
 
 
 def wait_for_changes(

@@ -414,10 +414,10 @@ _CALENDAR_KINDS = (
 )
 
 
-def _origin(entry: ChangeLogEntry, profile, application_id: int) -> dict:
+def _origin(entry: dict, profile, application_id: int) -> dict:
     # Another integrator's identity is not the caller's business: only "you" or "not you".
-    if entry.application_id is not None:
-        return {"type": "application", "is_caller": entry.application_id == application_id}
+    if entry["application_id"] is not None:
+        return {"type": "application", "is_caller": entry["application_id"] == application_id}
     return {"type": "provider", "provider_name": profile.cronofy_provider_name if profile else None}
 
 
@@ -429,26 +429,25 @@ def _tombstone(row: dict, application_id: int) -> dict:
     return data
 
 
-def render_change(
-    entry: ChangeLogEntry, event_rows: dict[int, dict], renderer: EventRenderer
-) -> dict:
-    """One entry of GET /v1/changes: the ids, and an event's current state (as GET /v1/events
-    shows it) or its tombstone once deleted. `calendar__profile` and `profile` loaded."""
-    calendar = entry.calendar
-    profile = entry.profile or (calendar.profile if calendar is not None else None)
+def render_change(entry: dict, page, renderer: EventRenderer) -> dict:
+    """One entry of GET /v1/changes (a row of calendars.changes.ENTRY_FIELDS from a
+    ChangePage): the ids, and an event's current state (as GET /v1/events shows it) or its
+    tombstone once deleted."""
+    calendar = page.calendars.get(entry["calendar_id"])
+    profile = page.profiles.get(entry["profile_id"]) or (calendar.profile if calendar else None)
     data = {
-        "sequence": entry.sequence,
-        "kind": entry.kind,
-        "changed_at": format_utc(entry.changed_at),
+        "sequence": entry["sequence"],
+        "kind": entry["kind"],
+        "changed_at": format_utc(entry["changed_at"]),
         "origin": _origin(entry, profile, renderer.application_id),
     }
     if profile is not None:
         data["profile_id"] = profile.public_id
     if calendar is not None:
         data["calendar_id"] = calendar.public_id
-        if entry.kind in _CALENDAR_KINDS:
+        if entry["kind"] in _CALENDAR_KINDS:
             data["calendar"] = render_calendar(calendar)
-    row = event_rows.get(entry.event_id) if entry.event_id is not None else None
+    row = page.events.get(entry["event_id"])
     if row is not None:
         data["event_uid"] = row["event_uid"]
         if row["is_deleted"]:
