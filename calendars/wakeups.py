@@ -127,7 +127,7 @@ class ChangeWakeups:
                     self._listening = True
                     self._bump_all()
                     while not self._stop.is_set() and not self._idle():
-                        for notice in listening.notifies(timeout=1.0):
+                        for notice in listening.notifies(timeout=0.5):
                             self.bump(int(notice.payload))
                 if self._idle():
                     break
