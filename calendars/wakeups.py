@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from functools import partial
 
 import psycopg
 from django.db import connection, connections, transaction
@@ -38,7 +39,13 @@ def announce_changes(account_id: int) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, str(account_id)])
-    transaction.on_commit(lambda: wakeups.bump(account_id))
+    transaction.on_commit(partial(wakeups.bump, account_id))
+
+
+def is_wakeup(callback) -> bool:
+    """Whether an on-commit callback is the wake-up announce_changes registers (for tests that
+    check what else a transaction leaves for after its commit)."""
+    return isinstance(callback, partial) and callback.func == wakeups.bump
 
 
 class ChangeWakeups:
