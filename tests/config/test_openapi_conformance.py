@@ -46,7 +46,7 @@ from notifications import services
 from notifications.models import Channel
 from tests.calendars.helpers import add_all_day_event, add_event, make_managed, make_world
 
-# Examples per generation mode and operation: 18 operations x 2 modes x 100 = 3,600 requests,
+# Examples per generation mode and operation: 20 operations x 2 modes x 100 = 4,000 requests,
 # about 80 s. OPENAPI_CONFORMANCE_EXAMPLES asks for a deeper run.
 MAX_EXAMPLES = int(os.environ.get("OPENAPI_CONFORMANCE_EXAMPLES", "100"))
 CHECKS = [
