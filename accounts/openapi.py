@@ -41,6 +41,10 @@ _ERRORS = {
     401: ("Missing, unknown, expired or revoked token", ErrorSerializer),
     403: ("The token lacks the scope this operation needs", ErrorSerializer),
     404: ("Unknown object, or one of another account or application", ErrorSerializer),
+    410: (
+        "The cursor is older than the change log keeps: start again from a snapshot",
+        ErrorSerializer,
+    ),
     422: ("Invalid parameters or body", ValidationErrorsSerializer),
     423: ("The profile is disconnected", ErrorSerializer),
     429: ("Rate limit exceeded; see Retry-After", ErrorSerializer),

@@ -104,11 +104,11 @@ class EventAdmin(admin.ModelAdmin):
 
 @admin.register(ChangeLogEntry)
 class ChangeLogEntryAdmin(admin.ModelAdmin):
-    list_display = ("account", "sequence", "kind", "calendar", "event", "changed_at")
+    list_display = ("account", "sequence", "kind", "profile", "calendar", "event", "changed_at")
     list_filter = ("kind",)
     search_fields = ("account__public_id", "account__email", "event__event_uid")
-    list_select_related = ("account", "calendar", "event")
-    raw_id_fields = ("account", "calendar", "event", "application")
+    list_select_related = ("account", "profile", "calendar", "event")
+    raw_id_fields = ("account", "profile", "calendar", "event", "application")
     show_full_result_count = False
 
     def has_change_permission(self, request, obj=None) -> bool:

@@ -5,6 +5,7 @@ import logging
 import re
 from urllib.parse import unquote, urlsplit
 
+from django.conf import settings
 from django.http import Http404, QueryDict
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -26,6 +27,15 @@ from accounts.rest import (
     error_entry,
 )
 from calendars import serializers, services, writes
+from calendars.changes import (
+    MAX_LIMIT,
+    MAX_WAIT_SECONDS,
+    CursorExpired,
+    encode_cursor,
+    parse_change_query,
+    wait_for_changes,
+)
+from calendars.freshness import freshness_of
 from calendars.models import Calendar
 from calendars.options import EventPermissions
 from calendars.paging import InvalidPageToken, decode_page_token, encode_page_token
@@ -45,15 +55,16 @@ class CalendarListView(CronofyApiView):
         tags=["calendars"],
     )
     def get(self, request):
-        calendars = (
+        calendars = list(
             Calendar.objects.for_account(self.account)
             .select_related("profile")
             .order_by("profile__created_at", "profile_id", "name", "pk")
         )
+        statuses = freshness_of(c.pk for c in calendars)
         return Response(
             {
                 "sub": self.account.public_id,
-                "calendars": [serializers.render_calendar(c) for c in calendars],
+                "calendars": [serializers.render_calendar(c, statuses[c.pk]) for c in calendars],
             }
         )
 
@@ -99,7 +110,8 @@ class CalendarListView(CronofyApiView):
                 {"error": "provider_unavailable"}, status=503, headers={"Retry-After": "60"}
             )
         calendar.profile = profile
-        return Response({"calendar": serializers.render_calendar(calendar)})
+        status = freshness_of([calendar.pk])[calendar.pk]
+        return Response({"calendar": serializers.render_calendar(calendar, status)})
 
 
 _BOOL = serializers.QUERY_BOOL
@@ -206,7 +218,20 @@ class _PagedReadView(CronofyApiView):
         if page.next_state is not None:
             path = reverse(self.page_url_name, kwargs={"token": encode_page_token(page.next_state)})
             pages["next_page"] = absolute_url(request, path)
-        return Response({"pages": pages, self.kind: [render(row) for row in page.rows]})
+        return Response(
+            {
+                "pages": pages,
+                self.kind: [render(row) for row in page.rows],
+                "sync_status": _page_sync_statuses(page.rows),
+            }
+        )
+
+
+def _page_sync_statuses(rows: list[dict]) -> dict[str, dict]:
+    """The freshness of the calendars a page of rows shows (docs/api.md, Freshness)."""
+    return serializers.render_sync_statuses(
+        {row["calendar_id"]: row["calendar__public_id"] for row in rows}
+    )
 
 
 _PAGE_DOC = (
@@ -552,3 +577,102 @@ class BatchView(CronofyApiView):
         context = {"view": self, "request": request}
         results = [_batch_result(self.caller, entry, context) for entry in batch]
         return Response({"batch": results}, status=207)
+
+
+# --- the change feed ---------------------------------------------------------------------------
+
+_CHANGES_PARAMETERS = [
+    OpenApiParameter(
+        "cursor",
+        str,
+        required=True,
+        description="`now` (the head of the log: start here after a snapshot read), or the "
+        "`next_cursor` of an earlier page or of a `change` notification",
+    ),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        description="Entries per page (default 100)",
+    ),
+    OpenApiParameter(
+        "wait",
+        {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+        description="Long-poll: when nothing follows the cursor, wait up to this many seconds "
+        "for a change to commit (default 0)",
+    ),
+    OpenApiParameter(
+        "calendar_ids[]", {"type": "array", "items": {"type": "string"}}, explode=True
+    ),
+    OpenApiParameter("only_managed", _BOOL, description="Only changes to your managed events"),
+]
+
+
+def _cursor_expired_response() -> Response:
+    return Response(
+        {
+            "error": "cursor_expired",
+            "description": "the changes after this cursor are older than the change log keeps "
+            "(CHANGE_LOG_RETENTION_DAYS): get a fresh cursor with cursor=now, then read "
+            "/v1/events in full, then follow the changes from that cursor",
+        },
+        status=410,
+    )
+
+
+class ChangesView(CronofyApiView):
+    """GET /v1/changes: the account's change log after a cursor (docs/api.md, The change
+    feed)."""
+
+    def get_required_scopes(self, request):
+        try:  # a bad value is reported by the full parse, after the scope check
+            if parse_bool(request.query_params.get("only_managed"), "only_managed"):
+                return frozenset()  # one's own managed events need no read_events
+        except CronofyValidationError:
+            pass
+        return frozenset({scopes.READ_EVENTS})
+
+    @extend_schema(
+        operation_id="read_changes",
+        parameters=_CHANGES_PARAMETERS,
+        responses={
+            200: serializers.ChangesResponseSerializer,
+            **error_responses(403, 404, 410, 422),
+        },
+        tags=["changes"],
+    )
+    def get(self, request):
+        application = self.caller.application
+        try:
+            query = parse_change_query(
+                request.query_params, account=self.account, application=application
+            )
+        except CursorExpired:
+            return _cursor_expired_response()
+        page = wait_for_changes(
+            account=self.account,
+            application=application,
+            query=query,
+            max_waiters=settings.CHANGES_MAX_WAITERS,
+        )
+        renderer = serializers.EventRenderer(
+            EventQuery(tzid="Etc/UTC", start=None, end=None, include_geo=True),
+            application.pk,
+            permissions=EventPermissions.for_caller(
+                account=self.account, application=application, scopes=self.caller.scopes
+            ),
+        )
+        calendars = {pk: calendar.public_id for pk, calendar in page.calendars.items()}
+        return Response(
+            {
+                "changes": [
+                    serializers.render_change(entry, page, renderer) for entry in page.entries
+                ],
+                "next_cursor": encode_cursor(
+                    account_id=self.account.pk,
+                    application_id=application.pk,
+                    sequence=page.next_sequence,
+                ),
+                "has_more": page.has_more,
+                "sync_status": serializers.render_sync_statuses(calendars),
+            }
+        )

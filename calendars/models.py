@@ -216,8 +216,10 @@ class Event(models.Model):
 class ChangeLogEntry(models.Model):
     """One change to an account's cached data, in commit order (monotonic `sequence`).
 
-    Written in the same transaction as the change it records: `last_modified` reads and
-    `change` notifications derive from it, so a committed change cannot be missed.
+    Written in the same transaction as the change it records: `last_modified` reads,
+    `change` notifications and GET /v1/changes derive from it, so a committed change cannot be
+    missed. Event and calendar kinds name their calendar (and event); profile kinds their
+    profile.
     """
 
     class Kind(models.TextChoices):
@@ -227,6 +229,8 @@ class ChangeLogEntry(models.Model):
         CALENDAR_CREATED = "calendar_created"
         CALENDAR_UPDATED = "calendar_updated"
         CALENDAR_DELETED = "calendar_deleted"
+        PROFILE_CONNECTED = "profile_connected"
+        PROFILE_DISCONNECTED = "profile_disconnected"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="changes")
     sequence = models.BigIntegerField()
@@ -236,6 +240,10 @@ class ChangeLogEntry(models.Model):
     )
     event = models.ForeignKey(
         Event, on_delete=models.CASCADE, null=True, blank=True, related_name="changes"
+    )
+    # Set on profile_connected / profile_disconnected (other kinds reach it via the calendar).
+    profile = models.ForeignKey(
+        Profile, on_delete=models.CASCADE, null=True, blank=True, related_name="changes"
     )
     # The integrator application whose API write caused the change (None: the provider).
     application = models.ForeignKey(
@@ -252,10 +260,13 @@ class ChangeLogEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["account", "sequence"], name="changelog_unique_seq")
         ]
-        # The unique (account, sequence) index also serves the relay: entries after a cursor.
+        # The unique (account, sequence) index also serves the relay and GET /v1/changes:
+        # entries after a cursor, and the "is the entry after this cursor still kept" probe.
         indexes = [
             # last_modified reads and changes_since: an account's changes after a time.
             models.Index(fields=["account", "changed_at"], name="changelog_account_time_idx"),
+            # The retention purge: entries of every account older than the cut-off.
+            models.Index(fields=["changed_at"], name="changelog_time_idx"),
         ]
 
     def __str__(self) -> str:

@@ -48,6 +48,7 @@ _ALL_DAY_PAD = timedelta(hours=14)
 EVENT_FIELDS = (
     "id",
     "event_uid",
+    "calendar_id",
     "calendar__public_id",
     "provider_key",
     "ical_uid",
@@ -84,6 +85,7 @@ EVENT_FIELDS = (
 FREE_BUSY_FIELDS = (
     "id",
     "event_uid",
+    "calendar_id",
     "calendar__public_id",
     "start",
     "end",

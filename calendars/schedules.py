@@ -7,4 +7,10 @@ SCHEDULES = [
         "schedule_type": "D",  # Schedule.DAILY
         "repeats": -1,
     },
+    {
+        "name": "calendars.purge_change_log",
+        "func": "calendars.tasks.purge_change_log",
+        "schedule_type": "D",  # Schedule.DAILY
+        "repeats": -1,
+    },
 ]

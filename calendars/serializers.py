@@ -13,9 +13,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.ids import format_utc
 from accounts.serializers import render_profile_calendar
 from calendars import recurrence, writes
-from calendars.models import Calendar, Event
+from calendars.freshness import STATES, Freshness, freshness_of
+from calendars.models import Calendar, ChangeLogEntry, Event
 from calendars.options import EventPermissions
 from calendars.parsing import known_zones
 from calendars.reads import EventQuery
@@ -24,15 +26,26 @@ from calendars.reads import EventQuery
 # Calendars
 
 
-def render_calendar(calendar: Calendar) -> dict:
-    """`calendar.profile` must be loaded (select_related)."""
+def render_calendar(calendar: Calendar, sync_status: Freshness | None = None) -> dict:
+    """`calendar.profile` must be loaded (select_related). `sync_status` is the calendar's
+    freshness (calendars.freshness), an additive key (docs/api.md, Freshness)."""
     profile = calendar.profile
-    return {
+    data = {
         "provider_name": profile.cronofy_provider_name,
         "profile_id": profile.public_id,
         "profile_name": profile.profile_name,
         **render_profile_calendar(calendar),
     }
+    if sync_status is not None:
+        data["sync_status"] = sync_status.to_payload()
+    return data
+
+
+def render_sync_statuses(calendar_public_ids: dict[int, str]) -> dict[str, dict]:
+    """{calendar_id: sync status} for these calendars ({pk: public id}), in one query: the
+    additive `sync_status` key of read responses (docs/api.md, Freshness)."""
+    found = freshness_of(calendar_public_ids)
+    return {calendar_public_ids[pk]: status.to_payload() for pk, status in found.items()}
 
 
 COLOR_PATTERN = r"^#[0-9A-Fa-f]{6}$"
@@ -288,6 +301,27 @@ class TrueField(serializers.BooleanField):
     pass
 
 
+class SyncStatusSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=list(STATES))
+    source = serializers.ChoiceField(choices=["push", "poll"])
+    last_synced_at = serializers.DateTimeField(allow_null=True, help_text="Last successful sync")
+    lag_seconds = serializers.IntegerField(
+        allow_null=True, help_text="Seconds since last_synced_at; null if never synced"
+    )
+
+
+_SYNC_STATUSES = {
+    "type": "object",
+    "additionalProperties": {"$ref": "#/components/schemas/SyncStatus"},
+    "description": "calendar_id -> its freshness, for the calendars of this page",
+}
+
+
+@extend_schema_field(_SYNC_STATUSES)
+class SyncStatusesField(serializers.JSONField):
+    pass
+
+
 class CalendarSerializer(serializers.Serializer):
     provider_name = serializers.CharField()
     profile_id = serializers.CharField()
@@ -300,6 +334,7 @@ class CalendarSerializer(serializers.Serializer):
     calendar_integrated_conferencing_available = serializers.BooleanField()
     calendar_attachments_available = serializers.BooleanField()
     permission_level = serializers.ChoiceField(choices=["unrestricted", "sandbox"])
+    sync_status = SyncStatusSerializer(help_text="How fresh our copy of it is (additive)")
 
 
 class CalendarListResponseSerializer(serializers.Serializer):
@@ -375,6 +410,7 @@ class EventSerializer(serializers.Serializer):
 class EventsResponseSerializer(serializers.Serializer):
     pages = PagesSerializer()
     events = EventSerializer(many=True)
+    sync_status = SyncStatusesField(required=False)
 
 
 class FreeBusySerializer(serializers.Serializer):
@@ -390,6 +426,91 @@ class FreeBusySerializer(serializers.Serializer):
 class FreeBusyResponseSerializer(serializers.Serializer):
     pages = PagesSerializer()
     free_busy = FreeBusySerializer(many=True)
+    sync_status = SyncStatusesField(required=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The change feed (calendars.changes)
+
+_CALENDAR_KINDS = (
+    ChangeLogEntry.Kind.CALENDAR_CREATED,
+    ChangeLogEntry.Kind.CALENDAR_UPDATED,
+    ChangeLogEntry.Kind.CALENDAR_DELETED,
+)
+
+
+def _origin(entry: dict, profile, application_id: int) -> dict:
+    # Another integrator's identity is not the caller's business: only "you" or "not you".
+    if entry["application_id"] is not None:
+        return {"type": "application", "is_caller": entry["application_id"] == application_id}
+    return {"type": "provider", "provider_name": profile.cronofy_provider_name if profile else None}
+
+
+def _tombstone(row: dict, application_id: int) -> dict:
+    data = {"calendar_id": row["calendar__public_id"], "event_uid": row["event_uid"]}
+    if row["event_id"] is not None and row["application_id"] == application_id:
+        data["event_id"] = row["event_id"]
+    data["deleted"] = True
+    return data
+
+
+def render_change(entry: dict, page, renderer: EventRenderer) -> dict:
+    """One entry of GET /v1/changes (a row of calendars.changes.ENTRY_FIELDS from a
+    ChangePage): the ids, and an event's current state (as GET /v1/events shows it) or its
+    tombstone once deleted."""
+    calendar = page.calendars.get(entry["calendar_id"])
+    profile = page.profiles.get(entry["profile_id"]) or (calendar.profile if calendar else None)
+    data = {
+        "sequence": entry["sequence"],
+        "kind": entry["kind"],
+        "changed_at": format_utc(entry["changed_at"]),
+        "origin": _origin(entry, profile, renderer.application_id),
+    }
+    if profile is not None:
+        data["profile_id"] = profile.public_id
+    if calendar is not None:
+        data["calendar_id"] = calendar.public_id
+        if entry["kind"] in _CALENDAR_KINDS:
+            data["calendar"] = render_calendar(calendar)
+    row = page.events.get(entry["event_id"])
+    if row is not None:
+        data["event_uid"] = row["event_uid"]
+        if row["is_deleted"]:
+            data["event"] = _tombstone(row, renderer.application_id)
+        else:
+            data["event"] = renderer.event(row)
+    return data
+
+
+class OriginSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["provider", "application"])
+    provider_name = serializers.CharField(required=False, allow_null=True)
+    is_caller = serializers.BooleanField(
+        required=False, help_text="application: whether your own API call made the change"
+    )
+
+
+class ChangeSerializer(serializers.Serializer):
+    sequence = serializers.IntegerField(help_text="Position in the account's change log")
+    kind = serializers.ChoiceField(choices=ChangeLogEntry.Kind.values)
+    changed_at = serializers.DateTimeField()
+    origin = OriginSerializer()
+    profile_id = serializers.CharField(required=False)
+    calendar_id = serializers.CharField(required=False)
+    event_uid = serializers.CharField(required=False)
+    calendar = serializers.JSONField(required=False, help_text="calendar_*: as /v1/calendars")
+    event = serializers.JSONField(
+        required=False,
+        help_text="event_*: its current state as GET /v1/events shows it, or once deleted a "
+        "tombstone {calendar_id, event_uid, event_id?, deleted: true}",
+    )
+
+
+class ChangesResponseSerializer(serializers.Serializer):
+    changes = ChangeSerializer(many=True)
+    next_cursor = serializers.CharField(help_text="Pass as `cursor` to read on from here")
+    has_more = serializers.BooleanField(help_text="More entries are ready now")
+    sync_status = SyncStatusesField(required=False)
 
 
 # Write bodies (documentation only: calendars.writes validates them, Cronofy's 422 shapes).

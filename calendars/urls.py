@@ -15,6 +15,7 @@ urlpatterns: list = [
         name="api_participation_status",
     ),
     path("v1/batch", api.BatchView.as_view(), name="api_batch"),
+    path("v1/changes", api.ChangesView.as_view(), name="api_changes"),
     path("v1/events", api.EventListView.as_view(), name="api_events"),
     path("v1/events/pages/<str:token>", api.EventPageView.as_view(), name="api_events_page"),
     path("v1/free_busy", api.FreeBusyListView.as_view(), name="api_free_busy"),

@@ -358,6 +358,15 @@ PUSH_RETENTION_DAYS = env_int("PUSH_RETENTION_DAYS", 30)
 # Sync activity (syncs, token refreshes, provider notifications: the console's account
 # timeline) is purged after this many days.
 SYNC_ACTIVITY_RETENTION_DAYS = env_int("SYNC_ACTIVITY_RETENTION_DAYS", 30)
+# The change feed (GET /v1/changes; docs/configuration.md, "The change feed"). Entries are
+# kept this many days (a cursor older than that answers 410 cursor_expired), purged daily.
+CHANGE_LOG_RETENTION_DAYS = env_int("CHANGE_LOG_RETENTION_DAYS", 30)
+# The longest long-poll `wait` honoured (seconds, at most 30), and how many long-polls may wait
+# at once per web process (each holds a gunicorn thread; past this, requests answer at once).
+CHANGES_MAX_WAIT_SECONDS = env_int("CHANGES_MAX_WAIT_SECONDS", 30)
+CHANGES_MAX_WAITERS = env_int("CHANGES_MAX_WAITERS", max(1, WEB_THREADS // 2))
+# POST /v1/channels/{id}/replay: at most this many per channel per hour (0: no limit).
+CHANNEL_REPLAY_RATE_LIMIT_PER_HOUR = env_int("CHANNEL_REPLAY_RATE_LIMIT_PER_HOUR", 10)
 # Enqueue a dispatch task right after a transaction that created notifications commits.
 PUSH_ENQUEUE_ON_COMMIT = env_bool("PUSH_ENQUEUE_ON_COMMIT", True)
 
@@ -420,6 +429,8 @@ EVENT_WRITE_LEASE_SECONDS = env_int("EVENT_WRITE_LEASE_SECONDS", 5 * 60)
 PROFILE_DISCONNECTED_HOOKS = [
     "notifications.services.notify_profile_disconnected",
     "sync.services.push.stop_profile_subscriptions",
+    # Last: it locks the account row, which comes after the calendars in the lock order.
+    "calendars.services.record_profile_disconnected",
 ]
 
 # Account erasure (accounts/erasure.py, `manage.py erase_account`). Called with the Account in

@@ -1,16 +1,24 @@
 """/v1/channels (docs/api.md, Channels). Channels belong to the token's (account, application)."""
 
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
 
 from accounts.openapi import error_responses
 from accounts.rest import CronofyApiView, CronofyValidationError
+from accounts.throttling import Limit, retry_after_header, seconds_until_allowed
+from calendars.changes import CursorExpired, InvalidCursor, current_head, resolve_cursor
 from notifications import services
 from notifications.models import Channel
 from notifications.serializers import (
     ChannelCreateSerializer,
     ChannelListResponseSerializer,
+    ChannelReplayResponseSerializer,
+    ChannelReplaySerializer,
     ChannelResponseSerializer,
 )
 
@@ -71,3 +79,81 @@ class ChannelDetailView(CronofyApiView):
             raise exceptions.NotFound()
         services.close_channel(channel=channel)
         return Response(status=202)
+
+
+def _callers_channel(view: CronofyApiView, channel_id: str) -> Channel:
+    channel = (
+        Channel.objects.for_caller(view.account, view.caller.application)
+        .filter(public_id=channel_id)
+        .first()
+    )
+    if channel is None:
+        raise exceptions.NotFound()
+    return channel
+
+
+class ChannelReplayView(CronofyApiView):
+    """POST re-sends `change` notifications from a cursor or a time (docs/api.md, Replay)."""
+
+    @extend_schema(
+        operation_id="replay_channel",
+        request=ChannelReplaySerializer,
+        responses={200: ChannelReplayResponseSerializer, **error_responses(404, 410, 422)},
+        tags=["channels"],
+    )
+    def post(self, request, channel_id: str):
+        channel = _callers_channel(self, channel_id)
+        body = ChannelReplaySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            after = self._start(body.validated_data)
+        except CursorExpired:
+            return Response({"error": "cursor_expired"}, status=410)
+        wait = seconds_until_allowed(
+            [
+                Limit(
+                    "channel-replay",
+                    channel.public_id,
+                    settings.CHANNEL_REPLAY_RATE_LIMIT_PER_HOUR,
+                    period=3600,
+                )
+            ]
+        )
+        if wait:
+            return Response(
+                {"error": "too_many_requests"},
+                status=429,
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+        try:
+            queued = services.replay_changes(channel=channel, after_sequence=after)
+        except services.ChannelNotOpen:
+            raise CronofyValidationError.single(
+                "channel_id", "errors.channel_closed", "the channel is closed: open a new one"
+            ) from None
+        through = queued[-1].changes_through_sequence if queued else after
+        return Response(
+            {
+                "notifications": len(queued),
+                "changes_after_sequence": after,
+                "changes_through_sequence": through,
+            }
+        )
+
+    def _start(self, data) -> int:
+        """The sequence after which to replay. Raises CursorExpired."""
+        if data.get("cursor"):
+            try:
+                return resolve_cursor(
+                    data["cursor"], account=self.account, application=self.caller.application
+                )
+            except InvalidCursor:
+                raise CronofyValidationError.single(
+                    "cursor", "errors.invalid_cursor", "not a cursor issued to this token"
+                ) from None
+        since = data["since"]
+        if since < timezone.now() - timedelta(days=settings.CHANGE_LOG_RETENTION_DAYS):
+            raise CursorExpired
+        found = services.sequence_before(account=self.account, moment=since)
+        # Nothing changed since then: the replay starts (and ends) at the head.
+        return current_head(self.account) if found is None else found

@@ -58,6 +58,9 @@ class Channel(models.Model):
     # Relay cursor: the last change-log sequence of the account this channel has been matched
     # against. Not advanced while closed, so a reopened channel hears about what it missed.
     last_relayed_sequence = models.BigIntegerField(default=0)
+    # The last sequence a `change` notification of this channel has covered: the next one
+    # covers (this, its own through], so consecutive bodies chain and a receiver sees a gap.
+    last_notified_sequence = models.BigIntegerField(default=0)
     # Per-channel concurrency guard: set while one of its notifications is being sent (equal to
     # that claim's lease). A dispatcher claims only channels whose guard is empty or lapsed.
     busy_until = models.DateTimeField(null=True, blank=True)
@@ -129,6 +132,12 @@ class Notification(models.Model):
     type = models.CharField(max_length=40, choices=Type.choices)
     # `change` only: the earliest unsent change it covers (whole seconds, UTC).
     changes_since = models.DateTimeField(null=True, blank=True)
+    # `change` only: the change-log range it covers, (after, through] (docs/api.md, Push
+    # notifications); null on rows made before ranges were kept.
+    changes_after_sequence = models.BigIntegerField(null=True, blank=True)
+    changes_through_sequence = models.BigIntegerField(null=True, blank=True)
+    # `change` only: made by POST /v1/channels/{id}/replay rather than by the relay.
+    is_replay = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     # Number of attempts claimed so far; the claim increments it, so it names the attempt.
     attempts = models.PositiveIntegerField(default=0)

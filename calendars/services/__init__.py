@@ -1,17 +1,24 @@
 """Services of the calendars app (the only entry points other apps may call).
 
-- cache: record_changes, apply_provider_events (the provider's view of events, change log).
+- cache: record_changes, record_profile_change (and the disconnect hook),
+  apply_provider_events (the provider's view of events, change log).
 - calendars: create_calendar, upsert_provider_calendars and the creation errors.
 - managed_events: integrator writes (upsert/delete/participation) recorded as
   ManagedEventWrite rows for the reconciler, and their errors.
 - locks: the lock order of every event writer (lock_for_event_changes) and the retry of a
   transaction the database aborted (retry_on_transaction_conflict).
-- writes: retry_event_write (support staff), purge_finished_event_writes and
+- writes: retry_event_write (support staff), purge_finished_event_writes, purge_change_log and
   delete_in_batches (retention).
 - erasure: erase_account_calendars (an account's part of its erasure, accounts/erasure.py).
 """
 
-from calendars.services.cache import apply_provider_events, record_changes
+from calendars.models import ChangeLogEntry
+from calendars.services.cache import (
+    apply_provider_events,
+    record_changes,
+    record_profile_change,
+    record_profile_disconnected,
+)
 from calendars.services.calendars import (
     CalendarCreationError,
     CalendarCreationFailed,
@@ -40,11 +47,18 @@ from calendars.services.managed_events import (
 )
 from calendars.services.writes import (
     delete_in_batches,
+    purge_change_log,
     purge_finished_event_writes,
     retry_event_write,
 )
 
+# The change-log kinds other apps pass to record_profile_change.
+PROFILE_CONNECTED = ChangeLogEntry.Kind.PROFILE_CONNECTED
+PROFILE_DISCONNECTED = ChangeLogEntry.Kind.PROFILE_DISCONNECTED
+
 __all__ = [
+    "PROFILE_CONNECTED",
+    "PROFILE_DISCONNECTED",
     "CalendarCreationError",
     "CalendarCreationFailed",
     "CalendarCreationNotSupported",
@@ -66,8 +80,11 @@ __all__ = [
     "event_fingerprint",
     "lock_for_event_changes",
     "provider_calendar_creation_unsupported",
+    "purge_change_log",
     "purge_finished_event_writes",
     "record_changes",
+    "record_profile_change",
+    "record_profile_disconnected",
     "retry_event_write",
     "retry_on_transaction_conflict",
     "upsert_external_event",

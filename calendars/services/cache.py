@@ -7,10 +7,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Account
+from accounts.models import Account, Profile
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
 from calendars.services.locks import lock_for_event_changes
 from calendars.types import ApplyResult, EventData, EventIdentity
+from calendars.wakeups import announce_changes
 
 _LOOKUP_CHUNK = 500
 
@@ -28,25 +29,48 @@ def record_changes(
     otherwise): the sequence allocation locks the account row until commit, which orders
     concurrent writers of one account.
     """
-    if not changes:
+    return _append_entries(
+        account=account,
+        rows=[{"kind": kind, "calendar": cal, "event": event} for kind, cal, event in changes],
+        application=application,
+        at=at,
+    )
+
+
+def record_profile_change(
+    *, profile: Profile, kind: str, at: datetime | None = None
+) -> list[ChangeLogEntry]:
+    """Append profile_connected / profile_disconnected for `profile` (same contract as
+    record_changes: inside the transaction that changed the profile's status)."""
+    return _append_entries(
+        account=profile.account, rows=[{"kind": kind, "profile": profile}], at=at
+    )
+
+
+def record_profile_disconnected(profile: Profile) -> None:
+    """settings.PROFILE_DISCONNECTED_HOOKS entry: the disconnect is a change-log entry."""
+    record_profile_change(profile=profile, kind=ChangeLogEntry.Kind.PROFILE_DISCONNECTED)
+
+
+def _append_entries(
+    *, account: Account, rows: list[dict], application=None, at: datetime | None = None
+) -> list[ChangeLogEntry]:
+    if not rows:
         return []
-    if not transaction.get_connection().in_atomic_block:
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
         raise transaction.TransactionManagementError("record_changes needs a transaction")
     at = at or timezone.now()
-    sequences = account.allocate_change_sequences(len(changes))
+    sequences = account.allocate_change_sequences(len(rows))
     entries = [
         ChangeLogEntry(
-            account=account,
-            sequence=sequence,
-            kind=kind,
-            calendar=calendar,
-            event=event,
-            application=application,
-            changed_at=at,
+            account=account, sequence=sequence, application=application, changed_at=at, **row
         )
-        for sequence, (kind, calendar, event) in zip(sequences, changes, strict=True)
+        for sequence, row in zip(sequences, rows, strict=True)
     ]
-    return ChangeLogEntry.objects.bulk_create(entries)
+    created = ChangeLogEntry.objects.bulk_create(entries)
+    announce_changes(account.pk)
+    return created
 
 
 def _existing_events(calendar: Calendar, keys: Iterable[str]) -> dict[EventIdentity, Event]:

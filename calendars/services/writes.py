@@ -10,7 +10,7 @@ from django.utils.module_loading import import_string
 
 from accounts.batches import delete_in_batches
 from accounts.queueing import enqueue_after_commit
-from calendars.models import ManagedEventWrite
+from calendars.models import ChangeLogEntry, ManagedEventWrite
 
 
 def trigger_reconciler_on_commit(write_ids: list[int]) -> None:
@@ -60,3 +60,11 @@ def purge_finished_event_writes(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=settings.EVENT_WRITE_RETENTION_DAYS)
     finished = ManagedEventWrite.objects.filter(status__in=_FINISHED, completed_at__lt=cutoff)
     return delete_in_batches(finished)
+
+
+def purge_change_log(*, now: datetime | None = None) -> int:
+    """Delete change-log entries older than CHANGE_LOG_RETENTION_DAYS, in batches (oldest
+    rows go first, so what is left of each account's log stays a contiguous tail and a cursor
+    before it answers 410 cursor_expired). Returns the number deleted; run daily."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.CHANGE_LOG_RETENTION_DAYS)
+    return delete_in_batches(ChangeLogEntry.objects.filter(changed_at__lt=cutoff))

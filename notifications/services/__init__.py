@@ -6,6 +6,7 @@
 - relay: relay_changes / relay_account_changes (change log → coalesced `change` rows).
 - dispatch: claim_due, record_results, run_dispatcher, dispatch_due, pump_notifications.
 - erasure: count_pending_gdpr_requested, erase_account_channels (accounts/erasure.py).
+- replay: replay_changes (POST /v1/channels/{id}/replay), sequence_before, ChannelNotOpen.
 - retention: purge_delivery_history (attempt logs and finished notifications past retention).
 """
 
@@ -34,10 +35,12 @@ from notifications.services.erasure import (
     erase_account_channels,
 )
 from notifications.services.relay import relay_account_changes, relay_changes
+from notifications.services.replay import ChannelNotOpen, replay_changes, sequence_before
 from notifications.services.retention import RetentionReport, purge_delivery_history
 
 __all__ = [
     "ChannelError",
+    "ChannelNotOpen",
     "RetentionReport",
     "claim_due",
     "close_channel",
@@ -57,6 +60,8 @@ __all__ = [
     "relay_changes",
     "reopen_channel",
     "replay_notification",
+    "replay_changes",
     "retry_notification",
     "run_dispatcher",
+    "sequence_before",
 ]

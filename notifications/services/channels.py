@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -135,6 +136,7 @@ def create_channel(
             callback_url=callback_url,
             filters=filters,
             last_relayed_sequence=locked.last_change_seq,
+            last_notified_sequence=locked.last_change_seq,
         )
         _create_notifications([channel], Notification.Type.VERIFICATION)
     return channel
@@ -223,6 +225,40 @@ def _create_notifications(
     rows = [
         Notification(channel=channel, type=type_, changes_since=changes_since, next_attempt_at=now)
         for channel in channels
+    ]
+    created = Notification.objects.bulk_create(rows, batch_size=500)
+    if created:
+        _kick_after_commit()
+    return created
+
+
+@dataclass(frozen=True)
+class ChangeRange:
+    """What one `change` notification covers: the channel's matching entries in
+    (after, through], the earliest of them changed at `since`."""
+
+    channel: Channel
+    since: datetime
+    after: int
+    through: int
+
+
+def create_change_notifications(
+    ranges: Sequence[ChangeRange], *, is_replay: bool = False
+) -> list[Notification]:
+    """Pending `change` rows for these ranges (inside the caller's transaction)."""
+    now = timezone.now()
+    rows = [
+        Notification(
+            channel=r.channel,
+            type=Notification.Type.CHANGE,
+            changes_since=r.since,
+            changes_after_sequence=r.after,
+            changes_through_sequence=r.through,
+            is_replay=is_replay,
+            next_attempt_at=now,
+        )
+        for r in ranges
     ]
     created = Notification.objects.bulk_create(rows, batch_size=500)
     if created:

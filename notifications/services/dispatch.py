@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from accounts.ids import format_utc
 from accounts.models import ApplicationSecret
+from calendars.changes import encode_cursor
 from notifications import signing, transport
 from notifications.models import Channel, DeliveryAttempt, Notification
 from notifications.services.channels import allowed_networks
@@ -75,8 +76,37 @@ def render_body(notification: Notification, channel: Channel) -> bytes:
     note: dict = {"type": notification.type}
     if notification.type == Notification.Type.CHANGE and notification.changes_since:
         note["changes_since"] = format_utc(notification.changes_since)
+    if notification.type == Notification.Type.CHANGE:
+        note.update(_range_keys(notification, channel))
     payload = {"notification": note, "channel": channel.wire()}
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _range_keys(notification: Notification, channel: Channel) -> dict:
+    """Additive keys: the change-log range (after, through] this notification covers and the
+    /v1/changes cursors at both ends. Consecutive notifications of a channel chain (one's
+    `changes_after_sequence` is the previous one's `changes_through_sequence`), so a receiver
+    can tell a gap; see docs/api.md, Push notifications."""
+    after, through = notification.changes_after_sequence, notification.changes_through_sequence
+    if after is None or through is None:
+        return {}
+
+    def cursor(sequence: int) -> str:
+        return encode_cursor(
+            account_id=channel.account_id,
+            application_id=channel.application_id,
+            sequence=sequence,
+        )
+
+    keys = {
+        "changes_after_sequence": after,
+        "changes_through_sequence": through,
+        "changes_cursor": cursor(after),
+        "next_cursor": cursor(through),
+    }
+    if notification.is_replay:
+        keys["replay"] = True
+    return keys
 
 
 def retry_delay(number: int, retry_after: str | None = None) -> float:

@@ -13,12 +13,22 @@ from django.db.models import F
 
 from calendars.models import ChangeLogEntry
 from notifications.models import Channel, Notification
-from notifications.services.channels import _create_notifications
+from notifications.services.channels import ChangeRange, create_change_notifications
 
 RELAY_BATCH = 2000
 
 
-def _matches(channel: Channel, entry: dict) -> bool:
+ENTRY_FIELDS = (
+    "sequence",
+    "changed_at",
+    "application_id",
+    "calendar__public_id",
+    "event__application_id",
+)
+
+
+def matches_channel(channel: Channel, entry: dict) -> bool:
+    """Whether a change-log entry (a dict of ENTRY_FIELDS) is news to this channel."""
     # Cronofy does not notify an application of its own API writes.
     if entry["application_id"] is not None and entry["application_id"] == channel.application_id:
         return False
@@ -28,7 +38,7 @@ def _matches(channel: Channel, entry: dict) -> bool:
     return not (channel.only_managed and entry["event__application_id"] != channel.application_id)
 
 
-def _whole_seconds(moment: datetime) -> datetime:
+def whole_seconds(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
@@ -74,13 +84,7 @@ def relay_account_changes(*, account_id: int, batch_size: int = RELAY_BATCH) -> 
             entries = list(
                 ChangeLogEntry.objects.filter(account_id=account_id, sequence__gt=low)
                 .order_by("sequence")
-                .values(
-                    "sequence",
-                    "changed_at",
-                    "application_id",
-                    "calendar__public_id",
-                    "event__application_id",
-                )[:batch_size]
+                .values(*ENTRY_FIELDS)[:batch_size]
             )
             if not entries:
                 return created
@@ -95,8 +99,8 @@ def relay_account_changes(*, account_id: int, batch_size: int = RELAY_BATCH) -> 
                     status=Notification.Status.PENDING,
                 ).select_for_update(of=("self",))
             }
-            new_rows: dict[datetime, list[Channel]] = {}
-            moved_back: list[Notification] = []
+            new_ranges: list[ChangeRange] = []
+            extended: list[Notification] = []
             for channel in channels:
                 # The minimum time, not the first in sequence: a transaction that started
                 # earlier may commit (and so be numbered) later.
@@ -104,22 +108,29 @@ def relay_account_changes(*, account_id: int, batch_size: int = RELAY_BATCH) -> 
                     entry["changed_at"]
                     for entry in entries
                     if entry["sequence"] > channel.last_relayed_sequence
-                    and _matches(channel, entry)
+                    and matches_channel(channel, entry)
                 ]
-                since = _whole_seconds(min(times)) if times else None
-                if since is not None:
+                if times:
+                    since = whole_seconds(min(times))
                     existing = pending.get(channel.pk)
                     if existing is None:
-                        new_rows.setdefault(since, []).append(channel)
-                    elif existing.changes_since is None or since < existing.changes_since:
-                        existing.changes_since = since
-                        moved_back.append(existing)
+                        new_ranges.append(
+                            ChangeRange(channel, since, channel.last_notified_sequence, high)
+                        )
+                    else:
+                        if existing.changes_since is None or since < existing.changes_since:
+                            existing.changes_since = since
+                        existing.changes_through_sequence = high
+                        extended.append(existing)
+                    # Ranges chain: the next notification starts where this one ends.
+                    channel.last_notified_sequence = high
                 channel.last_relayed_sequence = high
-            for since, group in new_rows.items():
-                created += len(
-                    _create_notifications(group, Notification.Type.CHANGE, changes_since=since)
-                )
-            Notification.objects.bulk_update(moved_back, ["changes_since"])
-            Channel.objects.bulk_update(channels, ["last_relayed_sequence"])
+            created += len(create_change_notifications(new_ranges))
+            Notification.objects.bulk_update(
+                extended, ["changes_since", "changes_through_sequence"]
+            )
+            Channel.objects.bulk_update(
+                channels, ["last_relayed_sequence", "last_notified_sequence"]
+            )
         if len(entries) < batch_size:
             return created

@@ -164,6 +164,7 @@ def store_connected_profile(
     """
     with transaction.atomic():
         profile, created = _lock_or_create_profile(account, provider_key, provider_account)
+        newly_connected = created or profile.status != Profile.Status.CONNECTED
         profile.profile_name = provider_account.profile_name
         profile.provider_service = provider_account.provider_service
         profile.credentials = credentials
@@ -185,6 +186,12 @@ def store_connected_profile(
                 )
         else:
             calendars = _store_calendar_list(profile, provider_calendars)
+        if newly_connected:
+            # After the calendars: the account row (the log's sequence) comes later in the lock
+            # order (docs/architecture.md, Lock order). A credentials refresh is not a change.
+            calendar_services.record_profile_change(
+                profile=profile, kind=calendar_services.PROFILE_CONNECTED
+            )
         # A relink resumes polling now. The failure record stays (what went wrong and when)
         # until the next successful sync: a relink alone does not prove anything was fixed.
         CalendarSyncState.objects.filter(calendar__in=calendars).update(next_poll_at=timezone.now())

@@ -59,6 +59,13 @@ def test_list_calendars_shape_and_only_own(client, owner):
         "calendar_integrated_conferencing_available": False,
         "calendar_attachments_available": False,
         "permission_level": "unrestricted",
+        # Never synced yet (docs/api.md, Freshness).
+        "sync_status": {
+            "state": "lagging",
+            "source": "poll",
+            "last_synced_at": None,
+            "lag_seconds": None,
+        },
     }
     assert body["calendars"][0]["calendar_deleted"] is True
 

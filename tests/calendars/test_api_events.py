@@ -179,7 +179,7 @@ def test_events_event_fields_and_time_encoding(client, ctx):
 def test_events_response_is_json_utf8(client, ctx):
     response = api_get(client, "/v1/events", ctx.token, WINDOW)
     assert response["Content-Type"] == "application/json; charset=utf-8"
-    assert response.json() == {"pages": {"current": 1, "total": 1}, "events": []}
+    assert response.json() == {"pages": {"current": 1, "total": 1}, "events": [], "sync_status": {}}
 
 
 def test_events_recurring_instances_share_a_series_identifier(client, ctx):

@@ -42,9 +42,11 @@ from schemathesis.specs.openapi.checks import (
 from accounts.rest import CronofyValidationError
 from calendars.reads import parse_event_query
 from calendars.writes import MAX_DEPTH
+from notifications import services
+from notifications.models import Channel
 from tests.calendars.helpers import add_all_day_event, add_event, make_managed, make_world
 
-# Examples per generation mode and operation: 18 operations x 2 modes x 100 = 3,600 requests,
+# Examples per generation mode and operation: 20 operations x 2 modes x 100 = 4,000 requests,
 # about 80 s. OPENAPI_CONFORMANCE_EXAMPLES asks for a deeper run.
 MAX_EXAMPLES = int(os.environ.get("OPENAPI_CONFORMANCE_EXAMPLES", "100"))
 CHECKS = [
@@ -96,7 +98,15 @@ def world(db, settings):
     settings.API_RATE_LIMIT_PER_SECOND = 1_000_000
     settings.API_RATE_LIMIT_PER_MINUTE = 1_000_000
     settings.PUSH_CALLBACK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    # A generated `wait` would hold each GET /v1/changes for up to 30 s: answer at once.
+    settings.CHANGES_MAX_WAIT_SECONDS = 0
+    settings.CHANNEL_REPLAY_RATE_LIMIT_PER_HOUR = 0
     world = make_world(scope="read_write")
+    services.create_channel(
+        account=world.account,
+        application=world.application,
+        callback_url="http://127.0.0.1:9/callback",
+    )
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     add_event(world.calendar, start=start, summary="Planning")
     add_all_day_event(world.calendar, first=start.date() + timedelta(days=2))
@@ -111,6 +121,8 @@ def _strategy(operation, world):
     real = {}
     if "calendar_id" in operation.path_parameters:
         real["calendar_id"] = world.calendar.public_id
+    if "channel_id" in operation.path_parameters:
+        real["channel_id"] = Channel.objects.get(account=world.account).public_id
     positive = [operation.as_strategy(generation_mode=GenerationMode.POSITIVE)]
     negative = [operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)]
     if real:
@@ -223,7 +235,28 @@ def _own_calendars(case, world):
     return case
 
 
+def _issued_cursor(case, world):
+    # A cursor is one we issued (any other string is a 422): the head, `now`; and calendar
+    # ids name this account's calendars.
+    case.query["cursor"] = "now"
+    if "calendar_ids[]" in case.query:
+        case.query["calendar_ids[]"] = [world.calendar.public_id]
+    return case
+
+
+def _replay_point(case, world):
+    # A point we can replay from: the head (any other string is a 422), or a recent time (one
+    # older than the change log keeps is a 410).
+    if case.body.get("cursor"):
+        case.body["cursor"] = "now"
+    if case.body.get("since"):
+        case.body["since"] = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    return case
+
+
 _SEMANTIC_FIX_UPS = {
+    ("GET", "/v1/changes"): _issued_cursor,
+    ("POST", "/v1/channels/{channel_id}/replay"): _replay_point,
     ("POST", "/v1/channels"): _public_callback,
     ("POST", "/v1/calendars/{calendar_id}/events"): _end_after_start,
     ("DELETE", "/v1/events"): _own_calendars,

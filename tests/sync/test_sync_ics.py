@@ -53,9 +53,9 @@ def _connect_and_sync(feed):
 
 
 def _kinds(profile):
+    """The event kinds of the account's change log, in order."""
     return list(
-        ChangeLogEntry.objects.filter(account=profile.account)
-        .exclude(kind__startswith="calendar")
+        ChangeLogEntry.objects.filter(account=profile.account, kind__startswith="event")
         .order_by("sequence")
         .values_list("kind", flat=True)
     )
