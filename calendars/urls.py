@@ -1,6 +1,7 @@
 from django.urls import path
 
 from calendars import api
+from calendars.availability import api as availability_api
 
 urlpatterns: list = [
     path("v1/calendars", api.CalendarListView.as_view(), name="api_calendars"),
@@ -23,4 +24,5 @@ urlpatterns: list = [
         api.FreeBusyPageView.as_view(),
         name="api_free_busy_page",
     ),
+    path("v1/availability", availability_api.AvailabilityView.as_view(), name="api_availability"),
 ]

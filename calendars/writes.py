@@ -41,7 +41,7 @@ _url_validator = URLValidator(schemes=["http", "https"])
 _email_validator = EmailValidator()
 
 
-class _Errors:
+class FieldErrors:
     """Collects 422 entries per field so that one response names every problem."""
 
     def __init__(self):
@@ -97,7 +97,9 @@ def require_object(body) -> dict:
     return body
 
 
-def _string(errors: _Errors, body: dict, key: str, *, max_length: int, required=False, field=None):
+def _string(
+    errors: FieldErrors, body: dict, key: str, *, max_length: int, required=False, field=None
+):
     field = field or key
     value = body.get(key)
     if value is None or value == "":
@@ -113,7 +115,7 @@ def _string(errors: _Errors, body: dict, key: str, *, max_length: int, required=
     return value
 
 
-def _bool(errors: _Errors, body: dict, field: str) -> bool:
+def _bool(errors: FieldErrors, body: dict, field: str) -> bool:
     value = body.get(field)
     if value is not None and not isinstance(value, (bool, str, int)):
         errors.add(field, "errors.must_be_boolean", f"{field} must be true or false")
@@ -135,7 +137,7 @@ class EventReference:
 
 def parse_event_reference(body: dict) -> EventReference:
     """Exactly one of `event_id` (a managed event) and `event_uid` (an external event)."""
-    errors = _Errors()
+    errors = FieldErrors()
     event_id = _string(errors, body, "event_id", max_length=EVENT_ID_MAX)
     event_uid = _string(errors, body, "event_uid", max_length=EVENT_UID_MAX)
     errors.raise_any()
@@ -150,7 +152,7 @@ def parse_event_reference(body: dict) -> EventReference:
     return EventReference(event_id=event_id, event_uid=event_uid)
 
 
-def _time(errors: _Errors, body: dict, field: str, default_tz: ZoneInfo):
+def _time(errors: FieldErrors, body: dict, field: str, default_tz: ZoneInfo):
     value = body.get(field)
     if value is None:
         errors.add(field, "errors.required", f"{field} must be specified")
@@ -172,7 +174,7 @@ def _time(errors: _Errors, body: dict, field: str, default_tz: ZoneInfo):
         return None
 
 
-def _location(errors: _Errors, body: dict) -> tuple[str, str, str]:
+def _location(errors: FieldErrors, body: dict) -> tuple[str, str, str]:
     value = body.get("location")
     if value is None:
         return "", "", ""
@@ -213,7 +215,7 @@ def _location(errors: _Errors, body: dict) -> tuple[str, str, str]:
     return description, coordinates[0], coordinates[1]
 
 
-def _url(errors: _Errors, body: dict) -> str:
+def _url(errors: FieldErrors, body: dict) -> str:
     value = _string(errors, body, "url", max_length=URL_MAX)
     if value is None:
         return ""
@@ -225,7 +227,7 @@ def _url(errors: _Errors, body: dict) -> str:
     return value
 
 
-def _reminders(errors: _Errors, body: dict) -> tuple[int, ...] | None:
+def _reminders(errors: FieldErrors, body: dict) -> tuple[int, ...] | None:
     value = body.get("reminders")
     if value is None:
         return None
@@ -252,7 +254,7 @@ def _reminders(errors: _Errors, body: dict) -> tuple[int, ...] | None:
     return tuple(minutes)
 
 
-def _people(errors: _Errors, value, field: str) -> tuple[tuple[str, str], ...]:
+def _people(errors: FieldErrors, value, field: str) -> tuple[tuple[str, str], ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -281,7 +283,7 @@ def _people(errors: _Errors, value, field: str) -> tuple[tuple[str, str], ...]:
     return tuple(people.values())
 
 
-def _attendees(errors: _Errors, body: dict):
+def _attendees(errors: FieldErrors, body: dict):
     value = body.get("attendees")
     if value is None:
         return (), ()
@@ -295,7 +297,7 @@ def _attendees(errors: _Errors, body: dict):
     return invite, remove
 
 
-def _transparency(errors: _Errors, body: dict) -> str | None:
+def _transparency(errors: FieldErrors, body: dict) -> str | None:
     value = body.get("transparency")
     if value is None:
         return None
@@ -305,7 +307,7 @@ def _transparency(errors: _Errors, body: dict) -> str | None:
     return value
 
 
-def _color(errors: _Errors, body: dict) -> str:
+def _color(errors: FieldErrors, body: dict) -> str:
     value = _string(errors, body, "color", max_length=16)
     if value is None:
         return ""
@@ -318,7 +320,7 @@ def _color(errors: _Errors, body: dict) -> str:
 def parse_upsert(body) -> tuple[EventReference, ManagedEventContent]:
     """The body of POST /v1/calendars/{id}/events: which event, and its desired content."""
     body = require_object(body)
-    errors = _Errors()
+    errors = FieldErrors()
     try:
         reference = parse_event_reference(body)
     except CronofyValidationError as exc:

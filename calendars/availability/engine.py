@@ -191,7 +191,9 @@ def _slot_starts(query, ranges, masks, *, first_only: bool = False) -> Iterator[
     for a, b, mask in _segments(ranges):
         if masks.meets(mask):
             first = _first_on_grid(a, query.start_interval)
-            yield from ((s, mask) for s in range(first, min(b, first + 1) if first_only else b, step))
+            yield from (
+                (s, mask) for s in range(first, min(b, first + 1) if first_only else b, step)
+            )
 
 
 def _periods(query, free, starts, masks) -> list[Available]:

@@ -13,8 +13,8 @@ from calendars.availability.engine import (
     OVERLAPPING_SLOTS,
     PERIODS,
     SLOTS,
-    Available,
     AvailabilityQuery,
+    Available,
     Group,
     Member,
     find_available,
@@ -42,7 +42,9 @@ def queries(draw):
         Member(
             sub=sub,
             busy=draw(intervals()),
-            limits=tuple(draw(intervals(max_size=3, max_length=240)) for _ in range(draw(st.integers(0, 2)))),
+            limits=tuple(
+                draw(intervals(max_size=3, max_length=240)) for _ in range(draw(st.integers(0, 2)))
+            ),
         )
         for sub in subs
     )
@@ -56,7 +58,9 @@ def queries(draw):
     duration = draw(st.integers(1, 90))
     query_slots = None
     if draw(st.booleans()) and draw(st.booleans()):
-        query_slots = tuple(BASE + draw(st.integers(0, SPAN)) for _ in range(draw(st.integers(1, 6))))
+        query_slots = tuple(
+            BASE + draw(st.integers(0, SPAN)) for _ in range(draw(st.integers(1, 6)))
+        )
         periods = tuple((s, s + duration) for s in query_slots)
     else:
         periods = draw(intervals(max_size=3, max_length=SPAN))
@@ -92,9 +96,7 @@ def oracle(q: AvailabilityQuery) -> list[Available]:
         return all(t in free[i] for t in range(s, s + q.duration))
 
     def meets(participants):
-        return all(
-            sum(sub in participants for sub in g.subs) >= g.required for g in q.groups
-        )
+        return all(sum(sub in participants for sub in g.subs) >= g.required for g in q.groups)
 
     if q.query_slots is not None:
         candidates = sorted(set(q.query_slots))

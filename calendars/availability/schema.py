@@ -1,0 +1,150 @@
+"""OpenAPI schemas of the availability bodies, as raw JSON Schema: the bodies are parsed by
+calendars/availability/request.py, and a serializer could not say "a sub, or an object with
+one" or "{"minutes": n}, or n" (both of which pycronofy sends)."""
+
+from calendars.availability.request import (
+    MAX_BUFFER_MINUTES,
+    MAX_DURATION_MINUTES,
+    MAX_GROUPS,
+    MAX_QUERY_PERIODS,
+    MAX_QUERY_SLOTS,
+    MAX_RESULTS,
+    START_INTERVALS,
+)
+
+TIME = {"type": "string", "format": "date-time", "example": "2026-12-01T09:00:00Z"}
+
+
+def _minutes(minimum: int, maximum: int, enum=None) -> dict:
+    number = {"type": "integer", "minimum": minimum, "maximum": maximum}
+    if enum:
+        number = {"type": "integer", "enum": list(enum)}
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {"minutes": number},
+                "required": ["minutes"],
+            },
+            number,
+        ]
+    }
+
+
+PERIOD = {
+    "type": "object",
+    "properties": {"start": TIME, "end": TIME},
+    "required": ["start", "end"],
+}
+PERIODS = {"type": "array", "items": PERIOD, "minItems": 1, "maxItems": MAX_QUERY_PERIODS}
+IDS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 255}}
+MEMBER = {
+    "oneOf": [
+        {"type": "string", "minLength": 1, "maxLength": 255, "description": "An account's sub"},
+        {
+            "type": "object",
+            "properties": {
+                "sub": {"type": "string", "minLength": 1, "maxLength": 255},
+                "calendar_ids": IDS,
+                "available_periods": PERIODS,
+                "managed_availability": {"type": "boolean"},
+                "availability_rule_ids": IDS,
+            },
+            "required": ["sub"],
+        },
+    ]
+}
+GROUP = {
+    "type": "object",
+    "properties": {
+        "members": {"type": "array", "items": MEMBER, "minItems": 1},
+        "required": {
+            "oneOf": [{"type": "string", "enum": ["all"]}, {"type": "integer", "minimum": 1}]
+        },
+    },
+    "required": ["members"],
+}
+_SIDE = {
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {
+                "minutes": {"type": "integer", "minimum": 0, "maximum": MAX_BUFFER_MINUTES},
+                "minimum": _minutes(0, MAX_BUFFER_MINUTES),
+                "maximum": _minutes(0, MAX_BUFFER_MINUTES),
+            },
+        },
+        {"type": "integer", "minimum": 0, "maximum": MAX_BUFFER_MINUTES},
+    ]
+}
+COMMON_PROPERTIES = {
+    "participants": {"type": "array", "items": GROUP, "minItems": 1, "maxItems": MAX_GROUPS},
+    "required_duration": _minutes(1, MAX_DURATION_MINUTES),
+    "start_interval": _minutes(1, 60, enum=START_INTERVALS),
+    "buffer": {"type": "object", "properties": {"before": _SIDE, "after": _SIDE}},
+}
+AVAILABILITY_REQUEST = {
+    "type": "object",
+    "properties": {
+        **COMMON_PROPERTIES,
+        "query_periods": PERIODS,
+        "available_periods": {**PERIODS, "description": "Another name of query_periods"},
+        "query_slots": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_QUERY_SLOTS,
+            "items": {"type": "object", "properties": {"start": TIME}, "required": ["start"]},
+        },
+        "response_format": {"type": "string", "enum": ["periods", "slots", "overlapping_slots"]},
+        "max_results": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS},
+    },
+    "required": ["participants", "required_duration"],
+    "oneOf": [
+        {"required": ["query_periods"]},
+        {"required": ["available_periods"]},
+        {"required": ["query_slots"]},
+    ],
+}
+_AVAILABLE = {
+    "type": "object",
+    "properties": {
+        "start": TIME,
+        "end": TIME,
+        "participants": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"sub": {"type": "string"}}},
+        },
+    },
+    "required": ["start", "end", "participants"],
+}
+FRESHNESS = {
+    "type": "object",
+    "properties": {
+        "calendar_id": {"type": "string"},
+        "state": {"type": "string", "enum": ["ok", "lagging", "failing", "disconnected"]},
+        "source": {"type": "string", "enum": ["push", "poll"]},
+        "last_synced_at": {**TIME, "nullable": True},
+        "lag_seconds": {"type": "integer", "nullable": True},
+    },
+}
+STALE_MEMBERS = {
+    "type": "array",
+    "description": "Members answered from a cache that is not current (lagging, failing or "
+    "disconnected calendars), with those calendars; empty when every member is current.",
+    "items": {
+        "type": "object",
+        "properties": {
+            "sub": {"type": "string"},
+            "calendars": {"type": "array", "items": FRESHNESS},
+        },
+    },
+}
+AVAILABILITY_RESPONSE = {
+    "type": "object",
+    "properties": {
+        "available_periods": {"type": "array", "items": _AVAILABLE},
+        "available_slots": {"type": "array", "items": _AVAILABLE},
+        "stale_members": STALE_MEMBERS,
+    },
+    "required": ["stale_members"],
+}
