@@ -108,7 +108,7 @@ def _time(errors: FieldErrors, value, field: str) -> datetime | None:
 def _list(errors: FieldErrors, value, field: str, *, max_items: int, required=True) -> list | None:
     if value is None and not required:
         return None
-    if not isinstance(value, list) or (required and not value):
+    if not isinstance(value, list) or not value:
         errors.add(field, "errors.required", f"{field} must be a non-empty list")
         return None
     if len(value) > max_items:
@@ -164,9 +164,7 @@ def _ids(errors: FieldErrors, value, field: str) -> tuple[str, ...] | None:
 
 
 def _member(errors: FieldErrors, value, path: str) -> MemberRequest | None:
-    if isinstance(value, str):  # a bare sub
-        value = {"sub": value}
-    if not isinstance(value, dict):
+    if not isinstance(value, dict):  # pycronofy turns a bare sub into {"sub": ...} itself
         errors.add(path, "errors.invalid", f"{path} must be an object with a sub")
         return None
     sub = value.get("sub")

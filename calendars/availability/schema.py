@@ -20,7 +20,7 @@ def _minutes(minimum: int, maximum: int, enum=None) -> dict:
     if enum:
         number = {"type": "integer", "enum": list(enum)}
     return {
-        "oneOf": [
+        "anyOf": [
             {
                 "type": "object",
                 "properties": {"minutes": number},
@@ -37,35 +37,41 @@ PERIOD = {
     "required": ["start", "end"],
 }
 PERIODS = {"type": "array", "items": PERIOD, "minItems": 1, "maxItems": MAX_QUERY_PERIODS}
-IDS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 255}}
+IDS = {
+    "type": "array",
+    "items": {"type": "string", "minLength": 1, "maxLength": 255},
+    "minItems": 1,
+}
 MEMBER = {
-    "oneOf": [
-        {"type": "string", "minLength": 1, "maxLength": 255, "description": "An account's sub"},
-        {
-            "type": "object",
-            "properties": {
-                "sub": {"type": "string", "minLength": 1, "maxLength": 255},
-                "calendar_ids": IDS,
-                "available_periods": PERIODS,
-                "managed_availability": {"type": "boolean"},
-                "availability_rule_ids": IDS,
-            },
-            "required": ["sub"],
+    "type": "object",
+    "properties": {
+        "sub": {"type": "string", "minLength": 1, "maxLength": 255, "description": "An account"},
+        "calendar_ids": IDS,
+        # Described, not spelled out: each {start, end} as in query_periods (a nested schema
+        # here makes generating test requests from the document very slow).
+        "available_periods": {
+            "type": "array",
+            "items": {"type": "object"},
+            "minItems": 1,
+            "description": "Periods ({start, end}) this member may be booked in",
         },
-    ]
+        "managed_availability": {"type": "boolean"},
+        "availability_rule_ids": IDS,
+    },
+    "required": ["sub"],
 }
 GROUP = {
     "type": "object",
     "properties": {
         "members": {"type": "array", "items": MEMBER, "minItems": 1},
         "required": {
-            "oneOf": [{"type": "string", "enum": ["all"]}, {"type": "integer", "minimum": 1}]
+            "anyOf": [{"type": "string", "enum": ["all"]}, {"type": "integer", "minimum": 1}]
         },
     },
     "required": ["members"],
 }
 _SIDE = {
-    "oneOf": [
+    "anyOf": [
         {
             "type": "object",
             "properties": {
@@ -99,11 +105,7 @@ AVAILABILITY_REQUEST = {
         "max_results": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS},
     },
     "required": ["participants", "required_duration"],
-    "oneOf": [
-        {"required": ["query_periods"]},
-        {"required": ["available_periods"]},
-        {"required": ["query_slots"]},
-    ],
+    "description": "Give one of query_periods, available_periods or query_slots.",
 }
 _AVAILABLE = {
     "type": "object",

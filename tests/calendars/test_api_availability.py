@@ -245,3 +245,12 @@ def test_availability_reads_busy_rows_in_one_query(client, world, django_assert_
     with django_assert_max_num_queries(8):
         response = post(client, request, world.token)
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("option", ["available_periods", "calendar_ids", "availability_rule_ids"])
+def test_availability_empty_member_lists_are_422(client, world, option):
+    request = body(world.account.public_id)
+    request["participants"][0]["members"][0][option] = []
+    response = post(client, request, world.token)
+    assert response.status_code == 422
+    assert f"participants[0].members[0].{option}" in response.json()["errors"]
