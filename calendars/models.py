@@ -206,6 +206,18 @@ class Event(models.Model):
             # partial unique indexes above cannot serve it (the query does not imply their
             # conditions), so without this it scans the whole calendar (bench/sync_caldav.py).
             models.Index(fields=["calendar", "provider_key"], name="event_calendar_key_idx"),
+            # Availability: every member's busy rows in a window, in one query. Partial on the
+            # free/busy rule (EventQuerySet.busy) and covering what the engine reads, so that
+            # PostgreSQL answers from the index alone (bench/availability.py).
+            models.Index(
+                fields=["account", "start"],
+                include=["end", "calendar", "is_all_day", "start_date", "end_date"],
+                condition=Q(is_deleted=False)
+                & ~Q(status="cancelled")
+                & ~Q(participation_status="declined")
+                & ~Q(transparency="transparent"),
+                name="event_busy_start_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.db.models import FloatField, Func
 from django.utils import timezone
 
 from accounts.ids import format_utc
@@ -28,6 +29,24 @@ from calendars.writes import FieldErrors
 # All-day rows are indexed at 00:00 UTC of their dates; in a member's zone a day starts up to
 # 14 hours earlier or 12 later (as in calendars/reads.py), so the busy read is widened by this.
 _ALL_DAY_PAD = timedelta(hours=14)
+
+
+class EpochSeconds(Func):
+    """A timestamp as seconds since the epoch, computed by the database: thousands of busy rows
+    arrive as numbers instead of datetimes to build (bench/availability.py)."""
+
+    output_field = FloatField()
+    arity = 1
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template="EXTRACT(EPOCH FROM %(expressions)s)::float8"
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template="(julianday(%(expressions)s) - 2440587.5) * 86400.0"
+        )
 
 
 @dataclass
@@ -166,7 +185,8 @@ def _busy(participants: list[Participant], window, pad: timedelta) -> dict[int, 
             end__gt=window[0] - pad,
             start__lt=window[1] + pad,
         )
-        .values_list("calendar_id", "start", "end", "is_all_day", "start_date", "end_date")
+        .annotate(start_s=EpochSeconds("start"), end_s=EpochSeconds("end"))
+        .values_list("calendar_id", "start_s", "end_s", "is_all_day", "start_date", "end_date")
     )
     low, high = zones.to_minutes(window[0] - pad), _ceil_minute(window[1] + pad)
     pieces = {str(p.zone): zones.offset_pieces(p.zone, low, high) for p in participants}
@@ -182,7 +202,10 @@ def _busy(participants: list[Participant], window, pad: timedelta) -> dict[int, 
                 )
             )
         else:
-            busy[owner.account_pk].append((zones.to_minutes(start), _ceil_minute(end)))
+            # Rounded to the millisecond first: SQLite's julianday arithmetic is a float.
+            busy[owner.account_pk].append(
+                (int(round(start, 3) // 60), math.ceil(round(end, 3) / 60))
+            )
     return busy
 
 
