@@ -25,4 +25,19 @@ urlpatterns: list = [
         name="api_free_busy_page",
     ),
     path("v1/availability", availability_api.AvailabilityView.as_view(), name="api_availability"),
+    path(
+        "v1/availability_rules",
+        availability_api.AvailabilityRuleListView.as_view(),
+        name="api_availability_rules",
+    ),
+    path(
+        "v1/availability_rules/<str:rule_id>",
+        availability_api.AvailabilityRuleView.as_view(),
+        name="api_availability_rule",
+    ),
+    path(
+        "v1/available_periods",
+        availability_api.AvailablePeriodListView.as_view(),
+        name="api_available_periods",
+    ),
 ]

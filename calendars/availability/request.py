@@ -88,7 +88,7 @@ def _minutes(errors: FieldErrors, value, field: str, *, low: int, high: int) -> 
     return _integer(errors, value, field, low=low, high=high)
 
 
-def _time(errors: FieldErrors, value, field: str) -> datetime | None:
+def parse_instant(errors: FieldErrors, value, field: str) -> datetime | None:
     if not isinstance(value, str) or len(value) > TIME_MAX:
         errors.add(
             field, "errors.invalid_time", f"{field} must be a time such as 2026-12-01T09:00:00Z"
@@ -130,8 +130,8 @@ def parse_periods(errors: FieldErrors, value, field: str, *, required=True):
             errors.add(path, "errors.invalid", f"{path} must be an object with start and end")
             ok = False
             continue
-        start = _time(errors, item.get("start"), f"{path}.start")
-        end = _time(errors, item.get("end"), f"{path}.end")
+        start = parse_instant(errors, item.get("start"), f"{path}.start")
+        end = parse_instant(errors, item.get("end"), f"{path}.end")
         if start is None or end is None:
             ok = False
         elif end <= start:
@@ -153,7 +153,7 @@ def parse_periods(errors: FieldErrors, value, field: str, *, required=True):
     return tuple(ordered)
 
 
-def _ids(errors: FieldErrors, value, field: str) -> tuple[str, ...] | None:
+def parse_ids(errors: FieldErrors, value, field: str) -> tuple[str, ...] | None:
     items = _list(errors, value, field, max_items=MAX_CALENDAR_IDS, required=False)
     if items is None:
         return None
@@ -179,12 +179,12 @@ def _member(errors: FieldErrors, value, path: str) -> MemberRequest | None:
         managed = False
     return MemberRequest(
         sub=sub,
-        calendar_ids=_ids(errors, value.get("calendar_ids"), f"{path}.calendar_ids"),
+        calendar_ids=parse_ids(errors, value.get("calendar_ids"), f"{path}.calendar_ids"),
         available_periods=parse_periods(
             errors, value.get("available_periods"), f"{path}.available_periods", required=False
         ),
         managed_availability=managed,
-        availability_rule_ids=_ids(
+        availability_rule_ids=parse_ids(
             errors, value.get("availability_rule_ids"), f"{path}.availability_rule_ids"
         ),
     )
@@ -288,7 +288,7 @@ def _query_slots(errors: FieldErrors, value) -> tuple[datetime, ...] | None:
         return None
     starts = []
     for i, item in enumerate(items):
-        start = _time(
+        start = parse_instant(
             errors, item.get("start") if isinstance(item, dict) else None, f"query_slots[{i}].start"
         )
         if start is not None:

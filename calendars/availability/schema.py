@@ -150,3 +150,63 @@ AVAILABILITY_RESPONSE = {
     },
     "required": ["stale_members"],
 }
+
+WEEKLY_PERIOD = {
+    "type": "object",
+    "properties": {
+        "day": {
+            "type": "string",
+            "enum": ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"],
+        },
+        "start_time": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+        "end_time": {"type": "string", "pattern": "^([01][0-9]|2[0-4]):[0-5][0-9]$"},
+    },
+    "required": ["day", "start_time", "end_time"],
+}
+AVAILABILITY_RULE = {
+    "type": "object",
+    "properties": {
+        "availability_rule_id": {"type": "string", "minLength": 1, "maxLength": 255},
+        "tzid": {"type": "string", "example": "Europe/London"},
+        "calendar_ids": IDS,
+        "weekly_periods": {"type": "array", "items": WEEKLY_PERIOD, "minItems": 1, "maxItems": 70},
+    },
+    "required": ["availability_rule_id", "tzid", "weekly_periods"],
+    "description": "tzid is an IANA zone; each end_time is after its start_time.",
+}
+AVAILABILITY_RULE_RESPONSE = {
+    "type": "object",
+    "properties": {"availability_rule": AVAILABILITY_RULE},
+    "required": ["availability_rule"],
+}
+AVAILABILITY_RULES_RESPONSE = {
+    "type": "object",
+    "properties": {"availability_rules": {"type": "array", "items": AVAILABILITY_RULE}},
+    "required": ["availability_rules"],
+}
+AVAILABLE_PERIOD = {
+    "type": "object",
+    "properties": {
+        "available_period_id": {"type": "string", "minLength": 1, "maxLength": 255},
+        "start": TIME,
+        "end": TIME,
+    },
+    "required": ["available_period_id", "start", "end"],
+    "description": "end is after start.",
+}
+AVAILABLE_PERIOD_DELETE = {
+    "type": "object",
+    "properties": {"available_period_id": {"type": "string", "minLength": 1, "maxLength": 255}},
+    "required": ["available_period_id"],
+}
+AVAILABLE_PERIODS_RESPONSE = {
+    "type": "object",
+    "properties": {
+        "pages": {
+            "type": "object",
+            "properties": {"current": {"type": "integer"}, "total": {"type": "integer"}},
+        },
+        "available_periods": {"type": "array", "items": AVAILABLE_PERIOD},
+    },
+    "required": ["available_periods"],
+}
