@@ -26,6 +26,11 @@ urlpatterns: list = [
     ),
     path("v1/availability", availability_api.AvailabilityView.as_view(), name="api_availability"),
     path(
+        "v1/sequenced_availability",
+        availability_api.SequencedAvailabilityView.as_view(),
+        name="api_sequenced_availability",
+    ),
+    path(
         "v1/availability_rules",
         availability_api.AvailabilityRuleListView.as_view(),
         name="api_availability_rules",

@@ -5,7 +5,6 @@ query.py (answer) and calendars/services/availability.py (writes)."""
 from zoneinfo import ZoneInfo
 
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
@@ -13,10 +12,11 @@ from accounts import scopes
 from accounts.openapi import error_responses
 from accounts.rest import CronofyApiView, HasRequiredScopes, IsAuthenticatedCaller
 from calendars.availability import managed, schema
-from calendars.availability.query import answer_availability
-from calendars.availability.request import parse_availability
+from calendars.availability.query import answer_availability, answer_sequenced
+from calendars.availability.request import parse_availability, parse_sequenced
 from calendars.models import AvailabilityRule, AvailablePeriod
 from calendars.parsing import parse_tzid, window_boundary
+from calendars.serializers import QUERY_TIME, QUERY_TZID
 from calendars.services import availability as services
 from calendars.writes import FieldErrors, require_object
 
@@ -42,6 +42,22 @@ class AvailabilityView(CronofyApiView):
         return Response(
             answer_availability(
                 query, caller_account=self.caller.account, application=self.caller.application
+            )
+        )
+
+
+class SequencedAvailabilityView(AvailabilityView):
+    @extend_schema(
+        operation_id="sequenced_availability",
+        request={"application/json": schema.SEQUENCED_REQUEST},
+        responses={200: schema.SEQUENCED_RESPONSE, **error_responses(403, 422)},
+        tags=["availability"],
+    )
+    def post(self, request):
+        steps = parse_sequenced(request.data)
+        return Response(
+            answer_sequenced(
+                steps, caller_account=self.caller.account, application=self.caller.application
             )
         )
 
@@ -106,9 +122,13 @@ class AvailabilityRuleView(_ManagedAvailabilityView):
 
 
 _PERIOD_PARAMETERS = [
-    OpenApiParameter("from", OpenApiTypes.DATETIME, description="Periods ending after"),
-    OpenApiParameter("to", OpenApiTypes.DATETIME, description="Periods starting before"),
-    OpenApiParameter("tzid", OpenApiTypes.STR, description="Zone of dates in from/to"),
+    OpenApiParameter("from", QUERY_TIME, description="Periods ending after (date or time)"),
+    OpenApiParameter("to", QUERY_TIME, description="Periods starting before (date or time)"),
+    OpenApiParameter(
+        "tzid",
+        {"oneOf": [QUERY_TZID, {"type": "string", "enum": [""]}]},
+        description="Zone of dates in from/to; default (or empty) UTC",
+    ),
 ]
 
 

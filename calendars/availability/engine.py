@@ -235,3 +235,83 @@ def find_available(query: AvailabilityQuery) -> list[Available]:
     order = {sub: i for i, sub in enumerate(masks.subs)}
     results.sort(key=lambda r: (r.start, r.end, [order[s] for s in r.participants]))
     return results[: query.max_results]
+
+
+@dataclass(frozen=True)
+class SequenceStep:
+    """One step of a sequence: its own query (members, groups, windows, duration, buffers,
+    grid), and how long after the previous step ends it may start."""
+
+    sequence_id: str
+    query: AvailabilityQuery
+    min_gap: int = 0
+    max_gap: int | None = None  # None: any time within the step's windows
+
+
+@dataclass(frozen=True)
+class SequenceSlot:
+    sequence_id: str
+    start: int
+    end: int
+    participants: tuple[str, ...]
+
+
+MAX_SEQUENCE_ATTEMPTS = 100_000  # a bound on the search, whatever the windows
+
+
+def _step_slots(step: SequenceStep) -> list[tuple[int, int]]:
+    query = step.query
+    masks = _Masks(query)
+    ranges = [_start_ranges(free_time(m, query), query.duration) for m in query.members]
+    return [(s, mask) for s, mask in _slot_starts(query, ranges, masks)]
+
+
+def find_sequences(steps: Sequence[SequenceStep], limit: int) -> list[list[SequenceSlot]]:
+    """Up to `limit` sequences, earliest first: one available slot per step in order, each
+    step starting `min_gap` to `max_gap` minutes after the previous one ends. The first steps
+    of two answers do not overlap. For each first slot the search takes, step by step, the
+    earliest slot that still lets every later step fit."""
+    slots = [_step_slots(step) for step in steps]
+    starts = [[s for s, _ in step_slots] for step_slots in slots]
+    masks = [_Masks(step.query) for step in steps]
+    attempts = 0
+
+    def chain(k: int, previous_end: int) -> list[tuple[int, int]] | None:
+        nonlocal attempts
+        if k == len(steps):
+            return []
+        step = steps[k]
+        i = bisect_right(starts[k], previous_end + step.min_gap - 1)
+        while i < len(slots[k]):
+            start, mask = slots[k][i]
+            if step.max_gap is not None and start > previous_end + step.max_gap:
+                return None
+            attempts += 1
+            if attempts > MAX_SEQUENCE_ATTEMPTS:
+                return None
+            rest = chain(k + 1, start + step.query.duration)
+            if rest is not None:
+                return [(start, mask), *rest]
+            i += 1
+        return None
+
+    found, first_free_at = [], None
+    for start, mask in slots[0] if steps else []:
+        if len(found) == limit or attempts > MAX_SEQUENCE_ATTEMPTS:
+            break
+        if first_free_at is not None and start < first_free_at:
+            continue
+        rest = chain(1, start + steps[0].query.duration)
+        if rest is None:
+            continue
+        picked = [(start, mask), *rest]
+        found.append(
+            [
+                SequenceSlot(
+                    steps[k].sequence_id, s, s + steps[k].query.duration, masks[k].participants(m)
+                )
+                for k, (s, m) in enumerate(picked)
+            ]
+        )
+        first_free_at = start + steps[0].query.duration
+    return found

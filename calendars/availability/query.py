@@ -20,7 +20,12 @@ from django.utils import timezone
 from accounts.ids import format_utc
 from accounts.models import Account
 from calendars.availability import engine, zones
-from calendars.availability.request import AvailabilityRequest, MemberRequest
+from calendars.availability.request import (
+    MAX_SEQUENCES,
+    AvailabilityRequest,
+    MemberRequest,
+    StepRequest,
+)
 from calendars.availability.rules import rule_windows
 from calendars.freshness import freshness_of
 from calendars.models import AvailabilityRule, AvailablePeriod, Calendar, Event
@@ -241,21 +246,42 @@ def _render(found: list[engine.Available]) -> list[dict]:
     ]
 
 
-def answer_availability(
-    request: AvailabilityRequest, *, caller_account, application, now: datetime | None = None
-) -> dict:
-    """The response body of POST /v1/availability for `request`, asked by `application`
-    (acting for `caller_account`, or for itself with its client secret)."""
-    now = now or timezone.now()
+@dataclass(frozen=True)
+class _Loaded:
+    participants: list[Participant]
+    busy: dict[int, list]
+    stale_members: list[dict]
+
+    def engine_members(self, subs=None) -> tuple[engine.Member, ...]:
+        return tuple(
+            engine.Member(
+                sub=p.sub,
+                busy=tuple(self.busy.get(p.account_pk, ())),
+                limits=tuple(tuple(limit) for limit in p.limits),
+            )
+            for p in self.participants
+            if subs is None or p.sub in subs
+        )
+
+
+def _load(request: AvailabilityRequest, *, caller_account, application, now) -> _Loaded:
+    """Members, their busy minutes and staleness; a 422 naming every member problem."""
     errors = FieldErrors()
     found = _resolve_accounts(
         request, caller_account=caller_account, application=application, now=now, errors=errors
     )
-    window = (request.query_periods[0].start, max(p.end for p in request.query_periods))
+    window = (
+        min(p.start for p in request.query_periods),
+        max(p.end for p in request.query_periods),
+    )
     participants = _participants(request, found, window, errors)
     errors.raise_any()
     pad = _ALL_DAY_PAD + timedelta(minutes=max(request.buffer_before, request.buffer_after))
     busy = _busy(participants, window, pad)
+    return _Loaded(participants, busy, _stale_members(participants, now))
+
+
+def _engine_query(request: AvailabilityRequest, members) -> engine.AvailabilityQuery:
     if request.query_slots is not None:
         slots = tuple(_ceil_minute(s) for s in request.query_slots)
         query_periods = tuple((s, s + request.duration) for s in slots)
@@ -264,15 +290,8 @@ def answer_availability(
         query_periods = tuple(
             (_ceil_minute(p.start), zones.to_minutes(p.end)) for p in request.query_periods
         )
-    query = engine.AvailabilityQuery(
-        members=tuple(
-            engine.Member(
-                sub=p.sub,
-                busy=tuple(busy.get(p.account_pk, ())),
-                limits=tuple(tuple(limit) for limit in p.limits),
-            )
-            for p in participants
-        ),
+    return engine.AvailabilityQuery(
+        members=members,
         groups=tuple(
             engine.Group(subs=tuple(m.sub for m in g.members), required=g.required)
             for g in request.groups
@@ -286,8 +305,57 @@ def answer_availability(
         max_results=request.max_results,
         query_slots=slots,
     )
+
+
+def answer_availability(
+    request: AvailabilityRequest, *, caller_account, application, now: datetime | None = None
+) -> dict:
+    """The response body of POST /v1/availability for `request`, asked by `application`
+    (acting for `caller_account`, or for itself with its client secret)."""
+    now = now or timezone.now()
+    loaded = _load(request, caller_account=caller_account, application=application, now=now)
+    query = _engine_query(request, loaded.engine_members())
     key = "available_periods" if request.response_format == engine.PERIODS else "available_slots"
+    return {key: _render(engine.find_available(query)), "stale_members": loaded.stale_members}
+
+
+def answer_sequenced(
+    steps: tuple[StepRequest, ...], *, caller_account, application, now: datetime | None = None
+) -> dict:
+    """The response body of POST /v1/sequenced_availability: the members of every step are
+    loaded together (one busy read), then each step is a query of its own."""
+    now = now or timezone.now()
+    every = AvailabilityRequest(
+        groups=tuple(g for step in steps for g in step.request.groups),
+        group_paths=tuple(p for step in steps for p in step.request.group_paths),
+        duration=max(step.request.duration for step in steps),
+        query_periods=tuple(p for step in steps for p in step.request.query_periods),
+        buffer_before=max(step.request.buffer_before for step in steps),
+        buffer_after=max(step.request.buffer_after for step in steps),
+    )
+    loaded = _load(every, caller_account=caller_account, application=application, now=now)
+    engine_steps = []
+    for step in steps:
+        subs = {m.sub for g in step.request.groups for m in g.members}
+        query = _engine_query(step.request, loaded.engine_members(subs))
+        engine_steps.append(
+            engine.SequenceStep(step.sequence_id, query, step.min_gap, step.max_gap)
+        )
+    sequences = engine.find_sequences(engine_steps, MAX_SEQUENCES)
     return {
-        key: _render(engine.find_available(query)),
-        "stale_members": _stale_members(participants, now),
+        "sequences": [
+            {
+                "sequence": [
+                    {
+                        "sequence_id": slot.sequence_id,
+                        "start": format_utc(zones.from_minutes(slot.start)),
+                        "end": format_utc(zones.from_minutes(slot.end)),
+                        "participants": [{"sub": sub} for sub in slot.participants],
+                    }
+                    for slot in sequence
+                ]
+            }
+            for sequence in sequences
+        ],
+        "stale_members": loaded.stale_members,
     }

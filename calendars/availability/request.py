@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from accounts.rest import CronofyValidationError
-from calendars.availability.engine import FORMATS, PERIODS
+from calendars.availability.engine import FORMATS, OVERLAPPING_SLOTS, PERIODS
 from calendars.parsing import parse_time
 from calendars.writes import MAX_CALENDAR_IDS, TIME_MAX, FieldErrors, require_object
 
@@ -60,12 +60,14 @@ class AvailabilityRequest:
     buffer_after: int = 0
     response_format: str = PERIODS
     max_results: int = MAX_RESULTS
+    group_paths: tuple[str, ...] | None = None  # where each group is in the body
 
     @property
     def member_paths(self) -> list[tuple[str, MemberRequest]]:
         """(path for errors, member) of every member as the request lists them."""
+        paths = self.group_paths or [f"participants[{g}]" for g in range(len(self.groups))]
         return [
-            (f"participants[{g}].members[{m}]", member)
+            (f"{paths[g]}.members[{m}]", member)
             for g, group in enumerate(self.groups)
             for m, member in enumerate(group.members)
         ]
@@ -347,3 +349,83 @@ def parse_availability(body) -> AvailabilityRequest:
         response_format=response_format,
         max_results=max_results,
     )
+
+
+MAX_STEPS = 10
+MAX_SEQUENCES = 20
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    sequence_id: str
+    request: AvailabilityRequest  # the step's groups, duration, windows, buffers and grid
+    min_gap: int  # buffer.before.minimum: minutes from the previous step's end
+    max_gap: int | None  # buffer.before.maximum
+
+
+def _gap(errors: FieldErrors, buffer, prefix: str, key: str) -> int | None:
+    before = buffer.get("before") if isinstance(buffer, dict) else None
+    value = before.get(key) if isinstance(before, dict) else None
+    if value is None:
+        return None
+    return _minutes(errors, value, f"{prefix}buffer.before.{key}", low=0, high=MAX_BUFFER_MINUTES)
+
+
+def _step(errors: FieldErrors, item, k: int, shared_periods) -> tuple[int, StepRequest] | None:
+    prefix = f"sequence[{k}]."
+    if not isinstance(item, dict):
+        errors.add(f"sequence[{k}]", "errors.invalid", "each step must be an object")
+        return None
+    sequence_id = item.get("sequence_id")
+    if isinstance(sequence_id, int) and not isinstance(sequence_id, bool):
+        sequence_id = str(sequence_id)
+    if not isinstance(sequence_id, str) or not 0 < len(sequence_id) <= MAX_ID:
+        errors.add(f"{prefix}sequence_id", "errors.required", "sequence_id must be given")
+    ordinal = item.get("ordinal")
+    if isinstance(ordinal, bool) or not isinstance(ordinal, int):
+        errors.add(f"{prefix}ordinal", "errors.must_be_integer", "ordinal must be a number")
+    groups, duration, interval, before, after = parse_common(errors, item, prefix)
+    periods = shared_periods
+    if item.get("available_periods") is not None:
+        periods = parse_periods(errors, item["available_periods"], f"{prefix}available_periods")
+    elif shared_periods is None:
+        errors.add(f"{prefix}available_periods", "errors.required", "give available_periods")
+    min_gap = _gap(errors, item.get("buffer"), prefix, "minimum") or 0
+    max_gap = _gap(errors, item.get("buffer"), prefix, "maximum")
+    if max_gap is not None and max_gap < min_gap:
+        errors.add(f"{prefix}buffer.before.maximum", "errors.out_of_range", "below the minimum")
+    if None in (groups, duration, periods) or errors.errors:
+        return None
+    request = AvailabilityRequest(
+        groups=groups,
+        duration=duration,
+        query_periods=periods,
+        start_interval=interval or DEFAULT_SLOT_INTERVAL,
+        buffer_before=before,
+        buffer_after=after,
+        response_format=OVERLAPPING_SLOTS,
+        group_paths=tuple(f"{prefix}participants[{g}]" for g in range(len(groups))),
+    )
+    return (ordinal, StepRequest(sequence_id, request, min_gap, max_gap))
+
+
+def parse_sequenced(body) -> tuple[StepRequest, ...]:
+    """The body of POST /v1/sequenced_availability: steps in ordinal order."""
+    body = require_object(body)
+    errors = FieldErrors()
+    shared = None
+    if body.get("available_periods") is not None:
+        shared = parse_periods(errors, body["available_periods"], "available_periods")
+    items = _list(errors, body.get("sequence"), "sequence", max_items=MAX_STEPS)
+    steps = []
+    for k, item in enumerate(items or []):
+        step = _step(errors, item, k, shared)
+        if step is not None:
+            steps.append(step)
+    errors.raise_any()
+    ordered = [step for _, step in sorted(steps, key=lambda pair: pair[0])]
+    every = [p for step in ordered for p in step.request.query_periods]
+    if max(p.end for p in every) - min(p.start for p in every) > MAX_QUERY_SPAN:
+        errors.add("available_periods", "errors.too_long", "the periods span more than 35 days")
+    errors.raise_any()
+    return tuple(ordered)

@@ -11,8 +11,9 @@ from calendars.availability.request import (
     MAX_RESULTS,
     START_INTERVALS,
 )
+from calendars.serializers import BODY_TIME, QUERY_TZID
 
-TIME = {"type": "string", "format": "date-time", "example": "2026-12-01T09:00:00Z"}
+TIME = {**BODY_TIME, "example": "2026-12-01T09:00:00Z"}
 
 
 def _minutes(minimum: int, maximum: int, enum=None) -> dict:
@@ -125,7 +126,7 @@ FRESHNESS = {
         "calendar_id": {"type": "string"},
         "state": {"type": "string", "enum": ["ok", "lagging", "failing", "disconnected"]},
         "source": {"type": "string", "enum": ["push", "poll"]},
-        "last_synced_at": {**TIME, "nullable": True},
+        "last_synced_at": {"type": "string", "format": "date-time", "nullable": True},
         "lag_seconds": {"type": "integer", "nullable": True},
     },
 }
@@ -167,7 +168,7 @@ AVAILABILITY_RULE = {
     "type": "object",
     "properties": {
         "availability_rule_id": {"type": "string", "minLength": 1, "maxLength": 255},
-        "tzid": {"type": "string", "example": "Europe/London"},
+        "tzid": QUERY_TZID,
         "calendar_ids": IDS,
         "weekly_periods": {"type": "array", "items": WEEKLY_PERIOD, "minItems": 1, "maxItems": 70},
     },
@@ -209,4 +210,51 @@ AVAILABLE_PERIODS_RESPONSE = {
         "available_periods": {"type": "array", "items": AVAILABLE_PERIOD},
     },
     "required": ["available_periods"],
+}
+
+SEQUENCE_STEP = {
+    "type": "object",
+    "properties": {
+        "sequence_id": {"type": "string", "minLength": 1, "maxLength": 255},
+        "ordinal": {"type": "integer"},
+        **COMMON_PROPERTIES,
+        "available_periods": PERIODS,
+        "event": {"type": "object", "description": "Accepted and ignored"},
+    },
+    "required": ["sequence_id", "ordinal", "participants", "required_duration"],
+}
+SEQUENCED_REQUEST = {
+    "type": "object",
+    "properties": {
+        "sequence": {"type": "array", "items": SEQUENCE_STEP, "minItems": 1, "maxItems": 10},
+        "available_periods": PERIODS,
+    },
+    "required": ["sequence"],
+    "description": "Each step needs available_periods, its own or the sequence's; "
+    "buffer.before.minimum and maximum bound the gap after the previous step.",
+}
+SEQUENCED_RESPONSE = {
+    "type": "object",
+    "properties": {
+        "sequences": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "sequence": {
+                        "type": "array",
+                        "items": {
+                            **_AVAILABLE,
+                            "properties": {
+                                **_AVAILABLE["properties"],
+                                "sequence_id": {"type": "string"},
+                            },
+                        },
+                    }
+                },
+            },
+        },
+        "stale_members": STALE_MEMBERS,
+    },
+    "required": ["sequences", "stale_members"],
 }

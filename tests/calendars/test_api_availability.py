@@ -254,3 +254,39 @@ def test_availability_empty_member_lists_are_422(client, world, option):
     response = post(client, request, world.token)
     assert response.status_code == 422
     assert f"participants[0].members[0].{option}" in response.json()["errors"]
+
+
+def test_sequenced_availability_orders_steps_and_names_bad_fields(client, world):
+    step = {
+        "participants": [{"members": [{"sub": world.account.public_id}]}],
+        "required_duration": {"minutes": 60},
+    }
+    request = {
+        "sequence": [
+            {**step, "sequence_id": "second", "ordinal": 2},
+            {**step, "sequence_id": "first", "ordinal": 1},
+        ],
+        "available_periods": [{"start": iso(at(9)), "end": iso(at(12))}],
+    }
+    response = client.post(
+        "/v1/sequenced_availability", request, content_type="application/json", **auth(world.token)
+    )
+    assert response.status_code == 200, response.content
+    sequences = response.json()["sequences"]
+    assert [[s["sequence_id"] for s in seq["sequence"]] for seq in sequences] == [
+        ["first", "second"],
+        ["first", "second"],
+    ]
+    assert sequences[0]["sequence"][1]["start"][11:16] == "10:00"
+    bad = {"sequence": [{"ordinal": "x", "participants": [], "required_duration": 0}]}
+    response = client.post(
+        "/v1/sequenced_availability", bad, content_type="application/json", **auth(world.token)
+    )
+    assert response.status_code == 422
+    assert set(response.json()["errors"]) >= {
+        "sequence[0].sequence_id",
+        "sequence[0].ordinal",
+        "sequence[0].participants",
+        "sequence[0].required_duration",
+        "sequence[0].available_periods",
+    }

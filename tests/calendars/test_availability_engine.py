@@ -5,6 +5,8 @@ minutes, every candidate start tried, every stretch walked minute by minute. Any
 between the two is a bug in one of them.
 """
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +19,10 @@ from calendars.availability.engine import (
     Available,
     Group,
     Member,
+    SequenceSlot,
+    SequenceStep,
     find_available,
+    find_sequences,
 )
 
 # A real moment (2026-03-29 00:00 UTC, a DST change in Europe) so that the grid is the clock's.
@@ -159,3 +164,57 @@ def test_engine_buffers_keep_slot_clear_of_events():
     )
     starts = [r.start - BASE for r in find_available(query)]
     assert starts == [540, 555, 690, 705, 720, 735, 750]
+
+
+@st.composite
+def sequences(draw):
+    steps = []
+    for k in range(draw(st.integers(1, 3))):
+        query = draw(queries())
+        query = AvailabilityQuery(
+            **{
+                **query.__dict__,
+                "response_format": OVERLAPPING_SLOTS,
+                "max_results": 10_000,
+                "query_slots": None,
+                "start_interval": draw(st.sampled_from((15, 30, 60))),
+                "query_periods": query.query_periods or ((BASE, BASE + SPAN),),
+            }
+        )
+        gap = draw(st.integers(0, 60))
+        wider = draw(st.one_of(st.none(), st.integers(0, 120)))
+        steps.append(SequenceStep(f"s{k}", query, gap, None if wider is None else gap + wider))
+    return steps, draw(st.integers(1, 5))
+
+
+@settings(max_examples=150, deadline=None)
+@given(sequences())
+def test_sequences_match_brute_force(case):
+    steps, limit = case
+    options = [[(r.start, r.participants) for r in oracle(step.query)] for step in steps]
+
+    def fits(chain):
+        for k in range(1, len(chain)):
+            end = chain[k - 1][0] + steps[k - 1].query.duration
+            gap = chain[k][0] - end
+            if gap < steps[k].min_gap or (steps[k].max_gap is not None and gap > steps[k].max_gap):
+                return False
+        return True
+
+    expected, free_from = [], None
+    for first in options[0]:
+        if len(expected) == limit:
+            break
+        if free_from is not None and first[0] < free_from:
+            continue
+        chains = [c for c in itertools.product([first], *options[1:]) if fits(c)]
+        if chains:
+            best = min(chains, key=lambda c: [s for s, _ in c])
+            expected.append(
+                [
+                    SequenceSlot(steps[k].sequence_id, s, s + steps[k].query.duration, p)
+                    for k, (s, p) in enumerate(best)
+                ]
+            )
+            free_from = first[0] + steps[0].query.duration
+    assert find_sequences(steps, limit) == expected

@@ -70,3 +70,35 @@ def test_pycronofy_availability_query_slots(sdk):
         response_format="overlapping_slots",
     )
     assert [s["start"] for s in slots] == ["2026-12-01T09:00:00Z"]
+
+
+def test_pycronofy_sequenced_availability(sdk):
+    client, me, other = sdk
+    sequences = client.sequenced_availability(
+        sequence=[
+            {
+                "sequence_id": "interview",
+                "ordinal": 1,
+                "participants": {"members": [me]},
+                "required_duration": 60,
+            },
+            {
+                "sequence_id": "debrief",
+                "ordinal": 2,
+                "participants": {"members": [other]},
+                "required_duration": 30,
+                "buffer": {"before": {"minimum": {"minutes": 30}, "maximum": {"minutes": 60}}},
+            },
+        ],
+        available_periods=[dict(p) for p in PERIODS],
+    )
+    # me is busy 10-11, other 13-14: the interview fits at 09:00, the debrief 30-60 minutes
+    # after it ends.
+    first = sequences[0]["sequence"]
+    assert [(s["sequence_id"], s["start"], s["end"]) for s in first] == [
+        ("interview", "2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z"),
+        ("debrief", "2026-12-01T10:30:00Z", "2026-12-01T11:00:00Z"),
+    ]
+    assert first[1]["participants"] == [{"sub": other}]
+    starts = [s["sequence"][0]["start"] for s in sequences]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)

@@ -227,7 +227,24 @@ def _answerable_availability(case, world):
     return case
 
 
+def _rule_in_order(case, world):
+    # Each weekly period ends after it starts; calendar_ids name the account's calendars.
+    for period in case.body.get("weekly_periods") or []:
+        period.update(start_time="09:00", end_time="17:30")
+    if "calendar_ids" in case.body:
+        case.body["calendar_ids"] = [world.calendar.public_id]
+    return case
+
+
+def _period_in_order(case, world):
+    case.body["start"] = "2026-12-01T09:00:00Z"
+    case.body["end"] = "2026-12-01T12:00:00Z"
+    return case
+
+
 _SEMANTIC_FIX_UPS = {
+    ("POST", "/v1/availability_rules"): _rule_in_order,
+    ("POST", "/v1/available_periods"): _period_in_order,
     ("POST", "/v1/availability"): _answerable_availability,
     ("POST", "/v1/channels"): _public_callback,
     ("POST", "/v1/calendars/{calendar_id}/events"): _end_after_start,
