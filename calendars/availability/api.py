@@ -2,8 +2,6 @@
 Availability): thin views over calendars/availability/request.py and managed.py (parse),
 query.py (answer) and calendars/services/availability.py (writes)."""
 
-from zoneinfo import ZoneInfo
-
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
@@ -19,8 +17,6 @@ from calendars.parsing import parse_tzid, window_boundary
 from calendars.serializers import QUERY_TIME, QUERY_TZID
 from calendars.services import availability as services
 from calendars.writes import FieldErrors, require_object
-
-UTC = ZoneInfo("Etc/UTC")
 
 
 class AvailabilityView(CronofyApiView):
@@ -124,11 +120,7 @@ class AvailabilityRuleView(_ManagedAvailabilityView):
 _PERIOD_PARAMETERS = [
     OpenApiParameter("from", QUERY_TIME, description="Periods ending after (date or time)"),
     OpenApiParameter("to", QUERY_TIME, description="Periods starting before (date or time)"),
-    OpenApiParameter(
-        "tzid",
-        {"oneOf": [QUERY_TZID, {"type": "string", "enum": [""]}]},
-        description="Zone of dates in from/to; default (or empty) UTC",
-    ),
+    OpenApiParameter("tzid", QUERY_TZID, required=True, description="Zone of dates in from/to"),
 ]
 
 
@@ -141,7 +133,7 @@ class AvailablePeriodListView(_ManagedAvailabilityView):
     )
     def get(self, request):
         params = request.query_params
-        tz = parse_tzid(params.get("tzid"), required=False) or UTC
+        tz = parse_tzid(params.get("tzid"))
         periods = AvailablePeriod.objects.filter(account=self.account)
         if params.get("from"):
             periods = periods.filter(end__gt=window_boundary(params["from"], "from", tz=tz))

@@ -175,14 +175,21 @@ AVAILABILITY_RULE = {
     "required": ["availability_rule_id", "tzid", "weekly_periods"],
     "description": "tzid is an IANA zone; each end_time is after its start_time.",
 }
+_RULE_AS_STORED = {
+    **AVAILABILITY_RULE,
+    "properties": {
+        **AVAILABILITY_RULE["properties"],
+        "calendar_ids": {"type": "array", "items": {"type": "string"}},
+    },
+}
 AVAILABILITY_RULE_RESPONSE = {
     "type": "object",
-    "properties": {"availability_rule": AVAILABILITY_RULE},
+    "properties": {"availability_rule": _RULE_AS_STORED},
     "required": ["availability_rule"],
 }
 AVAILABILITY_RULES_RESPONSE = {
     "type": "object",
-    "properties": {"availability_rules": {"type": "array", "items": AVAILABILITY_RULE}},
+    "properties": {"availability_rules": {"type": "array", "items": _RULE_AS_STORED}},
     "required": ["availability_rules"],
 }
 AVAILABLE_PERIOD = {

@@ -112,7 +112,7 @@ def test_available_periods_upsert_list_delete(client, world):
     ).json()
     assert listed["available_periods"] == [moved]
     outside = client.get(
-        "/v1/available_periods", {"from": "2026-12-02"}, **auth(world.token)
+        "/v1/available_periods", {"from": "2026-12-02", "tzid": "Etc/UTC"}, **auth(world.token)
     ).json()
     assert outside["available_periods"] == []
     gone = call(

@@ -47,9 +47,13 @@ from tests.calendars.helpers import add_all_day_event, add_event, make_managed, 
 # Examples per generation mode and operation: 18 operations x 2 modes x 100 = 3,600 requests,
 # about 80 s. OPENAPI_CONFORMANCE_EXAMPLES asks for a deeper run.
 MAX_EXAMPLES = int(os.environ.get("OPENAPI_CONFORMANCE_EXAMPLES", "100"))
-# Availability bodies nest groups of members, and generating them costs ~50 times what a flat
-# body does: fewer examples keep that operation near the others' wall time.
-EXAMPLES_FOR = {("POST", "/v1/availability"): max(1, MAX_EXAMPLES // 5)}
+# Availability bodies nest groups of members (sequences nest them once more), and generating
+# them costs ~50 times what a flat body does: fewer examples keep those operations near the
+# others' wall time.
+EXAMPLES_FOR = {
+    ("POST", "/v1/availability"): max(1, MAX_EXAMPLES // 5),
+    ("POST", "/v1/sequenced_availability"): max(1, MAX_EXAMPLES // 10),
+}
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -227,6 +231,21 @@ def _answerable_availability(case, world):
     return case
 
 
+def _answerable_sequence(case, world):
+    # Each step as an answerable availability query (see _answerable_availability).
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=1)
+    period = [{"start": start.isoformat(), "end": (start + timedelta(hours=8)).isoformat()}]
+    case.body["available_periods"] = period
+    for step in case.body.get("sequence") or []:
+        for group in step.get("participants") or []:
+            group["members"] = [{"sub": world.account.public_id}]
+            if isinstance(group.get("required"), int):
+                group["required"] = 1
+        if "available_periods" in step:
+            step["available_periods"] = period
+    return case
+
+
 def _rule_in_order(case, world):
     # Each weekly period ends after it starts; calendar_ids name the account's calendars.
     for period in case.body.get("weekly_periods") or []:
@@ -243,6 +262,7 @@ def _period_in_order(case, world):
 
 
 _SEMANTIC_FIX_UPS = {
+    ("POST", "/v1/sequenced_availability"): _answerable_sequence,
     ("POST", "/v1/availability_rules"): _rule_in_order,
     ("POST", "/v1/available_periods"): _period_in_order,
     ("POST", "/v1/availability"): _answerable_availability,
