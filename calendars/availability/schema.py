@@ -225,6 +225,15 @@ SEQUENCE_STEP = {
         "sequence_id": {"type": "string", "minLength": 1, "maxLength": 255},
         "ordinal": {"type": "integer"},
         **COMMON_PROPERTIES,
+        # Described, not spelled out (groups as in POST /v1/availability): nested once more
+        # in a sequence, the full schema makes generating test requests far too slow.
+        "participants": {
+            "type": "array",
+            "items": {"type": "object"},
+            "minItems": 1,
+            "maxItems": MAX_GROUPS,
+            "description": "Groups of members, as in POST /v1/availability",
+        },
         "available_periods": PERIODS,
         "event": {"type": "object", "description": "Accepted and ignored"},
     },
