@@ -8,6 +8,9 @@ that both see the same machine:
             a 4-week query period) through Django's in-process test client: middleware, token
             authentication, rate limiting, parsing, the queries (accounts, calendars, busy
             rows, freshness), the engine, rendering and orjson;
+  - api_required_one: the same with `required: 1` (any one member), whose answer holds
+            hundreds of periods with their participants (with every member required, this
+            many events leave no common hour: `available_periods` is 0);
   - floor:  the members' busy rows read with one raw SQL query (the same filter and columns,
             times as epoch seconds as the API reads them) into tuples;
   - before: what an integrator did without the endpoint: every member's GET /v1/free_busy
@@ -178,6 +181,19 @@ def main() -> None:
             assert response.status_code == 200, response.content
             return response
 
+        any_one = {
+            **body,
+            "participants": [{**body["participants"][0], "required": 1}],
+            "max_results": 512,
+        }
+
+        def api_any_one():
+            response = client.post(
+                "/v1/availability", any_one, content_type="application/json", **headers
+            )
+            assert response.status_code == 200, response.content
+            return response
+
         def before():
             for token in tokens:
                 path = "/v1/free_busy"
@@ -192,6 +208,7 @@ def main() -> None:
                     params = {}
 
         periods = len(api().json()["available_periods"])
+        periods_any_one = len(api_any_one().json()["available_periods"])
         if args.explain:
             with connection.cursor() as cursor:
                 pad = timedelta(hours=14)
@@ -213,6 +230,7 @@ def main() -> None:
                     )
                 )
             )
+        any_one_samples = [timed(api_any_one) for _ in range(args.repeat)]
         before_samples = [timed(before) for _ in range(args.before_repeat)]
         api_figures, floor_figures = summary(api_samples), summary(floor_samples)
         print(
@@ -230,6 +248,8 @@ def main() -> None:
                     "floor_raw_sql_busy_rows": floor_figures,
                     "ratio_p50": round(api_figures["p50_ms"] / floor_figures["p50_ms"], 2),
                     "ratio_p95": round(api_figures["p95_ms"] / floor_figures["p95_ms"], 2),
+                    "api_required_one": summary(any_one_samples),
+                    "available_periods_required_one": periods_any_one,
                     "before_free_busy_every_member": summary(before_samples),
                     "target_api_p50_ms": 50,
                 }
