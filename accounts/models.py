@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
+from oauth2_provider.models import AccessToken, RefreshToken
 
 from accounts.fields import EncryptedJSONField, EncryptedTextField
 from accounts.ids import new_account_id, new_profile_id
@@ -9,6 +10,17 @@ from accounts.ids import new_account_id, new_profile_id
 class AccountQuerySet(models.QuerySet):
     def for_user(self, user) -> "AccountQuerySet":
         return self.filter(user=user)
+
+    def authorized_for(self, application, *, now) -> "AccountQuerySet":
+        """Accounts whose end-user has authorized `application` and not revoked it: a live
+        refresh token, or an access token that has not expired."""
+        refresh = RefreshToken.objects.filter(
+            user=OuterRef("user"), application=application, revoked__isnull=True
+        )
+        access = AccessToken.objects.filter(
+            user=OuterRef("user"), application=application, expires__gt=now
+        )
+        return self.filter(Exists(refresh) | Exists(access))
 
 
 class Account(models.Model):

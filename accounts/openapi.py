@@ -84,7 +84,10 @@ class CronofyAutoSchema(AutoSchema):
 
     def _get_request_for_media_type(self, serializer, direction="request"):
         schema, required = super()._get_request_for_media_type(serializer, direction)
-        return schema, required or bool(_alternatives(serializer))
+        # A raw JSON Schema (calendars/availability/schema.py) with required fields is a body
+        # that must be sent; drf-spectacular marks raw schemas optional.
+        raw_required = isinstance(serializer, dict) and bool(serializer.get("required"))
+        return schema, required or raw_required or bool(_alternatives(serializer))
 
     def _map_basic_serializer(self, serializer, direction):
         schema = super()._map_basic_serializer(serializer, direction)

@@ -63,6 +63,15 @@ class EventQuerySet(models.QuerySet):
     def live(self) -> "EventQuerySet":
         return self.filter(is_deleted=False)
 
+    def busy(self) -> "EventQuerySet":
+        """Events that make the end-user busy: not cancelled, not declined by them, not free
+        (transparent). The one rule of GET /v1/free_busy and of availability."""
+        return (
+            self.exclude(status=Event.Status.CANCELLED)
+            .exclude(participation_status=Event.ParticipationStatus.DECLINED)
+            .exclude(transparency=Event.Transparency.TRANSPARENT)
+        )
+
 
 class Event(models.Model):
     """One cached event, or one instance of a recurring series, inside the sync window.
@@ -199,6 +208,18 @@ class Event(models.Model):
             # partial unique indexes above cannot serve it (the query does not imply their
             # conditions), so without this it scans the whole calendar (bench/sync_caldav.py).
             models.Index(fields=["calendar", "provider_key"], name="event_calendar_key_idx"),
+            # Availability: every member's busy rows in a window, in one query. Partial on the
+            # free/busy rule (EventQuerySet.busy) and covering what the engine reads, so that
+            # PostgreSQL answers from the index alone (bench/availability.py).
+            models.Index(
+                fields=["account", "start"],
+                include=["end", "calendar", "is_all_day", "start_date", "end_date"],
+                condition=Q(is_deleted=False)
+                & ~Q(status="cancelled")
+                & ~Q(participation_status="declined")
+                & ~Q(transparency="transparent"),
+                name="event_busy_start_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -364,3 +385,61 @@ class ManagedEventWrite(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation} {self.event_id} ({self.status})"
+
+
+class AvailabilityRule(models.Model):
+    """An account's weekly working hours, named by the integrator (`availability_rule_id`),
+    used when an availability query asks for the member's managed availability."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="availability_rules"
+    )
+    rule_id = models.CharField(max_length=255)
+    tzid = models.CharField(max_length=64)
+    # Public calendar ids whose events count as busy under this rule; empty: every calendar.
+    calendar_ids = models.JSONField(default=list, blank=True)
+    # [{"day": "monday", "start_time": "09:30", "end_time": "12:30"}], wall-clock in tzid.
+    weekly_periods = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # Also the index of an availability query's one read of its members' rules.
+            models.UniqueConstraint(
+                fields=["account", "rule_id"], name="availability_rule_unique_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} ({self.tzid})"
+
+
+class AvailablePeriod(models.Model):
+    """A one-off stretch in which an account may be booked (`available_period_id`), used with
+    its availability rules for managed availability."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="available_periods")
+    period_id = models.CharField(max_length=255)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "period_id"], name="available_period_unique_id"
+            ),
+            models.CheckConstraint(
+                condition=Q(end__gt=models.F("start")), name="available_period_end_after_start"
+            ),
+        ]
+        indexes = [
+            # Availability queries and GET /v1/available_periods: an account's periods that
+            # overlap a window.
+            models.Index(fields=["account", "start"], name="available_period_start_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.period_id} {self.start:%Y-%m-%d %H:%M}"

@@ -259,11 +259,7 @@ def _base_queryset(account: Account, application, query: EventQuery, kind: str, 
             window = window | Q(updated_at__gte=query.last_modified)
     qs = qs.filter(window)
     if kind == "free_busy" and not query.include_free:
-        qs = (
-            qs.exclude(status=Event.Status.CANCELLED)
-            .exclude(participation_status=Event.ParticipationStatus.DECLINED)
-            .exclude(transparency=Event.Transparency.TRANSPARENT)
-        )
+        qs = qs.busy()
     return qs
 
 

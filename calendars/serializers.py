@@ -249,6 +249,8 @@ _WRITE_TIME = {
         },
     ]
 }
+# A time (not a date) in a body, as calendars/availability reads one.
+BODY_TIME = _DATE_OR_TIME[1]
 # A `from`, `to` or `last_modified` query parameter; empty means absent.
 QUERY_TIME = {"oneOf": [*_DATE_OR_TIME, {"type": "string", "enum": [""]}]}
 QUERY_TZID = _TZID

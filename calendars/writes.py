@@ -75,7 +75,7 @@ _join_url_validator = URLValidator(schemes=["https"])
 _email_validator = EmailValidator()
 
 
-class _Errors:
+class FieldErrors:
     """Collects 422 entries per field so that one response names every problem."""
 
     def __init__(self):
@@ -131,7 +131,9 @@ def require_object(body) -> dict:
     return body
 
 
-def _string(errors: _Errors, body: dict, key: str, *, max_length: int, required=False, field=None):
+def _string(
+    errors: FieldErrors, body: dict, key: str, *, max_length: int, required=False, field=None
+):
     field = field or key
     value = body.get(key)
     if value is None or value == "":
@@ -147,7 +149,7 @@ def _string(errors: _Errors, body: dict, key: str, *, max_length: int, required=
     return value
 
 
-def _bool(errors: _Errors, body: dict, field: str) -> bool:
+def _bool(errors: FieldErrors, body: dict, field: str) -> bool:
     value = body.get(field)
     if value is not None and not isinstance(value, (bool, str, int)):
         errors.add(field, "errors.must_be_boolean", f"{field} must be true or false")
@@ -169,7 +171,7 @@ class EventReference:
 
 def parse_event_reference(body: dict) -> EventReference:
     """Exactly one of `event_id` (a managed event) and `event_uid` (an external event)."""
-    errors = _Errors()
+    errors = FieldErrors()
     event_id = _string(errors, body, "event_id", max_length=EVENT_ID_MAX)
     event_uid = _string(errors, body, "event_uid", max_length=EVENT_UID_MAX)
     errors.raise_any()
@@ -184,7 +186,7 @@ def parse_event_reference(body: dict) -> EventReference:
     return EventReference(event_id=event_id, event_uid=event_uid)
 
 
-def _time(errors: _Errors, body: dict, field: str, default_tz: ZoneInfo):
+def _time(errors: FieldErrors, body: dict, field: str, default_tz: ZoneInfo):
     value = body.get(field)
     if value is None:
         errors.add(field, "errors.required", f"{field} must be specified")
@@ -206,7 +208,7 @@ def _time(errors: _Errors, body: dict, field: str, default_tz: ZoneInfo):
         return None
 
 
-def _location(errors: _Errors, body: dict) -> tuple[str, str, str]:
+def _location(errors: FieldErrors, body: dict) -> tuple[str, str, str]:
     value = body.get("location")
     if value is None:
         return "", "", ""
@@ -247,7 +249,7 @@ def _location(errors: _Errors, body: dict) -> tuple[str, str, str]:
     return description, coordinates[0], coordinates[1]
 
 
-def _url(errors: _Errors, body: dict) -> str:
+def _url(errors: FieldErrors, body: dict) -> str:
     value = _string(errors, body, "url", max_length=URL_MAX)
     if value is None:
         return ""
@@ -259,7 +261,7 @@ def _url(errors: _Errors, body: dict) -> str:
     return value
 
 
-def _reminders(errors: _Errors, body: dict) -> tuple[int, ...] | None:
+def _reminders(errors: FieldErrors, body: dict) -> tuple[int, ...] | None:
     value = body.get("reminders")
     if value is None:
         return None
@@ -286,7 +288,7 @@ def _reminders(errors: _Errors, body: dict) -> tuple[int, ...] | None:
     return tuple(minutes)
 
 
-def _people(errors: _Errors, value, field: str) -> tuple[tuple[str, str], ...]:
+def _people(errors: FieldErrors, value, field: str) -> tuple[tuple[str, str], ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -315,7 +317,7 @@ def _people(errors: _Errors, value, field: str) -> tuple[tuple[str, str], ...]:
     return tuple(people.values())
 
 
-def _attendees(errors: _Errors, body: dict):
+def _attendees(errors: FieldErrors, body: dict):
     value = body.get("attendees")
     if value is None:
         return (), ()
@@ -329,7 +331,7 @@ def _attendees(errors: _Errors, body: dict):
     return invite, remove
 
 
-def _transparency(errors: _Errors, body: dict) -> str | None:
+def _transparency(errors: FieldErrors, body: dict) -> str | None:
     value = body.get("transparency")
     if value is None:
         return None
@@ -339,7 +341,7 @@ def _transparency(errors: _Errors, body: dict) -> str | None:
     return value
 
 
-def _color(errors: _Errors, body: dict) -> str:
+def _color(errors: FieldErrors, body: dict) -> str:
     value = _string(errors, body, "color", max_length=16)
     if value is None:
         return ""
@@ -349,7 +351,7 @@ def _color(errors: _Errors, body: dict) -> str:
     return value
 
 
-def _extended_transparency(errors: _Errors, body: dict, transparency: str | None) -> str | None:
+def _extended_transparency(errors: FieldErrors, body: dict, transparency: str | None) -> str | None:
     """Cronofy's finer-grained transparency: `opaque` and `transparent` are the plain values;
     the others (tentative, out_of_office, working_elsewhere) have no provider-neutral write,
     so they are refused rather than written as something else."""
@@ -372,7 +374,7 @@ def _extended_transparency(errors: _Errors, body: dict, transparency: str | None
     return value
 
 
-def _conferencing(errors: _Errors, body: dict) -> Conferencing | None:
+def _conferencing(errors: FieldErrors, body: dict) -> Conferencing | None:
     """`{"profile_id": "explicit", "join_url", "provider_description"}` (a link the integrator
     made) or `{"profile_id": "none"}` (remove it); `default` asks the calendar's provider to
     create a meeting (Google Meet, Microsoft Teams)."""
@@ -433,7 +435,7 @@ def _conferencing(errors: _Errors, body: dict) -> Conferencing | None:
     return None
 
 
-def _refused(errors: _Errors, body: dict) -> None:
+def _refused(errors: FieldErrors, body: dict) -> None:
     for key, reason in REFUSED_KEYS.items():
         if body.get(key) not in (None, []):
             errors.add(key, "errors.not_supported", reason)
@@ -442,7 +444,7 @@ def _refused(errors: _Errors, body: dict) -> None:
 def parse_upsert(body) -> tuple[EventReference, ManagedEventContent]:
     """The body of POST /v1/calendars/{id}/events: which event, and its desired content."""
     body = require_object(body)
-    errors = _Errors()
+    errors = FieldErrors()
     try:
         reference = parse_event_reference(body)
     except CronofyValidationError as exc:

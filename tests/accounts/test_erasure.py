@@ -4,7 +4,7 @@ integrators told first; provider grants revoked; an interrupted erasure resumed.
 import logging
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -24,7 +24,7 @@ from accounts.erasure import erase_by_reference, request_erasure, resume_erasure
 from accounts.fields import EncryptedJSONField, encrypted_fields
 from accounts.models import Account, AccountErasure, AuditEntry, IssuedCode, Profile
 from accounts.pending import SESSION_KEY as PENDING_KEY
-from calendars.models import Event, ManagedEventWrite
+from calendars.models import AvailabilityRule, AvailablePeriod, Event, ManagedEventWrite
 from calendars.services import apply_provider_events
 from notifications import services as notification_services
 from notifications.models import Notification
@@ -139,6 +139,19 @@ def seed_account(mark: str, integrator, receiver, sandbox) -> Account:
     event = Event.objects.filter(calendar=calendar).first()
     ManagedEventWrite.objects.create(
         account=account, calendar=calendar, event=event, operation="upsert", desired={}
+    )
+    AvailabilityRule.objects.create(
+        account=account,
+        rule_id=f"{mark}-rule",
+        tzid="Europe/London",
+        calendar_ids=[calendar.public_id],
+        weekly_periods=[{"day": "monday", "start_time": "09:00", "end_time": "17:00"}],
+    )
+    AvailablePeriod.objects.create(
+        account=account,
+        period_id=f"{mark}-period",
+        start=datetime(2026, 12, 1, 9, tzinfo=UTC),
+        end=datetime(2026, 12, 1, 17, tzinfo=UTC),
     )
     CalendarSyncState.objects.create(calendar=calendar)
     ProfileSyncState.objects.create(profile=caldav)

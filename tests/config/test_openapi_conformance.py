@@ -49,6 +49,13 @@ from tests.calendars.helpers import add_all_day_event, add_event, make_managed, 
 # Examples per generation mode and operation: 20 operations x 2 modes x 100 = 4,000 requests,
 # about 80 s. OPENAPI_CONFORMANCE_EXAMPLES asks for a deeper run.
 MAX_EXAMPLES = int(os.environ.get("OPENAPI_CONFORMANCE_EXAMPLES", "100"))
+# Availability bodies nest groups of members (sequences nest them once more), and generating
+# them costs ~50 times what a flat body does: fewer examples keep those operations near the
+# others' wall time.
+EXAMPLES_FOR = {
+    ("POST", "/v1/availability"): max(1, MAX_EXAMPLES // 10),
+    ("POST", "/v1/sequenced_availability"): max(1, MAX_EXAMPLES // 10),
+}
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -254,9 +261,60 @@ def _replay_point(case, world):
     return case
 
 
+def _answerable_availability(case, world):
+    # The members must be accounts that authorized the application (here the token's own),
+    # a group cannot require more members than it lists, and the query must be a real window
+    # within Cronofy's limits: the document says the shapes, not these.
+    body = case.body
+    for group in body.get("participants") or []:
+        group["members"] = [{"sub": world.account.public_id}]
+        if isinstance(group.get("required"), int):
+            group["required"] = 1
+    body.pop("query_periods", None)
+    body.pop("available_periods", None)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=1)
+    if "query_slots" in body:
+        body["query_slots"] = [{"start": start.isoformat()}]
+    else:
+        key = "query_periods" if len(body) % 2 else "available_periods"
+        body[key] = [{"start": start.isoformat(), "end": (start + timedelta(days=1)).isoformat()}]
+    return case
+
+
+def _answerable_sequence(case, world):
+    # Each step as an answerable availability query (see _answerable_availability).
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=1)
+    period = [{"start": start.isoformat(), "end": (start + timedelta(hours=8)).isoformat()}]
+    case.body["available_periods"] = period
+    for step in case.body.get("sequence") or []:
+        step["participants"] = [{"members": [{"sub": world.account.public_id}]}]
+        if "available_periods" in step:
+            step["available_periods"] = period
+    return case
+
+
+def _rule_in_order(case, world):
+    # Each weekly period ends after it starts; calendar_ids name the account's calendars.
+    for period in case.body.get("weekly_periods") or []:
+        period.update(start_time="09:00", end_time="17:30")
+    if "calendar_ids" in case.body:
+        case.body["calendar_ids"] = [world.calendar.public_id]
+    return case
+
+
+def _period_in_order(case, world):
+    case.body["start"] = "2026-12-01T09:00:00Z"
+    case.body["end"] = "2026-12-01T12:00:00Z"
+    return case
+
+
 _SEMANTIC_FIX_UPS = {
     ("GET", "/v1/changes"): _issued_cursor,
     ("POST", "/v1/channels/{channel_id}/replay"): _replay_point,
+    ("POST", "/v1/sequenced_availability"): _answerable_sequence,
+    ("POST", "/v1/availability_rules"): _rule_in_order,
+    ("POST", "/v1/available_periods"): _period_in_order,
+    ("POST", "/v1/availability"): _answerable_availability,
     ("POST", "/v1/channels"): _public_callback,
     ("POST", "/v1/calendars/{calendar_id}/events"): _end_after_start,
     ("DELETE", "/v1/events"): _own_calendars,
@@ -286,7 +344,7 @@ def test_operation_matches_document(method, path, world, in_process_wsgi):
     sent = 0
 
     @hypothesis_settings(
-        max_examples=MAX_EXAMPLES * 2,
+        max_examples=EXAMPLES_FOR.get((method, path), MAX_EXAMPLES) * 2,
         deadline=None,
         database=None,
         derandomize=True,
