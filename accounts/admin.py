@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from oauth2_provider.models import get_application_model
 
+from accounts.admin_base import ReadOnlyAdmin
 from accounts.audit import record_staff_action
 from accounts.erasure import ErasureBusy, ErasureRefused, erase_account, request_erasure
 from accounts.models import Account, AccountErasure, ApplicationSecret, AuditEntry, Profile
@@ -69,7 +70,10 @@ class AccountErasureAdmin(admin.ModelAdmin):
 
 
 @admin.register(Profile)
-class ProfileAdmin(admin.ModelAdmin):
+class ProfileAdmin(ReadOnlyAdmin):
+    # A profile is the state of a provider grant: editing its status or identity by hand
+    # would desynchronize it from the provider, and deleting it would orphan the grant. The
+    # actions (console/admin.py) change it through the services instead.
     list_display = (
         "public_id",
         "account_email",
@@ -87,18 +91,6 @@ class ProfileAdmin(admin.ModelAdmin):
     exclude = ("credentials",)
     readonly_fields = ("public_id", "created_at", "updated_at", "has_credentials")
     show_full_result_count = False
-
-    # A profile is the state of a provider grant: editing its status or identity by hand
-    # would desynchronize it from the provider, and deleting it would orphan the grant. The
-    # actions (console/admin.py) change it through the services instead.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="account", ordering="account__email")
     def account_email(self, obj: Profile) -> str:
@@ -221,7 +213,7 @@ class IntegratorApplicationAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """What staff did, newest first: append-only, so nobody may add, change or delete."""
 
     list_display = ("at", "actor_username", "action", "object_type", "object_id", "detail")
@@ -230,12 +222,3 @@ class AuditEntryAdmin(admin.ModelAdmin):
     date_hierarchy = "at"
     ordering = ("-at",)
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

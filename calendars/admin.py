@@ -5,13 +5,16 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.views.decorators.http import require_POST
 
+from accounts.admin_base import ReadOnlyAdmin
 from accounts.audit import record_staff_action
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
 from calendars.services import retry_event_write
 
 
 @admin.register(Calendar)
-class CalendarAdmin(admin.ModelAdmin):
+class CalendarAdmin(ReadOnlyAdmin):
+    # The calendar list is the provider's (synced) or the API's: support never edits or
+    # deletes one here (that would fork the cache from the provider).
     list_display = ("public_id", "name", "profile", "is_primary", "is_readonly", "is_deleted")
     list_filter = ("profile__provider", "is_deleted", "is_readonly", "permission_level")
     search_fields = ("public_id", "name", "profile__public_id", "profile__account__email")
@@ -19,17 +22,6 @@ class CalendarAdmin(admin.ModelAdmin):
     raw_id_fields = ("profile",)
     readonly_fields = ("public_id", "created_at", "updated_at")
     show_full_result_count = False
-
-    # The calendar list is the provider's (synced) or the API's: support never edits or
-    # deletes one here (that would fork the cache from the provider).
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 # What an event says, as opposed to when it is: hidden from support staff unless they reveal
@@ -51,7 +43,8 @@ REVEAL_ACTION = "reveal event content"
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdmin):
+    # The cache holds what the provider says: never edited or deleted here.
     list_display = ("event_uid", "calendar", "start", "end", "status", "is_deleted")
     list_filter = (
         "is_deleted",
@@ -67,16 +60,6 @@ class EventAdmin(admin.ModelAdmin):
     date_hierarchy = "start"
     show_full_result_count = False
     change_form_template = "console/event_change_form.html"
-
-    # The cache holds what the provider says: never edited or deleted here.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         reveal = self.admin_site.admin_view(require_POST(self.reveal_view))

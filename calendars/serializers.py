@@ -230,6 +230,7 @@ def free_busy_status(row: dict) -> str:
 # Named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] so each choice set is one schema enum.
 PARTICIPATION_STATUSES = ["needs_action", "accepted", "declined", "tentative", "unknown"]
 EVENT_STATUSES = ["confirmed", "tentative", "cancelled", "unknown"]
+EVENT_TRANSPARENCIES = ["opaque", "transparent", "unknown"]
 TZIDS = sorted(known_zones())
 # calendars.parsing reads years 1900 to 2200 only.
 _YEARS = r"^(19[0-9]{2}|2[01][0-9]{2}|2200)-"
@@ -396,7 +397,7 @@ class EventSerializer(serializers.Serializer):
     participation_status = serializers.ChoiceField(choices=PARTICIPATION_STATUSES)
     attendees = AttendeeSerializer(many=True)
     organizer = PersonSerializer()
-    transparency = serializers.ChoiceField(choices=["opaque", "transparent", "unknown"])
+    transparency = serializers.ChoiceField(choices=EVENT_TRANSPARENCIES)
     extended_transparency = serializers.CharField()
     status = serializers.ChoiceField(choices=EVENT_STATUSES)
     event_status = serializers.CharField(help_text="Same as status (older fixtures)")

@@ -231,6 +231,9 @@ SPECTACULAR_SETTINGS = {
         "ParticipationStatusEnum": "calendars.serializers.PARTICIPATION_STATUSES",
         "EventStatusEnum": "calendars.serializers.EVENT_STATUSES",
         "TzidEnum": "calendars.serializers.TZIDS",
+        # An event's transparency as read, and the plain values a write takes.
+        "EventTransparencyEnum": "calendars.serializers.EVENT_TRANSPARENCIES",
+        "WriteTransparencyEnum": "calendars.writes.TRANSPARENCIES",
     },
     # /v1/docs serves Swagger UI from our static files (drf-spectacular-sidecar), not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

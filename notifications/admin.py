@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from accounts.admin_base import ReadOnlyAdmin
 from accounts.audit import record_for_each, record_staff_action
 from notifications import services
 from notifications.models import Channel, DeliveryAttempt, Notification
@@ -189,7 +190,8 @@ class NotificationAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(admin.ModelAdmin):
+class DeliveryAttemptAdmin(ReadOnlyAdmin):
+    # The attempt log is history.
     list_display = (
         "notification",
         "number",
@@ -205,12 +207,3 @@ class DeliveryAttemptAdmin(admin.ModelAdmin):
     raw_id_fields = ("notification",)
     readonly_fields = [f.name for f in DeliveryAttempt._meta.fields]
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # the attempt log is history
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -2,23 +2,10 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from accounts.admin_base import ReadOnlyAdmin
 from accounts.audit import record_for_each
 from sync import services
 from sync.models import CalendarSyncState, ProfileSyncState, ProviderSubscription, SyncActivity
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Sync bookkeeping is written by the engine only: the admin shows it, never edits it
-    (no add, no delete, a view page without Save). Actions still run."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(CalendarSyncState)
