@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -63,8 +64,24 @@ def purge_finished_event_writes(*, now: datetime | None = None) -> int:
 
 
 def purge_change_log(*, now: datetime | None = None) -> int:
-    """Delete change-log entries older than CHANGE_LOG_RETENTION_DAYS, in batches (oldest
-    rows go first, so what is left of each account's log stays a contiguous tail and a cursor
-    before it answers 410 cursor_expired). Returns the number deleted; run daily."""
+    """Delete change-log entries older than CHANGE_LOG_RETENTION_DAYS, in batches. Returns
+    the number deleted; run daily.
+
+    Per account, everything up to the newest sequence stamped before the cut-off goes: an
+    entry is stamped when its transaction records it but numbered when that transaction takes
+    the account's lock, so a cut by time alone could keep an entry and delete the one after
+    it, a hole no cursor would notice. Cut by sequence, what is left of each log is a
+    contiguous tail, and a cursor before it answers 410 cursor_expired."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.CHANGE_LOG_RETENTION_DAYS)
-    return delete_in_batches(ChangeLogEntry.objects.filter(changed_at__lt=cutoff))
+    last_purged = (
+        ChangeLogEntry.objects.filter(changed_at__lt=cutoff)
+        .values("account_id")
+        .annotate(sequence=Max("sequence"))
+        .values_list("account_id", "sequence")
+    )
+    return sum(
+        delete_in_batches(
+            ChangeLogEntry.objects.filter(account_id=account_id, sequence__lte=sequence)
+        )
+        for account_id, sequence in list(last_purged)
+    )

@@ -194,6 +194,24 @@ def test_changes_cursor_older_than_retention_is_410(client, world, settings):
     assert changes(client, world, cursor="now").status_code == 200
 
 
+def test_purge_keeps_each_log_a_contiguous_tail(world, settings):
+    # Entries are stamped when recorded but numbered at the account lock, so stamps can run
+    # out of sequence order at the cut-off: a cut by time alone would keep the first entry
+    # and delete the second, a hole that a cursor before the first would skip silently.
+    settings.CHANGE_LOG_RETENTION_DAYS = 30
+    for _ in range(3):
+        add_event(world.calendar, start=T0)
+    first, second, third = ChangeLogEntry.objects.filter(account=world.account).order_by("sequence")
+    cutoff = timezone.now() - timedelta(days=30)
+    ChangeLogEntry.objects.filter(pk=first.pk).update(changed_at=cutoff + timedelta(minutes=1))
+    ChangeLogEntry.objects.filter(pk=second.pk).update(changed_at=cutoff - timedelta(minutes=1))
+
+    assert purge_change_log() == 2
+    assert list(
+        ChangeLogEntry.objects.filter(account=world.account).values_list("sequence", flat=True)
+    ) == [third.sequence]
+
+
 def test_changes_sync_status_on_event_reads(client, world):
     add_event(world.calendar, start=timezone.now() + timedelta(hours=1))
 
