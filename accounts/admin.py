@@ -54,19 +54,14 @@ class AccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(AccountErasure)
-class AccountErasureAdmin(admin.ModelAdmin):
-    """Read-only: erasures are started by the account action or `erase_account`."""
+class AccountErasureAdmin(ReadOnlyAdmin):
+    """Read-only: erasures are started by the account action or `erase_account`, and the row
+    is the record that one happened."""
 
     list_display = ("account_public_id", "state", "step", "requested_at", "completed_at")
     list_filter = ("state",)
     search_fields = ("account_public_id",)
     readonly_fields = [field.name for field in AccountErasure._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Profile)
@@ -118,6 +113,9 @@ class ApplicationSecretAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # retired, never deleted: the retire action keeps one secret active
 
     @admin.action(description="Retire selected client secrets")
     def retire_secrets(self, request, queryset):

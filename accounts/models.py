@@ -5,20 +5,26 @@ from oauth2_provider.models import AccessToken, RefreshToken
 
 from accounts.fields import EncryptedJSONField, EncryptedTextField
 from accounts.ids import new_account_id, new_profile_id
+from accounts.scopes import stored_scope_regex
 
 
 class AccountQuerySet(models.QuerySet):
     def for_user(self, user) -> "AccountQuerySet":
         return self.filter(user=user)
 
-    def authorized_for(self, application, *, now) -> "AccountQuerySet":
-        """Accounts whose end-user has authorized `application` and not revoked it: a live
-        refresh token, or an access token that has not expired."""
+    def authorized_for(self, application, *, now, scope: str) -> "AccountQuerySet":
+        """Accounts whose end-user has granted `application` `scope` (or a scope that implies
+        it) and not revoked it: a live refresh token, or an access token that has not
+        expired. A refresh token carries the scope of the access token it was issued with."""
+        granted = stored_scope_regex(scope)
         refresh = RefreshToken.objects.filter(
-            user=OuterRef("user"), application=application, revoked__isnull=True
+            user=OuterRef("user"),
+            application=application,
+            revoked__isnull=True,
+            access_token__scope__regex=granted,
         )
         access = AccessToken.objects.filter(
-            user=OuterRef("user"), application=application, expires__gt=now
+            user=OuterRef("user"), application=application, expires__gt=now, scope__regex=granted
         )
         return self.filter(Exists(refresh) | Exists(access))
 

@@ -43,3 +43,15 @@ def expand(granted: str | list[str] | set[str] | frozenset[str]) -> frozenset[st
     for name in list(effective):
         effective |= IMPLIED.get(name, frozenset())
     return frozenset(effective & ALL)
+
+
+def granting(scope: str) -> frozenset[str]:
+    """Every scope name (shorthands included) whose grant includes `scope`."""
+    return frozenset(name for name in KNOWN if scope in expand([name]))
+
+
+def stored_scope_regex(scope: str) -> str:
+    """A regex matching a token's stored (space-separated) scope string that grants `scope`,
+    for filtering tokens in the database."""
+    names = "|".join(sorted(granting(scope)))
+    return rf"(^| )({names})( |$)"

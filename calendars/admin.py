@@ -86,16 +86,15 @@ class EventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ChangeLogEntry)
-class ChangeLogEntryAdmin(admin.ModelAdmin):
+class ChangeLogEntryAdmin(ReadOnlyAdmin):
+    # Append-only history, numbered without gaps: a deleted entry would be a hole that a
+    # /v1/changes cursor reads past (or a spurious 410).
     list_display = ("account", "sequence", "kind", "profile", "calendar", "event", "changed_at")
     list_filter = ("kind",)
     search_fields = ("account__public_id", "account__email", "event__event_uid")
     list_select_related = ("account", "profile", "calendar", "event")
     raw_id_fields = ("account", "profile", "calendar", "event", "application")
     show_full_result_count = False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # the log is append-only history
 
 
 @admin.register(ManagedEventWrite)

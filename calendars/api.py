@@ -607,18 +607,6 @@ _CHANGES_PARAMETERS = [
 ]
 
 
-def _cursor_expired_response() -> Response:
-    return Response(
-        {
-            "error": "cursor_expired",
-            "description": "the changes after this cursor are older than the change log keeps "
-            "(CHANGE_LOG_RETENTION_DAYS): get a fresh cursor with cursor=now, then read "
-            "/v1/events in full, then follow the changes from that cursor",
-        },
-        status=410,
-    )
-
-
 class ChangesView(CronofyApiView):
     """GET /v1/changes: the account's change log after a cursor (docs/api.md, The change
     feed)."""
@@ -647,7 +635,7 @@ class ChangesView(CronofyApiView):
                 request.query_params, account=self.account, application=application
             )
         except CursorExpired:
-            return _cursor_expired_response()
+            return Response(CursorExpired.BODY, status=410)
         page = wait_for_changes(
             account=self.account,
             application=application,

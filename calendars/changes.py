@@ -46,7 +46,15 @@ class InvalidCursor(Exception):
 
 
 class CursorExpired(Exception):
-    """The entries after the cursor were purged (older than the retention): 410."""
+    """The entries after the cursor were purged (older than the retention): 410 with BODY,
+    which says how to resynchronise (GET /v1/changes and the channel replay answer it)."""
+
+    BODY = {
+        "error": "cursor_expired",
+        "description": "the changes after this cursor are older than the change log keeps "
+        "(CHANGE_LOG_RETENTION_DAYS): get a fresh cursor with cursor=now, then read "
+        "/v1/events in full, then follow the changes from that cursor",
+    }
 
 
 # --- cursors ---------------------------------------------------------------------------------

@@ -52,6 +52,11 @@ class Calendar(models.Model):
         return f"{self.public_id} {self.name}"
 
 
+# The row of a managed recurring series itself (Event.is_series_master): reads, free/busy and
+# availability show its instances, rows of their own, never the series row.
+SERIES_MASTER = Q(is_recurring=True, original_start__isnull=True, event_id__isnull=False)
+
+
 class EventQuerySet(models.QuerySet):
     def for_account(self, account: Account) -> "EventQuerySet":
         return self.filter(account=account)
@@ -65,11 +70,13 @@ class EventQuerySet(models.QuerySet):
 
     def busy(self) -> "EventQuerySet":
         """Events that make the end-user busy: not cancelled, not declined by them, not free
-        (transparent). The one rule of GET /v1/free_busy and of availability."""
+        (transparent), and not a managed series' own row (its instances are busy). The one
+        rule of GET /v1/free_busy and of availability."""
         return (
             self.exclude(status=Event.Status.CANCELLED)
             .exclude(participation_status=Event.ParticipationStatus.DECLINED)
             .exclude(transparency=Event.Transparency.TRANSPARENT)
+            .filter(~SERIES_MASTER)
         )
 
 
@@ -217,7 +224,8 @@ class Event(models.Model):
                 condition=Q(is_deleted=False)
                 & ~Q(status="cancelled")
                 & ~Q(participation_status="declined")
-                & ~Q(transparency="transparent"),
+                & ~Q(transparency="transparent")
+                & ~SERIES_MASTER,
                 name="event_busy_start_idx",
             ),
         ]

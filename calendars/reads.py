@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.rest import CronofyValidationError
-from calendars.models import Calendar, Event
+from calendars.models import SERIES_MASTER, Calendar, Event
 from calendars.paging import PageState
 from calendars.parsing import (
     get_list,
@@ -238,9 +238,7 @@ def calendar_pks(account: Account, public_ids: tuple[str, ...]) -> list[int] | N
 def _base_queryset(account: Account, application, query: EventQuery, kind: str, cal_pks):
     # A managed series is read as its instances, never as its master row (see
     # calendars.services.managed_events).
-    qs = Event.objects.filter(account=account).exclude(
-        is_recurring=True, original_start__isnull=True, event_id__isnull=False
-    )
+    qs = Event.objects.filter(account=account).filter(~SERIES_MASTER)
     if cal_pks is not None:
         qs = qs.filter(calendar_id__in=cal_pks)
     if not query.include_deleted:

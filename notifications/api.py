@@ -108,7 +108,7 @@ class ChannelReplayView(CronofyApiView):
         try:
             after = self._start(body.validated_data)
         except CursorExpired:
-            return Response({"error": "cursor_expired"}, status=410)
+            return Response(CursorExpired.BODY, status=410)
         wait = seconds_until_allowed(
             [
                 Limit(

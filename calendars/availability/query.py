@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import FloatField, Func
 from django.utils import timezone
 
+from accounts import scopes
 from accounts.ids import format_utc
 from accounts.models import Account
 from calendars.availability import engine, zones
@@ -72,11 +73,12 @@ def _ceil_minute(moment: datetime) -> int:
 
 def _resolve_accounts(request, *, caller_account, application, now, errors) -> dict[str, tuple]:
     """{sub: (account pk, zone)} of the members the caller may ask about: its own account and
-    accounts that authorized the caller's application. Any other sub is errors.unknown_sub,
+    accounts that granted the caller's application free/busy (read_free_busy or a scope that
+    implies it). Any other sub is errors.unknown_sub,
     whether or not it exists (no probing for other integrators' accounts)."""
     subs = {member.sub for _, member in request.member_paths}
     listed = Account.objects.filter(public_id__in=subs)
-    allowed = listed.authorized_for(application, now=now)
+    allowed = listed.authorized_for(application, now=now, scope=scopes.READ_FREE_BUSY)
     if caller_account is not None:
         allowed = allowed | listed.filter(pk=caller_account.pk)
     found = {

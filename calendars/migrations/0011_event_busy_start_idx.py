@@ -20,6 +20,12 @@ class Migration(migrations.Migration):
                     models.Q(("status", "cancelled"), _negated=True),
                     models.Q(("participation_status", "declined"), _negated=True),
                     models.Q(("transparency", "transparent"), _negated=True),
+                    models.Q(
+                        ("event_id__isnull", False),
+                        ("is_recurring", True),
+                        ("original_start__isnull", True),
+                        _negated=True,
+                    ),
                 ),
                 fields=["account", "start"],
                 include=("end", "calendar", "is_all_day", "start_date", "end_date"),

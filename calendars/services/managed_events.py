@@ -193,7 +193,9 @@ def _apply_content(event: Event, content: ManagedEventContent, *, managed: bool 
     event.status = Event.Status.CONFIRMED
     if managed:
         event.is_recurring = content.recurrence is not None
-    if content.conferencing is not None:
+    if content.conferencing is not None and content.conferencing.profile_id != "default":
+        # explicit sets the link, none clears it; a provider-made meeting (default) keeps
+        # the link already cached until a sync reads the one the provider made.
         event.meeting_url = content.conferencing.join_url
     event.attendees = _merge_attendees(
         event.attendees, content.attendees_invite, content.attendees_remove

@@ -212,9 +212,22 @@ def replay_notification(*, notification: Notification) -> Notification | None:
         channel = Channel.objects.open().filter(pk=notification.channel_id).first()
         if channel is None:
             return None
-        [replay] = _create_notifications(
-            [channel], notification.type, changes_since=notification.changes_since
-        )
+        if notification.type == Notification.Type.CHANGE:
+            # The same range again, marked as a replay: the relay never extends it, and the
+            # receiver sees which changes it covers.
+            [replay] = create_change_notifications(
+                [
+                    ChangeRange(
+                        channel,
+                        notification.changes_since,
+                        notification.changes_after_sequence,
+                        notification.changes_through_sequence,
+                    )
+                ],
+                is_replay=True,
+            )
+        else:
+            [replay] = _create_notifications([channel], notification.type)
     return replay
 
 

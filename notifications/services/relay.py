@@ -20,15 +20,25 @@ RELAY_BATCH = 2000
 
 ENTRY_FIELDS = (
     "sequence",
+    "kind",
     "changed_at",
     "application_id",
     "calendar__public_id",
     "event__application_id",
 )
 
+# A profile connecting or disconnecting is in the log (GET /v1/changes) but is no `change` of
+# events: a disconnection has its own notification (profile_disconnected), and a connection
+# brings its events as entries of their own.
+PROFILE_KINDS = frozenset(
+    {ChangeLogEntry.Kind.PROFILE_CONNECTED, ChangeLogEntry.Kind.PROFILE_DISCONNECTED}
+)
+
 
 def matches_channel(channel: Channel, entry: dict) -> bool:
     """Whether a change-log entry (a dict of ENTRY_FIELDS) is news to this channel."""
+    if entry["kind"] in PROFILE_KINDS:
+        return False
     # Cronofy does not notify an application of its own API writes.
     if entry["application_id"] is not None and entry["application_id"] == channel.application_id:
         return False
@@ -90,14 +100,20 @@ def relay_account_changes(*, account_id: int, batch_size: int = RELAY_BATCH) -> 
                 return created
             high = entries[-1]["sequence"]
             # Only pending rows can absorb more changes: a row being sent may already have been
-            # read by the receiver, so later changes need a notification of their own.
+            # read by the receiver, so later changes need a notification of their own. Only
+            # the channel's newest relayed row, whose range ends where the new one begins
+            # (ranges chain); a replay's rows keep the ranges they were asked for.
             pending = {
                 n.channel_id: n
                 for n in Notification.objects.filter(
                     channel__in=channels,
                     type=Notification.Type.CHANGE,
                     status=Notification.Status.PENDING,
-                ).select_for_update(of=("self",))
+                    is_replay=False,
+                    changes_through_sequence=F("channel__last_notified_sequence"),
+                )
+                .order_by("pk")
+                .select_for_update(of=("self",))
             }
             new_ranges: list[ChangeRange] = []
             extended: list[Notification] = []

@@ -10,6 +10,7 @@ replay covered is not announced a second time and nothing after it is skipped.
 from datetime import datetime
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Account
 from calendars.models import ChangeLogEntry
@@ -57,10 +58,27 @@ def replay_changes(*, channel: Channel, after_sequence: int) -> list[Notificatio
         )[0]
         ranges = _replay_ranges(locked, after_sequence, head)
         created = create_change_notifications(ranges, is_replay=True)
+        _cancel_relayed_rows_covered(locked, after_sequence)
         locked.last_relayed_sequence = max(locked.last_relayed_sequence, head)
         locked.last_notified_sequence = max(locked.last_notified_sequence, head)
         locked.save(update_fields=["last_relayed_sequence", "last_notified_sequence"])
     return created
+
+
+def _cancel_relayed_rows_covered(channel: Channel, after: int) -> None:
+    """A relayed notification not yet sent whose changes the replay covers would announce
+    them a second time: cancelled (one being sent is past recall)."""
+    Notification.objects.filter(
+        channel=channel,
+        type=Notification.Type.CHANGE,
+        status=Notification.Status.PENDING,
+        is_replay=False,
+        changes_after_sequence__gte=after,
+    ).update(
+        status=Notification.Status.CANCELLED,
+        finished_at=timezone.now(),
+        last_error="covered by a replay",
+    )
 
 
 def _replay_ranges(channel: Channel, after: int, head: int) -> list[ChangeRange]:

@@ -72,6 +72,23 @@ def test_availability_periods_skip_busy_and_honour_free_busy_rules(client, world
     assert response.json()["stale_members"] == []
 
 
+def test_availability_and_free_busy_agree_a_managed_series_row_is_not_busy(client, world):
+    # A managed series is busy through its instances, never through its own row (which sits
+    # at the first occurrence even when that one was moved or cancelled).
+    master = add_event(world.calendar, start=at(10), minutes=60)
+    Event.objects.filter(pk=master.pk).update(
+        is_recurring=True, original_start=None, event_id="series-1", application=world.application
+    )
+    response = post(client, body(world.account.public_id), world.token)
+    assert spans(response) == [("09:00", "17:00")]
+    free_busy = client.get(
+        "/v1/free_busy",
+        {"from": "2026-12-01", "to": "2026-12-02", "tzid": "Etc/UTC"},
+        **auth(world.token),
+    )
+    assert free_busy.json()["free_busy"] == []
+
+
 def test_availability_slots_buffers_interval_and_max_results(client, world):
     add_event(world.calendar, start=at(10), minutes=60)
     request = body(
@@ -169,6 +186,17 @@ def test_availability_refuses_members_that_did_not_authorize_the_application(cli
     stranger = make_account()
     make_calendar(profile=make_profile(account=stranger))
     response = post(client, body(world.account.public_id, stranger.public_id), world.token)
+    assert response.status_code == 422
+    assert list(response.json()["errors"]) == ["participants[0].members[1].sub"]
+
+
+def test_availability_refuses_members_that_granted_the_application_no_free_busy(client, world):
+    # Authorizing the application for other things (here only event writes) does not open
+    # the member's free/busy to it; read_events implies read_free_busy.
+    writer_only, reader = make_account(), make_account()
+    make_access_token(account=writer_only, application=world.application, scope="create_event")
+    make_access_token(account=reader, application=world.application, scope="read_events")
+    response = post(client, body(reader.public_id, writer_only.public_id), world.token)
     assert response.status_code == 422
     assert list(response.json()["errors"]) == ["participants[0].members[1].sub"]
 

@@ -4,11 +4,14 @@ Push notifications and Replay)."""
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
+from calendars import services as calendar_services
+from calendars.changes import encode_cursor
 from calendars.models import ChangeLogEntry
 from notifications import services
-from notifications.models import Channel
+from notifications.models import Channel, Notification
 from tests.calendars.helpers import add_event
 from tests.factories import make_access_token, make_account, make_calendar, make_profile
 from tests.notifications.conftest import deliver_all, make_integrator
@@ -37,6 +40,15 @@ def change(calendar, n: int = 1) -> list[int]:
         add_event(calendar, start=timezone.now() + timedelta(days=1))
     entries = ChangeLogEntry.objects.filter(account=calendar.profile.account).order_by("sequence")
     return [e.sequence for e in entries[before:]]
+
+
+def head_minus(account, n: int) -> str:
+    """A cursor n entries before the account's head, for the caller's application."""
+    account.refresh_from_db()
+    app = Channel.objects.filter(account=account).first().application
+    return encode_cursor(
+        account_id=account.pk, application_id=app.pk, sequence=account.last_change_seq - n
+    )
 
 
 def relay_and_deliver() -> None:
@@ -165,3 +177,59 @@ def test_replay_refusals_are_cronofy_errors(client, caller, receiver, settings):
     settings.CHANNEL_REPLAY_RATE_LIMIT_PER_HOUR = 0
     call(client, "delete", f"/v1/channels/{channel_id}", token)
     assert status({"cursor": cursor}) == 422  # closed: open a new channel and replay into it
+
+
+def test_profile_entries_are_in_the_feed_but_no_change_notification(client, caller, receiver):
+    account, calendar, app, token = caller
+    open_channel(client, token, receiver)
+    with transaction.atomic():
+        calendar_services.record_profile_change(
+            profile=calendar.profile, kind=ChangeLogEntry.Kind.PROFILE_CONNECTED
+        )
+
+    assert services.relay_changes() == 0
+    feed = call(client, "get", "/v1/changes?cursor=" + head_minus(account, 1), token).json()
+    assert [c["kind"] for c in feed["changes"]] == ["profile_connected"]
+
+
+def test_the_relay_extends_only_its_newest_row_never_a_replay(client, caller, receiver):
+    account, calendar, app, token = caller
+    channel_id = open_channel(client, token, receiver)
+    [first] = change(calendar)
+    services.relay_changes()  # a pending relayed row for `first`, not yet sent
+    replay = call(
+        client,
+        "post",
+        f"/v1/channels/{channel_id}/replay",
+        token,
+        {"cursor": head_minus(account, 1)},
+    )
+    assert replay.status_code == 200, replay.content
+    [later] = change(calendar)
+    services.relay_changes()
+    deliver_all()
+
+    bodies = change_bodies(receiver, channel_id)
+    ranges = [(b["changes_after_sequence"], b["changes_through_sequence"]) for b in bodies]
+    # The relayed row the replay covered is cancelled; the replay keeps its range; the next
+    # change starts where the replay ended.
+    assert sorted(ranges) == [(first - 1, first), (first, later)]
+    assert [
+        b.get("replay", False) for b in sorted(bodies, key=lambda b: b["changes_after_sequence"])
+    ] == [True, False]
+
+
+def test_support_replay_of_a_change_notification_keeps_its_range(client, caller, receiver):
+    account, calendar, app, token = caller
+    channel_id = open_channel(client, token, receiver)
+    [first] = change(calendar)
+    relay_and_deliver()
+    [sent] = Notification.objects.filter(channel__public_id=channel_id, type="change")
+
+    again = services.replay_notification(notification=sent)
+    change(calendar)
+    services.relay_changes()  # must not grow the replayed row
+
+    again.refresh_from_db()
+    assert again.is_replay
+    assert (again.changes_after_sequence, again.changes_through_sequence) == (first - 1, first)

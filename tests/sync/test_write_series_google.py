@@ -125,3 +125,7 @@ def test_google_meet_pending_at_first_is_read_once_google_made_it(google):
     services.sync_calendar(calendar_id=calendar.pk)
     meet = sandbox.event(ADA, google_id)["hangoutLink"]
     assert read_managed(client)[0]["meeting_url"] == meet
+
+    # Asking for the default conference again keeps the link Google made, in the cache too.
+    client.upsert_event(calendar.public_id, standup(conferencing=MEET, summary="Stand-up"))
+    assert read_managed(client)[0]["meeting_url"] == meet
