@@ -190,3 +190,26 @@ def test_google_external_series_one_instance_moved_deleted_and_declined(google):
         "Review",
         "needs_action",
     )
+
+
+def test_google_instance_edited_at_google_meanwhile_is_answered_over_that_edit(google):
+    sandbox, calendar, client = google
+    series = _external_review(sandbox)
+    second_id = f"{series['id']}_{starts(1)[0].replace('-', '').replace(':', '')}"
+    sandbox.put_event(ADA, "primary", {"id": second_id, "summary": "Review (moved)"})
+    services.sync_calendar(calendar_id=calendar.pk)  # the exception is cached, with its etag
+    sandbox.put_event(ADA, "primary", {"id": second_id, "summary": "Review (moved again)"})
+    second = next(e for e in read_external(client) if e["start"] == starts(1)[0])
+    sandbox.clear_requests_log()
+
+    client.change_participation_status(calendar.public_id, second["event_uid"], "declined")
+    assert services.reconcile_event_writes().done
+    # The first PATCH names the cached etag and fails; the series is read again and the answer
+    # sent once more over Google's newer version, which it keeps.
+    patches = [(r.path.rsplit("/", 1)[1], r.status) for r in _writes(sandbox)]
+    assert patches == [(second_id, 412), (second_id, 200)]
+    held = sandbox.event(ADA, second_id)
+    assert held["summary"] == "Review (moved again)"
+    assert {a["email"]: a["responseStatus"] for a in held["attendees"]}[ADA] == "declined"
+    after = next(e for e in read_external(client) if e["event_uid"] == second["event_uid"])
+    assert (after["summary"], after["participation_status"]) == ("Review (moved again)", "declined")

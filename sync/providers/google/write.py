@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sync.providers import recurrence
 from sync.providers.base import InvalidData, Rendered, WriteContext
@@ -68,8 +68,11 @@ def _moment(value: str, tzid: str) -> dict:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     zone = tzid if tzid and tzid not in ("UTC", "Etc/UTC", "GMT") else "UTC"
-    instant = parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return {"dateTime": instant, "timeZone": zone, "date": None}
+    return {"dateTime": _utc_text(parsed), "timeZone": zone, "date": None}
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _apply(event: dict, desired: Mapping, *, exists: bool, uid: str = "") -> None:
@@ -323,8 +326,7 @@ def _instance_id(master: dict, original: datetime) -> str:
     """Google's id of an instance: the series id and the original start in UTC (the date for
     an all-day series; the cache keeps an all-day instance as its UTC midnight)."""
     if master["start"].get("date"):
-        day = (original.astimezone(UTC) + timedelta(hours=12)).date()
-        return f"{master['id']}_{day:%Y%m%d}"
+        return f"{master['id']}_{_all_day(original):%Y%m%d}"
     return f"{master['id']}_{original.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
@@ -337,20 +339,25 @@ def _occurrence(master: dict, instance_id: str, original: datetime, zone: str) -
     item.update(id=instance_id, recurringEventId=master["id"])
     length = normalize.when(master["end"], zone) - normalize.when(master["start"], zone)
     if master["start"].get("date"):
-        day = (original.astimezone(UTC) + timedelta(hours=12)).date()
+        day = _all_day(original)
         item["start"] = item["originalStartTime"] = {"date": day.isoformat()}
         item["end"] = {"date": (day + length).isoformat()}
         return item
     start_zone = master["start"].get("timeZone")
-    start = {"dateTime": _z(original), **({"timeZone": start_zone} if start_zone else {})}
+    start = {"dateTime": _utc_text(original), **({"timeZone": start_zone} if start_zone else {})}
     end_zone = master.get("end", {}).get("timeZone")
-    end = {"dateTime": _z(original + length), **({"timeZone": end_zone} if end_zone else {})}
+    end = {
+        "dateTime": _utc_text(original + length),
+        **({"timeZone": end_zone} if end_zone else {}),
+    }
     item.update(start=start, end=end, originalStartTime=dict(start))
     return item
 
 
-def _z(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def _all_day(original: datetime) -> date:
+    """The date of an all-day instance the cache keeps as its midnight (UTC midnight for
+    Google; within half a day of it whatever the zone)."""
+    return (original.astimezone(UTC) + timedelta(hours=12)).date()
 
 
 def patch_body(payload: str) -> dict:
