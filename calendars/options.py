@@ -18,9 +18,10 @@ from accounts import scopes as scope_names
 from accounts.models import Account
 from calendars.models import Calendar
 
-# Providers whose adapter writes one instance of a series (a RECURRENCE-ID override, an
-# EXDATE); elsewhere instances of external series are not writable.
-INSTANCE_WRITE_PROVIDERS = frozenset({"caldav"})
+# Providers whose adapter writes one instance of a series (CalDAV: a RECURRENCE-ID override
+# or an EXDATE; Google: the instance's own event id; Graph: the occurrence's id); elsewhere
+# (ICS feeds are read-only anyway) instances of external series are not writable.
+INSTANCE_WRITE_PROVIDERS = frozenset({"caldav", "google", "microsoft"})
 
 
 def instances_writable(calendar: Calendar) -> bool:

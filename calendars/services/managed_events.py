@@ -15,8 +15,8 @@ never show it (calendars.reads), and the provider's instances, cached by the rec
 syncs, carry its application and event_id (calendars.services.cache). Writes to external
 events of a recurring series (upsert, delete, participation) address one instance, and only
 where the provider writes single instances (calendars.options.INSTANCE_WRITE_PROVIDERS;
-CalDAV: a RECURRENCE-ID override, an EXDATE); elsewhere they are refused with 422
-`errors.recurring_event_not_supported`.
+CalDAV: a RECURRENCE-ID override, an EXDATE; Google: the instance's own event id; Graph: the
+occurrence's id); elsewhere they are refused with 422 `errors.recurring_event_not_supported`.
 """
 
 from collections.abc import Sequence

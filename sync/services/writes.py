@@ -202,7 +202,7 @@ def _process(pk: int, token: str) -> _Outcome:
     try:
         if calendar.is_deleted or calendar.is_readonly:
             raise base.PermanentError("the calendar is deleted or read-only")
-        if write.operation == Operation.DELETE and event.original_start is None:
+        if write.operation == Operation.DELETE and _deletes_a_resource(calendar, event):
             written = call_with_fresh_credentials(
                 calendar.profile, lambda provider: _delete(provider, write, event)
             )
@@ -226,6 +226,15 @@ def _process(pk: int, token: str) -> _Outcome:
         log.exception("event write %s failed unexpectedly", write.pk)
         return _retry_later(write, token, exc)
     return _record_success(write, token, written)
+
+
+def _deletes_a_resource(calendar: Calendar, event: Event) -> bool:
+    """Whether deleting `event` deletes its provider resource: a single event or a whole
+    series, or one instance where each occurrence is a resource of its own (Graph). Elsewhere
+    one instance is removed by an update of its series' resource (see _render)."""
+    if event.original_start is None:
+        return True
+    return provider_class(calendar.profile.provider).instance_resources
 
 
 @retry_on_transaction_conflict
@@ -386,6 +395,8 @@ def _put(
     context = _write_context(write, uid)
     calendar_id = calendar.provider_calendar_id
     current = event.raw if resource_id else ""
+    if resource_id and event.original_start is not None:
+        version, current = _series_as_recorded(calendar, resource_id, version, current)
     if resource_id and not current:
         fresh = provider.get_event(resource_id, calendar_id=calendar_id)  # keep what is there
         resource_id, version, current = fresh.resource_id, fresh.version, fresh.payload
@@ -424,6 +435,22 @@ def _put(
             continue
         return _confirm(provider, updated, rendered.payload, calendar)
     raise base.TemporaryError("the event kept changing at the provider; will retry")
+
+
+def _series_as_recorded(
+    calendar: Calendar, resource_id: str, version: str, payload: str
+) -> tuple[str, str]:
+    """(version, payload) of the series resource one instance belongs to, as last recorded.
+    Its sibling instances share the resource, and a write of one of them updates the resource
+    map but not the cached copy of an instance it left unchanged: the map's is the fresher
+    (writing over an older copy would undo the sibling's write)."""
+    row = (
+        SyncedResource.objects.filter(calendar=calendar, href=resource_id)
+        .exclude(series_payload="")
+        .values_list("etag", "series_payload")
+        .first()
+    )
+    return row if row is not None else (version, payload)
 
 
 def _take_provider_key(event: Event, key: str) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from accounts.models import Profile
+from calendars import options
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
 from calendars.services import event_fingerprint
 from calendars.types import EventData
@@ -911,19 +912,31 @@ def test_write_bodies_with_nul_or_deep_nesting_are_422_and_nul_ids_404(client, c
     assert not ManagedEventWrite.objects.exists()
 
 
-def test_one_instance_of_an_external_series_is_writable_only_where_the_provider_can(client, ctx):
+def test_one_instance_of_an_external_series_is_writable_only_where_the_provider_can(
+    client, ctx, monkeypatch
+):
     google = make_calendar(
         profile=make_profile(account=ctx.account, provider=Profile.Provider.GOOGLE)
     )
-    caldav_instance = add_event(ctx.calendar, start=T0, is_recurring=True, original_start=T0)
-    google_instance = add_event(google, start=T0, is_recurring=True, original_start=T0)
-    data = {**body(), "event_uid": caldav_instance.event_uid}
+    microsoft = make_calendar(
+        profile=make_profile(account=ctx.account, provider=Profile.Provider.MICROSOFT)
+    )
+    data = body()
     del data["event_id"]
-    assert post(client, events_path(ctx.calendar), ctx.token, data).status_code == 202
-    data["event_uid"] = google_instance.event_uid
+    for calendar in (ctx.calendar, google, microsoft):
+        instance = add_event(calendar, start=T0, is_recurring=True, original_start=T0)
+        data["event_uid"] = instance.event_uid
+        assert post(client, events_path(calendar), ctx.token, data).status_code == 202
+
+    # A provider that cannot write one instance is refused before anything is queued.
+    monkeypatch.setattr(options, "INSTANCE_WRITE_PROVIDERS", frozenset({"caldav"}))
+    queued = ManagedEventWrite.objects.count()
+    instance = add_event(google, start=T0, is_recurring=True, original_start=T0)
+    data["event_uid"] = instance.event_uid
     response = post(client, events_path(google), ctx.token, data)
     assert response.json()["errors"]["event_uid"][0]["key"] == (
         "errors.recurring_event_not_supported"
     )
     response = delete(client, events_path(google), ctx.token, {"event_uid": data["event_uid"]})
     assert response.status_code == 422
+    assert ManagedEventWrite.objects.count() == queued

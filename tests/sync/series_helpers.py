@@ -71,3 +71,63 @@ def assert_a_rerun_makes_no_call(calendar: Calendar) -> None:
         ),
     )
     assert not rendered.changed
+
+
+def read_external(client: pycronofy.Client, days: int = 10) -> list[dict]:
+    """The calendar's events around MONDAY, by start (external ones included)."""
+    events = client.read_events(
+        from_date=MONDAY.date() - timedelta(days=1),
+        to_date=MONDAY.date() + timedelta(days=days),
+        tzid="Etc/UTC",
+    )
+    return sorted(events, key=lambda e: e["start"])
+
+
+def write_one_instance_each(client: pycronofy.Client, calendar: Calendar, uids) -> datetime:
+    """Through the SDK: the second instance moved two hours later and renamed, the third
+    deleted, the first declined. Returns the moved instance's new start."""
+    first, second, third = uids
+    moved = MONDAY + timedelta(days=1, hours=2)
+    client.upsert_event(
+        calendar.public_id,
+        {
+            "event_uid": second,
+            "summary": "Review (later)",
+            "start": moved,
+            "end": moved + timedelta(hours=1),
+        },
+    )
+    client.delete_external_event(calendar.public_id, third)
+    client.change_participation_status(calendar.public_id, first, "declined")
+    return moved
+
+
+def assert_instance_writes_make_no_second_call(calendar: Calendar) -> None:
+    """Each done write of one instance, rendered again over what the provider answered, is no
+    change (a delete where the occurrence was a resource of its own is gone with it)."""
+    adapter = provider_class(calendar.profile.provider)
+    writes = ManagedEventWrite.objects.filter(status="done", event__original_start__isnull=False)
+    assert writes.exists()
+    for write in writes:
+        event = Event.objects.get(pk=write.event_id)
+        context = WriteContext(
+            uid=event.ical_uid or event.provider_key,
+            instance_start=event.original_start,
+            self_emails=frozenset(calendar.profile.account.email_addresses()),
+        )
+        if write.operation == "participation":
+            status = write.desired["participation_status"]
+            rendered = adapter.render_participation(
+                status=status, current=event.raw, context=context
+            )
+        elif write.operation == "delete":
+            if adapter.instance_resources:
+                continue
+            rendered = adapter.render_event(
+                desired={"delete_instance": True}, current=event.raw, context=context
+            )
+        else:
+            rendered = adapter.render_event(
+                desired=write.desired, current=event.raw, context=context
+            )
+        assert not rendered.changed, (write.operation, event.raw, rendered.payload)

@@ -142,3 +142,47 @@ def test_google_write_colour_becomes_the_nearest_google_event_colour():
     )
     assert write.patch_body(rendered.payload)["colorId"] == "7"  # peacock, #46d6db
     assert write.nearest_color_id("#dc2127") == "11"
+
+
+def test_google_write_one_instance_targets_its_own_id_and_keeps_the_series():
+    current = held(recurrence=["RRULE:FREQ=DAILY;COUNT=3"])
+    second = START + timedelta(days=1)
+    context = WriteContext(uid="evt_1", instance_start=second)
+    moved = desired(second + timedelta(hours=2), summary="Moved")
+    rendered = write.render_event(desired=moved, current=current, context=context)
+    group = json.loads(rendered.payload)
+    assert group[write.INSTANCE] == "abc_20261211T090000Z"
+    assert group["master"] == json.loads(current)["master"]  # the series is not written
+    body = write.patch_body(rendered.payload)
+    assert body["summary"] == "Moved" and "recurrence" not in body
+    assert body["start"]["dateTime"] == "2026-12-11T11:00:00Z"
+    # Google's answer becomes the exception; the same write again is no call.
+    answer = {**write.target_of(group), "etag": '"2"'}
+    group["exceptions"]["abc_20261211T090000Z"] = answer
+    for name in (write.INSTANCE, write.PATCH_FIELDS):
+        group.pop(name)
+    again = write.render_event(desired=moved, current=normalize.dump(group), context=context)
+    assert not again.changed
+
+    removed = write.render_event(
+        desired={"delete_instance": True}, current=normalize.dump(group), context=context
+    )
+    assert write.patch_body(removed.payload) == {"status": "cancelled"}
+
+
+def test_google_write_one_instance_of_an_all_day_series_and_of_no_series():
+    current = held(
+        start={"date": "2026-12-10"},
+        end={"date": "2026-12-11"},
+        recurrence=["RRULE:FREQ=DAILY;COUNT=3"],
+    )
+    # The cache keeps an all-day instance as its UTC midnight; Google names it by its date.
+    context = WriteContext(uid="evt_1", instance_start=datetime(2026, 12, 12, tzinfo=UTC))
+    rendered = write.render_event(
+        desired={"delete_instance": True}, current=current, context=context
+    )
+    group = json.loads(rendered.payload)
+    assert group[write.INSTANCE] == "abc_20261212"
+    assert write.target_of(group)["originalStartTime"] == {"date": "2026-12-12"}
+    with pytest.raises(InvalidData):
+        write.render_event(desired={"delete_instance": True}, current=held(), context=context)

@@ -580,6 +580,26 @@ def test_instances_endpoint_and_patch_of_a_virtual_instance(sandbox, api):
     )
 
 
+def test_instance_patches_are_exceptions_that_an_incremental_listing_returns(sandbox, api):
+    master = _weekly_series(api)
+    token = api("GET", "/calendars/primary/events").json()["nextSyncToken"]
+    second, third = f"{master['id']}_20240311T080000Z", f"{master['id']}_20240318T080000Z"
+    moved = api("PATCH", f"/calendars/primary/events/{second}", json={"summary": "later"})
+    assert moved.headers["ETag"] != master["etag"]
+    api("PATCH", f"/calendars/primary/events/{third}", json={"status": "cancelled"})
+    changes = api("GET", "/calendars/primary/events", params={"syncToken": token}).json()
+    assert [(i["id"], i["status"]) for i in changes["items"]] == [
+        (second, "confirmed"),
+        (third, "cancelled"),
+    ]
+    listed = changes["items"][0]
+    assert listed["recurringEventId"] == master["id"] and listed["summary"] == "later"
+    assert listed["originalStartTime"]["dateTime"] == "2024-03-11T08:00:00Z"
+    assert listed["etag"] == moved.json()["etag"]
+    instances = api("GET", f"/calendars/primary/events/{master['id']}/instances").json()
+    assert third not in {i["id"] for i in instances["items"]}
+
+
 # --- writes ---
 def test_insert_with_client_id_then_duplicate_is_409(sandbox, api):
     event = timed("created by us", datetime(2024, 2, 1, 9), id="ourid0123456789")

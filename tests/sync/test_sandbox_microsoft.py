@@ -866,3 +866,34 @@ def test_runs_standalone_without_django():
     )
     modules = json.loads(loaded.stdout)
     assert [m for m in modules if m.split(".")[0] in APPS] == []
+
+
+def test_an_answer_to_one_occurrence_makes_it_an_exception_holding_the_answer(sandbox, api):
+    sandbox.put_event(
+        ALICE,
+        {
+            **timed(
+                "Review",
+                datetime(2026, 3, 2, 9),
+                organizer={"emailAddress": {"name": "Bob Other", "address": BOB}},
+                attendees=[
+                    {
+                        "type": "required",
+                        "emailAddress": {"name": "Alice Example", "address": ALICE},
+                    }
+                ],
+            ),
+            "recurrence": {
+                "pattern": {"type": "daily", "interval": 1},
+                "range": {"type": "numbered", "startDate": "2026-03-02", "numberOfOccurrences": 3},
+            },
+        },
+    )
+    first, second, _third = api("GET", "/me/calendarView", params=WINDOW).json()["value"]
+    assert api("POST", f"/me/events/{first['id']}/decline", json={}).status_code == 202
+    answered = api("GET", f"/me/events/{first['id']}").json()
+    assert (answered["type"], answered["id"]) == ("exception", first["id"])
+    assert answered["responseStatus"]["response"] == "declined"
+    assert answered["originalStart"] == first["originalStart"]
+    others = api("GET", f"/me/events/{second['id']}").json()
+    assert (others["type"], others["responseStatus"]["response"]) == ("occurrence", "notResponded")

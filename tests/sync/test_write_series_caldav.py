@@ -13,11 +13,14 @@ from tests.sync.helpers import vcalendar, vevent
 from tests.sync.series_helpers import (
     MONDAY,
     assert_a_rerun_makes_no_call,
+    assert_instance_writes_make_no_second_call,
+    read_external,
     read_managed,
     sdk_for,
     standup,
     starts,
     weekly,
+    write_one_instance_each,
 )
 from tests.sync.writes_helpers import connect, server_resources
 
@@ -125,7 +128,7 @@ def test_external_series_one_instance_moved_deleted_and_declined(sdk):
         ),
     )
     services.sync_calendar(calendar_id=calendar.pk)
-    instances = _read_external(client)
+    instances = read_external(client)
     assert [e["start"] for e in instances] == starts(0, 1, 2, 3)
     assert all(
         e["options"] == {"update": True, "delete": True, "change_participation_status": True}
@@ -133,20 +136,9 @@ def test_external_series_one_instance_moved_deleted_and_declined(sdk):
     )
     first, second, third, _fourth = (e["event_uid"] for e in instances)
 
-    moved = MONDAY + timedelta(days=1, hours=2)
-    client.upsert_event(
-        calendar.public_id,
-        {
-            "event_uid": second,
-            "summary": "Review (later)",
-            "start": moved,
-            "end": moved + timedelta(hours=1),
-        },
-    )
-    client.delete_external_event(calendar.public_id, third)
-    client.change_participation_status(calendar.public_id, first, "declined")
+    moved = write_one_instance_each(client, calendar, (first, second, third))
     assert len(services.reconcile_event_writes().done) == 3
-    assert_a_rerun_makes_no_call(calendar)
+    assert_instance_writes_make_no_second_call(calendar)
 
     [text] = server_resources(server, user, url).values()
     components = icalendar.Calendar.from_ical(text).walk("VEVENT")
@@ -160,17 +152,8 @@ def test_external_series_one_instance_moved_deleted_and_declined(sdk):
     # Read back: the same ids, one instance moved, one gone, one declined; the series intact.
     outcome = services.sync_calendar(calendar_id=calendar.pk)
     assert outcome.result.changed == 0, outcome
-    after = {e["event_uid"]: e for e in _read_external(client)}
+    after = {e["event_uid"]: e for e in read_external(client)}
     assert set(after) == {first, second, _fourth}
     assert after[second]["start"] == moved.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert after[first]["participation_status"] == "declined"
     assert after[_fourth]["participation_status"] == "needs_action"
-
-
-def _read_external(client) -> list[dict]:
-    events = client.read_events(
-        from_date=MONDAY.date() - timedelta(days=1),
-        to_date=MONDAY.date() + timedelta(days=10),
-        tzid="Etc/UTC",
-    )
-    return sorted(events, key=lambda e: e["start"])

@@ -11,11 +11,14 @@ from sync.services import engine
 from tests.sync.sandbox_world import connect_google
 from tests.sync.series_helpers import (
     assert_a_rerun_makes_no_call,
+    assert_instance_writes_make_no_second_call,
+    read_external,
     read_managed,
     sdk_for,
     standup,
     starts,
     weekly,
+    write_one_instance_each,
 )
 
 CLIENT_ID, CLIENT_SECRET = "calsync-test", "calsync-test-secret"
@@ -129,3 +132,88 @@ def test_google_meet_pending_at_first_is_read_once_google_made_it(google):
     # Asking for the default conference again keeps the link Google made, in the cache too.
     client.upsert_event(calendar.public_id, standup(conferencing=MEET, summary="Stand-up"))
     assert read_managed(client)[0]["meeting_url"] == meet
+
+
+def _external_review(sandbox) -> dict:
+    """A daily series of four that someone else organizes, Ada invited and not answered."""
+    return sandbox.put_event(
+        ADA,
+        "primary",
+        {
+            "summary": "Review",
+            "start": {"dateTime": starts(0)[0], "timeZone": "UTC"},
+            "end": {"dateTime": starts(0)[0].replace("T09", "T10"), "timeZone": "UTC"},
+            "recurrence": ["RRULE:FREQ=DAILY;COUNT=4"],
+            "organizer": {"email": "boss@example.com"},
+            "attendees": [
+                {"email": "boss@example.com", "organizer": True, "responseStatus": "accepted"},
+                {"email": ADA, "responseStatus": "needsAction"},
+            ],
+        },
+    )
+
+
+def test_google_external_series_one_instance_moved_deleted_and_declined(google):
+    sandbox, calendar, client = google
+    series = _external_review(sandbox)
+    services.sync_calendar(calendar_id=calendar.pk)
+    instances = read_external(client)
+    assert [e["start"] for e in instances] == starts(0, 1, 2, 3)
+    assert all(
+        e["options"] == {"update": True, "delete": True, "change_participation_status": True}
+        for e in instances
+    )
+    first, second, third, fourth = (e["event_uid"] for e in instances)
+    sandbox.clear_requests_log()
+
+    moved = write_one_instance_each(client, calendar, (first, second, third))
+    assert len(services.reconcile_event_writes().done) == 3
+    # One PATCH per write, each to that instance's own id; the series itself is not written.
+    ids = [f"{series['id']}_{stamp.replace('-', '').replace(':', '')}" for stamp in starts(1, 2, 0)]
+    assert [(r.method, r.path.rsplit("/", 1)[1]) for r in _writes(sandbox)] == [
+        ("PATCH", instance_id) for instance_id in ids
+    ]
+    assert_instance_writes_make_no_second_call(calendar)
+    assert services.reconcile_event_writes().claimed == 0
+
+    later, gone, declined = (sandbox.event(ADA, instance_id) for instance_id in ids)
+    assert later["recurringEventId"] == series["id"] and later["summary"] == "Review (later)"
+    assert gone["status"] == "cancelled"
+    assert {a["email"]: a["responseStatus"] for a in declined["attendees"]}[ADA] == "declined"
+    assert sandbox.event(ADA, series["id"])["recurrence"] == series["recurrence"]
+
+    # Read back: the same ids, one instance moved, one gone, one declined; the rest intact.
+    outcome = services.sync_calendar(calendar_id=calendar.pk)
+    assert outcome.result.changed == 0, outcome
+    after = {e["event_uid"]: e for e in read_external(client)}
+    assert set(after) == {first, second, fourth}
+    assert after[second]["start"] == moved.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert after[second]["summary"] == "Review (later)"
+    assert after[first]["participation_status"] == "declined"
+    assert (after[fourth]["summary"], after[fourth]["participation_status"]) == (
+        "Review",
+        "needs_action",
+    )
+
+
+def test_google_instance_edited_at_google_meanwhile_is_answered_over_that_edit(google):
+    sandbox, calendar, client = google
+    series = _external_review(sandbox)
+    second_id = f"{series['id']}_{starts(1)[0].replace('-', '').replace(':', '')}"
+    sandbox.put_event(ADA, "primary", {"id": second_id, "summary": "Review (moved)"})
+    services.sync_calendar(calendar_id=calendar.pk)  # the exception is cached, with its etag
+    sandbox.put_event(ADA, "primary", {"id": second_id, "summary": "Review (moved again)"})
+    second = next(e for e in read_external(client) if e["start"] == starts(1)[0])
+    sandbox.clear_requests_log()
+
+    client.change_participation_status(calendar.public_id, second["event_uid"], "declined")
+    assert services.reconcile_event_writes().done
+    # The first PATCH names the cached etag and fails; the series is read again and the answer
+    # sent once more over Google's newer version, which it keeps.
+    patches = [(r.path.rsplit("/", 1)[1], r.status) for r in _writes(sandbox)]
+    assert patches == [(second_id, 412), (second_id, 200)]
+    held = sandbox.event(ADA, second_id)
+    assert held["summary"] == "Review (moved again)"
+    assert {a["email"]: a["responseStatus"] for a in held["attendees"]}[ADA] == "declined"
+    after = next(e for e in read_external(client) if e["event_uid"] == second["event_uid"])
+    assert (after["summary"], after["participation_status"]) == ("Review (moved again)", "declined")

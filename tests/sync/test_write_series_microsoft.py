@@ -9,15 +9,18 @@ from calendars.models import Calendar, Event
 from sync import services
 from sync.sandbox.microsoft import MicrosoftSandbox
 from sync.services import engine
-from tests.sync.sandbox_world import connect_microsoft
+from tests.sync.sandbox_world import connect_microsoft, graph_invitation
 from tests.sync.series_helpers import (
     MONDAY,
     assert_a_rerun_makes_no_call,
+    assert_instance_writes_make_no_second_call,
+    read_external,
     read_managed,
     sdk_for,
     standup,
     starts,
     weekly,
+    write_one_instance_each,
 )
 
 CLIENT_ID, CLIENT_SECRET = "calsync-test", "calsync-test-secret"
@@ -102,3 +105,70 @@ def test_microsoft_refuses_an_explicit_join_url_it_cannot_store(graph):
     with pytest.raises(Exception) as refused:
         client.upsert_event(calendar.public_id, standup(conferencing=explicit))
     assert "conferencing" in str(refused.value.response.json()["errors"])
+
+
+def _external_review(sandbox) -> dict:
+    """A daily series of four that someone else organizes, Ada invited and not answered."""
+    return sandbox.put_event(
+        ADA,
+        None,
+        {
+            **graph_invitation("Review", MONDAY, ADA),
+            "end": {"dateTime": MONDAY.strftime("%Y-%m-%dT10:%M:%S"), "timeZone": "UTC"},
+            "recurrence": {
+                "pattern": {"type": "daily", "interval": 1},
+                "range": {
+                    "type": "numbered",
+                    "startDate": MONDAY.date().isoformat(),
+                    "numberOfOccurrences": 4,
+                },
+            },
+        },
+    )
+
+
+def test_microsoft_external_series_one_instance_moved_deleted_and_declined(graph):
+    sandbox, calendar, client, syncs = graph
+    series = _external_review(sandbox)
+    services.sync_calendar(calendar_id=calendar.pk)
+    instances = read_external(client)
+    assert [e["start"] for e in instances] == starts(0, 1, 2, 3)
+    assert all(
+        e["options"] == {"update": True, "delete": True, "change_participation_status": True}
+        for e in instances
+    )
+    first, second, third, fourth = (e["event_uid"] for e in instances)
+    occurrence = {
+        row.event_uid: row.provider_resource
+        for row in Event.objects.filter(calendar=calendar, original_start__isnull=False)
+    }
+    sandbox.clear_requests_log()
+
+    moved = write_one_instance_each(client, calendar, (first, second, third))
+    _reconcile_then_sync(calendar, syncs)
+    # One call per write, each to that occurrence's own id; the series master is not written.
+    assert [(r.method, r.path) for r in _writes(sandbox)] == [
+        ("PATCH", f"/v1.0/me/events/{occurrence[second]}"),
+        ("DELETE", f"/v1.0/me/events/{occurrence[third]}"),
+        ("POST", f"/v1.0/me/events/{occurrence[first]}/decline"),
+    ]
+    assert_instance_writes_make_no_second_call(calendar)
+    assert services.reconcile_event_writes().claimed == 0
+
+    later = sandbox.event(ADA, occurrence[second])
+    assert (later["type"], later["subject"]) == ("exception", "Review (later)")
+    assert sandbox.event(ADA, occurrence[third]) is None
+    assert sandbox.event(ADA, occurrence[first])["responseStatus"]["response"] == "declined"
+    assert sandbox.event(ADA, series["id"])["recurrence"]["range"]["numberOfOccurrences"] == 4
+
+    # Read back: the same ids, one instance moved, one gone, one declined; the rest intact.
+    outcome = services.sync_calendar(calendar_id=calendar.pk)
+    assert outcome.result.changed == 0, outcome
+    after = {e["event_uid"]: e for e in read_external(client)}
+    assert set(after) == {first, second, fourth}
+    assert after[second]["start"] == moved.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert after[first]["participation_status"] == "declined"
+    assert (after[fourth]["summary"], after[fourth]["participation_status"]) == (
+        "Review",
+        "needs_action",
+    )

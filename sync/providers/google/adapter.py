@@ -239,12 +239,18 @@ class GoogleProvider(Provider):
     def update_event(
         self, resource_id: str, payload: str, *, version: str = "", calendar_id: str = ""
     ) -> WrittenEvent:
-        """events.patch of the fields we manage, with If-Match: the master's etag. Raises
-        Conflict (412: changed since), NotFound, PermanentError, AuthExpired, RateLimited…"""
+        """events.patch of the fields we manage, with If-Match: the master's etag; for a write
+        of one instance, to that instance's own id, with the etag of its exception (an
+        instance Google holds no exception for has none we have seen: Google makes one).
+        Raises Conflict (412: changed since), NotFound, PermanentError, AuthExpired, …"""
+        group = normalize.load(payload)
+        target = group.get(write.INSTANCE) or resource_id
+        if target != resource_id:
+            version = write.target_of(group).get("etag", "")
         headers = {"If-Match": normalize.master_etag(version)} if version else None
         updated = self.client.call(
             "PATCH",
-            self._events_path(calendar_id, resource_id),
+            self._events_path(calendar_id, target),
             params=WRITE_PARAMETERS,
             json=write.patch_body(payload),
             headers=headers,
@@ -331,8 +337,14 @@ def _resource(series: str, group: dict) -> ProviderResource:
 
 def _written(resource_id: str, payload: str, answer: dict) -> WrittenEvent:
     """The series group as Google now holds it: Google's answer as the master (with its
-    iCalUID, organizer and times as Google keeps them), the instances we had."""
+    iCalUID, organizer and times as Google keeps them), or as the exception of the one
+    instance the write changed; the rest as we had it."""
     group = normalize.load(payload)
-    group.pop(write.PATCH_FIELDS, None)
-    group["master"] = answer
+    instance_id = group.pop(write.INSTANCE, None)
+    for name in (write.PATCH_FIELDS, write.SELF_ANSWER):
+        group.pop(name, None)
+    if instance_id:
+        group["exceptions"][instance_id] = answer
+    else:
+        group["master"] = answer
     return WrittenEvent(resource_id, normalize.group_version(group), normalize.dump(group))

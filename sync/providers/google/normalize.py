@@ -117,7 +117,7 @@ def _zone(name: str) -> ZoneInfo | None:
         return None
 
 
-def _when(value: dict, zone_name: str) -> datetime | date:
+def when(value: dict, zone_name: str) -> datetime | date:
     """A Google start/end/originalStartTime: a date, or an aware datetime in its zone."""
     if value.get("date"):
         return date.fromisoformat(value["date"])
@@ -135,6 +135,12 @@ def _utc(value: datetime | date) -> datetime:
     if isinstance(value, datetime):
         return value.astimezone(UTC)
     return datetime.combine(value, time(), tzinfo=UTC)
+
+
+def original_start(exception: dict, zone_name: str) -> datetime:
+    """What identifies a moved or cancelled instance: its original start, in UTC (an all-day
+    one's date as its UTC midnight)."""
+    return _utc(when(exception["originalStartTime"], zone_name))
 
 
 def _people(item: dict, self_emails: frozenset[str]) -> tuple[list, dict, str]:
@@ -178,8 +184,8 @@ def event_data(
 ) -> EventData:
     """One event (or instance) from a Google item; `start` overrides the item's own start for
     an expanded instance (the item's duration is kept)."""
-    own_start = _when(item["start"], zone_name)
-    own_end = _when(item["end"], zone_name) if item.get("end") else own_start
+    own_start = when(item["start"], zone_name)
+    own_end = when(item["end"], zone_name) if item.get("end") else own_start
     start = own_start if start is None else start
     end = start + (own_end - own_start)
     attendees, organizer, participation = _people(item, context.self_emails)
@@ -230,8 +236,8 @@ def _occurrences(master: dict, zone_name: str, window: Window) -> list[datetime 
     machinery as CalDAV's (recurring_ical_events), which copes with what Google sends and bare
     dateutil does not: UNTIL in UTC on an all-day series, a date-only UNTIL on a timed one,
     floating EXDATEs, RDATE with TZID."""
-    first = _when(master["start"], zone_name)
-    last = _when(master["end"], zone_name) if master.get("end") else first
+    first = when(master["start"], zone_name)
+    last = when(master["end"], zone_name) if master.get("end") else first
     lines = [line.strip() for line in master.get("recurrence") or [] if line.strip()]
     text = (
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calsync//google//EN\r\nBEGIN:VEVENT\r\n"
@@ -287,7 +293,7 @@ def normalize(
                     master, original_start=original, is_recurring=True, start=start, **common
                 )
         for exception in group["exceptions"].values():
-            original = _utc(_when(exception["originalStartTime"], zone_name))
+            original = original_start(exception, zone_name)
             instances.pop(original, None)
             if exception.get("status") == "cancelled" or "start" not in exception:
                 continue

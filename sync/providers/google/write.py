@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sync.providers import recurrence
-from sync.providers.base import InvalidData, NotSupported, Rendered, WriteContext
+from sync.providers.base import InvalidData, Rendered, WriteContext
 from sync.providers.google import normalize
 
 # The fields of an event we write; the rest is Google's.
@@ -57,6 +57,10 @@ PATCH_FIELDS = "patch_fields"
 # update one participant, so that another attendee's answer given meanwhile is not
 # overwritten by the list as we last read it.
 SELF_ANSWER = "self_answer"
+# Key of a rendered group whose write changes one instance of the series: that instance's
+# Google event id (`<series id>_<original start>`), the target of its PATCH; the instance's
+# content is in the group's exceptions under that id.
+INSTANCE = "instance_id"
 
 
 def _moment(value: str, tzid: str) -> dict:
@@ -64,8 +68,11 @@ def _moment(value: str, tzid: str) -> dict:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     zone = tzid if tzid and tzid not in ("UTC", "Etc/UTC", "GMT") else "UTC"
-    instant = parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return {"dateTime": instant, "timeZone": zone, "date": None}
+    return {"dateTime": _utc_text(parsed), "timeZone": zone, "date": None}
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _apply(event: dict, desired: Mapping, *, exists: bool, uid: str = "") -> None:
@@ -217,9 +224,11 @@ def _time_view(value: dict | None):
 
 
 def render_event(*, desired: Mapping, current: str, context: WriteContext) -> Rendered:
-    """The group whose master holds `desired`. Raises InvalidData, KeyError/ValueError (a
+    """The group whose master holds `desired` (for one instance of a series, whose exception
+    for that instance does, see _render_instance). Raises InvalidData, KeyError/ValueError (a
     desired state without valid times)."""
-    _refuse_instances(context)
+    if context.instance_start is not None:
+        return _render_instance(desired, current, context)
     group = normalize.load(current) if current else normalize.new_group()
     master = copy.deepcopy(group.get("master")) if group.get("master") else None
     if current and master is None:
@@ -239,14 +248,16 @@ def render_event(*, desired: Mapping, current: str, context: WriteContext) -> Re
 
 
 def render_participation(*, status: str, current: str, context: WriteContext) -> Rendered:
-    """The self attendee's responseStatus set on the master. Raises InvalidData (not invited,
-    unknown status)."""
-    _refuse_instances(context)
+    """The self attendee's responseStatus set on the master (for one instance, on that
+    instance's exception alone). Raises InvalidData (not invited, unknown status)."""
     answer = _RESPONSE.get(status)
     if answer is None:
         raise InvalidData(f"unknown participation status {status!r}")
     group = normalize.load(current)
-    master = copy.deepcopy(group.get("master") or {})
+    if context.instance_start is not None:
+        instance_id, _held, master = _instance(group, context.instance_start)
+    else:
+        instance_id, master = "", copy.deepcopy(group.get("master") or {})
     found = changed = None
     for attendee in master.get("attendees") or []:
         if attendee.get("self") or (attendee.get("email") or "").lower() in context.self_emails:
@@ -260,16 +271,99 @@ def render_participation(*, status: str, current: str, context: WriteContext) ->
         return Rendered(payload=current, changed=False)
     folded = group.get(PATCH_FIELDS, [])  # an upsert folded in sends its fields too
     fields = sorted({*folded, "attendees"})
-    rendered = {**group, "master": master, PATCH_FIELDS: fields}
+    rendered = _with_target(group, instance_id, master, fields)
     if not folded and found:
         rendered[SELF_ANSWER] = found
     return Rendered(payload=normalize.dump(rendered), changed=True)
 
 
+def _render_instance(desired: Mapping, current: str, context: WriteContext) -> Rendered:
+    """One instance of the series in `current`: its exception gets the desired content and
+    times (made from the master's occurrence when Google holds none yet), or, for
+    `delete_instance`, status cancelled, Google's way to remove one occurrence. The PATCH goes
+    to the instance's own id; the master and the other instances are untouched."""
+    group = normalize.load(current)
+    instance_id, held, item = _instance(group, context.instance_start)
+    if desired.get("delete_instance"):
+        if held is not None and held.get("status") == "cancelled":
+            return Rendered(payload=current, changed=False)
+        item["status"] = "cancelled"
+        fields = ["status"]
+    else:
+        before = _managed(item)
+        _apply(item, desired, exists=True, uid=context.uid)
+        if _managed(item) == before:
+            return Rendered(payload=current, changed=False)
+        fields = [n for n in MANAGED if n not in CLEARABLE or item.get(n) != before.get(n)]
+    rendered = _with_target(group, instance_id, item, fields)
+    return Rendered(payload=normalize.dump(rendered), changed=True)
+
+
+def _with_target(group: dict, instance_id: str, event: dict, fields: list) -> dict:
+    """The rendered group: `event` as its master, or as the exception `instance_id`."""
+    if not instance_id:
+        return {**group, "master": event, PATCH_FIELDS: fields}
+    exceptions = {**group["exceptions"], instance_id: event}
+    return {**group, "exceptions": exceptions, PATCH_FIELDS: fields, INSTANCE: instance_id}
+
+
+def _instance(group: dict, original: datetime) -> tuple[str, dict | None, dict]:
+    """(instance id, the exception Google holds for it or None, a copy of its content to
+    change): the instance starting originally at `original` (UTC, as the cache keeps it)."""
+    master = group.get("master")
+    if not master or not master.get("recurrence"):
+        raise InvalidData("the series of this instance is not in the resource")
+    zone = group.get("time_zone") or "UTC"
+    instance_id = _instance_id(master, original)
+    for key, held in group["exceptions"].items():
+        moved = held.get("originalStartTime") and normalize.original_start(held, zone)
+        if key == instance_id or moved == original.astimezone(UTC):
+            return key, held, copy.deepcopy(held)
+    return instance_id, None, _occurrence(master, instance_id, original, zone)
+
+
+def _instance_id(master: dict, original: datetime) -> str:
+    """Google's id of an instance: the series id and the original start in UTC (the date for
+    an all-day series; the cache keeps an all-day instance as its UTC midnight)."""
+    if master["start"].get("date"):
+        return f"{master['id']}_{_all_day(original):%Y%m%d}"
+    return f"{master['id']}_{original.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+def _occurrence(master: dict, instance_id: str, original: datetime, zone: str) -> dict:
+    """The instance as Google shows one it holds no exception for: the master's content at
+    the instance's times, no rule, no etag of its own."""
+    item = copy.deepcopy(master)
+    for name in ("recurrence", "etag"):
+        item.pop(name, None)
+    item.update(id=instance_id, recurringEventId=master["id"])
+    length = normalize.when(master["end"], zone) - normalize.when(master["start"], zone)
+    if master["start"].get("date"):
+        day = _all_day(original)
+        item["start"] = item["originalStartTime"] = {"date": day.isoformat()}
+        item["end"] = {"date": (day + length).isoformat()}
+        return item
+    start_zone = master["start"].get("timeZone")
+    start = {"dateTime": _utc_text(original), **({"timeZone": start_zone} if start_zone else {})}
+    end_zone = master.get("end", {}).get("timeZone")
+    end = {
+        "dateTime": _utc_text(original + length),
+        **({"timeZone": end_zone} if end_zone else {}),
+    }
+    item.update(start=start, end=end, originalStartTime=dict(start))
+    return item
+
+
+def _all_day(original: datetime) -> date:
+    """The date of an all-day instance the cache keeps as its midnight (UTC midnight for
+    Google; within half a day of it whatever the zone)."""
+    return (original.astimezone(UTC) + timedelta(hours=12)).date()
+
+
 def patch_body(payload: str) -> dict:
     """The fields this write sends, from the rendered master, as events.patch takes them."""
     group = normalize.load(payload)
-    master = group.get("master") or {}
+    master = target_of(group)
     if group.get(SELF_ANSWER) and group.get(PATCH_FIELDS) == ["attendees"]:
         me = group[SELF_ANSWER].lower()
         mine = [a for a in master.get("attendees") or [] if (a.get("email") or "").lower() == me]
@@ -282,7 +376,8 @@ def patch_body(payload: str) -> dict:
     return body
 
 
-def _refuse_instances(context: WriteContext) -> None:
-    """Writes to one instance of a series are not made here yet (the API refuses them first)."""
-    if context.instance_start is not None:
-        raise NotSupported("writing one instance of a recurring series")
+def target_of(group: dict) -> dict:
+    """The item a rendered group's write changes: the instance it names, else the master."""
+    if group.get(INSTANCE):
+        return group["exceptions"][group[INSTANCE]]
+    return group.get("master") or {}

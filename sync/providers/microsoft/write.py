@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sync.providers.base import InvalidData, NotSupported, Rendered, WriteContext
+from sync.providers.base import InvalidData, Rendered, WriteContext
 from sync.providers.microsoft.normalize import body_text, iana_zone, parse_time, windows_zone
 
 MANAGED = (
@@ -241,8 +241,9 @@ def _load(current: str) -> dict:
 def render_event(*, desired: Mapping, current: str, context: WriteContext) -> Rendered:
     """The event with `desired` applied. A PATCH sends only the fields that differ from what
     Graph holds: resending the rest (times, attendees) would send the organizer's meeting
-    updates, or fields an invitee may not change."""
-    _refuse_instances(context)
+    updates, or fields an invitee may not change. One instance of a series is its occurrence's
+    own resource (calendarView lists each): the PATCH to its id makes it an exception, and the
+    rest of the series stays as it is."""
     held = _load(current)
     event = copy.deepcopy(held)
     _apply(event, desired, exists=bool(held))
@@ -255,7 +256,8 @@ def render_event(*, desired: Mapping, current: str, context: WriteContext) -> Re
 
 
 def render_participation(*, status: str, current: str, context: WriteContext) -> Rendered:
-    _refuse_instances(context)
+    """The invitation answer to post; for an occurrence, posted to its id, it answers for
+    that occurrence alone."""
     action = _ANSWERS.get(status)
     if action is None:
         raise InvalidData(f"unknown participation status {status!r}")
@@ -296,9 +298,3 @@ def without_answer(payload: str) -> str:
 def answer_of(payload: str) -> str:
     """The invitation answer this payload asks to post ('' for a PATCH)."""
     return _load(payload).get(ANSWER, "")
-
-
-def _refuse_instances(context: WriteContext) -> None:
-    """Writes to one instance of a series are not made here yet (the API refuses them first)."""
-    if context.instance_start is not None:
-        raise NotSupported("writing one instance of a recurring series")
