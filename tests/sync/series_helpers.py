@@ -83,6 +83,29 @@ def read_external(client: pycronofy.Client, days: int = 10) -> list[dict]:
     return sorted(events, key=lambda e: e["start"])
 
 
+def writable_daily_instances(client: pycronofy.Client) -> tuple[str, str, str, str]:
+    """The event_uids of the four daily instances of an external series from MONDAY, each of
+    which the caller may update, delete and answer on its own."""
+    instances = read_external(client)
+    assert [e["start"] for e in instances] == starts(0, 1, 2, 3)
+    every_write = {"update": True, "delete": True, "change_participation_status": True}
+    assert all(e["options"] == every_write for e in instances)
+    first, second, third, fourth = (e["event_uid"] for e in instances)
+    return first, second, third, fourth
+
+
+def assert_read_back_after_instance_writes(client, uids, moved: datetime) -> dict[str, dict]:
+    """After write_one_instance_each and a sync: the same ids, the second moved, the third
+    gone, the first declined, the fourth untouched. Returns the events by uid."""
+    first, second, _third, fourth = uids
+    after = {e["event_uid"]: e for e in read_external(client)}
+    assert set(after) == {first, second, fourth}
+    assert after[second]["start"] == moved.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert after[first]["participation_status"] == "declined"
+    assert after[fourth]["participation_status"] == "needs_action"
+    return after
+
+
 def write_one_instance_each(client: pycronofy.Client, calendar: Calendar, uids) -> datetime:
     """Through the SDK: the second instance moved two hours later and renamed, the third
     deleted, the first declined. Returns the moved instance's new start."""
