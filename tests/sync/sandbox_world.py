@@ -41,6 +41,29 @@ print(json.dumps(Event.objects.filter(
 MICROSOFT_SCOPES = ["offline_access", "Calendars.ReadWrite", "User.Read"]
 
 
+def use_google_sandbox(settings, sandbox: GoogleSandbox, client: tuple[str, str]) -> None:
+    """Point this process at the sandbox as our Google OAuth client `client` (id, secret),
+    with writes reconciled only when a test runs the reconciler."""
+    client_id, client_secret = client
+    settings.GOOGLE_APIS_URL = sandbox.url
+    settings.GOOGLE_TOKEN_URL = f"{sandbox.url}/token"
+    settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = client_id
+    settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = client_secret
+    settings.MANAGED_EVENT_WRITE_TRIGGER = ""
+    sandbox.add_client(client_id, client_secret, ["http://testserver/complete/google-oauth2/"])
+
+
+def use_microsoft_sandbox(settings, sandbox: MicrosoftSandbox, client: tuple[str, str]) -> None:
+    """The same for Microsoft Graph."""
+    client_id, client_secret = client
+    settings.MICROSOFT_GRAPH_URL = sandbox.url
+    settings.MICROSOFT_TOKEN_URL = f"{sandbox.url}/common/oauth2/v2.0/token"
+    settings.SOCIAL_AUTH_MICROSOFT_GRAPH_KEY = client_id
+    settings.SOCIAL_AUTH_MICROSOFT_GRAPH_SECRET = client_secret
+    settings.MANAGED_EVENT_WRITE_TRIGGER = ""
+    sandbox.add_client(client_id, client_secret, ["http://testserver/connect/oauth/complete/"])
+
+
 def connect_google(sandbox: GoogleSandbox, email: str, client_id: str) -> Profile:
     """A Google profile for `email` with tokens the sandbox issued (what the hosted connect
     stores), and its calendars discovered."""

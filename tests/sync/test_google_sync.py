@@ -21,6 +21,7 @@ from tests.sync.sandbox_world import (
     create_calendar_through_the_api,
     invitation,
     timed,
+    use_google_sandbox,
 )
 from tests.sync.writes_helpers import desired, write
 
@@ -33,12 +34,7 @@ ADA = "ada@example.com"
 @pytest.fixture
 def google(settings, monkeypatch):
     sandbox = GoogleSandbox().start()
-    settings.GOOGLE_APIS_URL = sandbox.url
-    settings.GOOGLE_TOKEN_URL = f"{sandbox.url}/token"
-    settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = CLIENT_ID
-    settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = CLIENT_SECRET
-    settings.MANAGED_EVENT_WRITE_TRIGGER = ""
-    sandbox.add_client(CLIENT_ID, CLIENT_SECRET, ["http://testserver/complete/google-oauth2/"])
+    use_google_sandbox(settings, sandbox, (CLIENT_ID, CLIENT_SECRET))
     sandbox.add_user(ADA, name="Ada")
     # Tasks are triggers only; the tests run the services themselves.
     monkeypatch.setattr(engine, "enqueue_calendar_discovery", lambda profile_id: None)

@@ -25,6 +25,7 @@ from tests.sync.sandbox_world import (
     create_calendar_through_the_api,
     graph_invitation,
     graph_meeting,
+    use_microsoft_sandbox,
 )
 from tests.sync.writes_helpers import desired, write
 
@@ -38,12 +39,7 @@ SCOPES = ["offline_access", "Calendars.ReadWrite", "User.Read"]
 @pytest.fixture
 def graph(settings, monkeypatch):
     sandbox = MicrosoftSandbox().start()
-    settings.MICROSOFT_GRAPH_URL = sandbox.url
-    settings.MICROSOFT_TOKEN_URL = f"{sandbox.url}/common/oauth2/v2.0/token"
-    settings.SOCIAL_AUTH_MICROSOFT_GRAPH_KEY = CLIENT_ID
-    settings.SOCIAL_AUTH_MICROSOFT_GRAPH_SECRET = CLIENT_SECRET
-    settings.MANAGED_EVENT_WRITE_TRIGGER = ""
-    sandbox.add_client(CLIENT_ID, CLIENT_SECRET, ["http://testserver/connect/oauth/complete/"])
+    use_microsoft_sandbox(settings, sandbox, (CLIENT_ID, CLIENT_SECRET))
     sandbox.add_user(ADA, name="Ada")
     monkeypatch.setattr(engine, "enqueue_calendar_discovery", lambda profile_id: None)
     monkeypatch.setattr(engine, "enqueue_sync", lambda calendar_id: None)

@@ -8,7 +8,7 @@ from sync import services
 from sync.providers.google.adapter import event_id_for
 from sync.sandbox.google import GoogleSandbox
 from sync.services import engine
-from tests.sync.sandbox_world import connect_google
+from tests.sync.sandbox_world import connect_google, use_google_sandbox
 from tests.sync.series_helpers import (
     assert_a_rerun_makes_no_call,
     assert_instance_writes_make_no_second_call,
@@ -31,12 +31,7 @@ MEET = {"profile_id": "default"}
 @pytest.fixture
 def google(live_server, transactional_db, settings, monkeypatch):
     sandbox = GoogleSandbox().start()
-    settings.GOOGLE_APIS_URL = sandbox.url
-    settings.GOOGLE_TOKEN_URL = f"{sandbox.url}/token"
-    settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = CLIENT_ID
-    settings.SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = CLIENT_SECRET
-    settings.MANAGED_EVENT_WRITE_TRIGGER = ""
-    sandbox.add_client(CLIENT_ID, CLIENT_SECRET, ["http://testserver/complete/google-oauth2/"])
+    use_google_sandbox(settings, sandbox, (CLIENT_ID, CLIENT_SECRET))
     sandbox.add_user(ADA, name="Ada")
     monkeypatch.setattr(engine, "enqueue_calendar_discovery", lambda profile_id: None)
     monkeypatch.setattr(engine, "enqueue_sync", lambda calendar_id: None)

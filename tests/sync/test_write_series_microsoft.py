@@ -9,7 +9,7 @@ from calendars.models import Calendar, Event
 from sync import services
 from sync.sandbox.microsoft import MicrosoftSandbox
 from sync.services import engine
-from tests.sync.sandbox_world import connect_microsoft, graph_invitation
+from tests.sync.sandbox_world import connect_microsoft, graph_invitation, use_microsoft_sandbox
 from tests.sync.series_helpers import (
     MONDAY,
     assert_a_rerun_makes_no_call,
@@ -32,12 +32,7 @@ TEAMS = {"profile_id": "default"}
 @pytest.fixture
 def graph(live_server, transactional_db, settings, monkeypatch):
     sandbox = MicrosoftSandbox().start()
-    settings.MICROSOFT_GRAPH_URL = sandbox.url
-    settings.MICROSOFT_TOKEN_URL = f"{sandbox.url}/common/oauth2/v2.0/token"
-    settings.SOCIAL_AUTH_MICROSOFT_GRAPH_KEY = CLIENT_ID
-    settings.SOCIAL_AUTH_MICROSOFT_GRAPH_SECRET = CLIENT_SECRET
-    settings.MANAGED_EVENT_WRITE_TRIGGER = ""
-    sandbox.add_client(CLIENT_ID, CLIENT_SECRET, ["http://testserver/connect/oauth/complete/"])
+    use_microsoft_sandbox(settings, sandbox, (CLIENT_ID, CLIENT_SECRET))
     sandbox.add_user(ADA, name="Ada")
     syncs: list[int] = []
     monkeypatch.setattr(engine, "enqueue_calendar_discovery", lambda profile_id: None)
