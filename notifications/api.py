@@ -109,6 +109,8 @@ class ChannelReplayView(CronofyApiView):
             after = self._start(body.validated_data)
         except CursorExpired:
             return Response(CursorExpired.BODY, status=410)
+        if not channel.is_open:  # refused before it may spend one of the hour's replays
+            raise _channel_closed()
         wait = seconds_until_allowed(
             [
                 Limit(
@@ -127,10 +129,8 @@ class ChannelReplayView(CronofyApiView):
             )
         try:
             queued = services.replay_changes(channel=channel, after_sequence=after)
-        except services.ChannelNotOpen:
-            raise CronofyValidationError.single(
-                "channel_id", "errors.channel_closed", "the channel is closed: open a new one"
-            ) from None
+        except services.ChannelNotOpen:  # closed meanwhile
+            raise _channel_closed() from None
         through = queued[-1].changes_through_sequence if queued else after
         return Response(
             {
@@ -157,3 +157,9 @@ class ChannelReplayView(CronofyApiView):
         found = services.sequence_before(account=self.account, moment=since)
         # Nothing changed since then: the replay starts (and ends) at the head.
         return current_head(self.account) if found is None else found
+
+
+def _channel_closed() -> CronofyValidationError:
+    return CronofyValidationError.single(
+        "channel_id", "errors.channel_closed", "the channel is closed: open a new one"
+    )

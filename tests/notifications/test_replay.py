@@ -179,6 +179,19 @@ def test_replay_refusals_are_cronofy_errors(client, caller, receiver, settings):
     assert status({"cursor": cursor}) == 422  # closed: open a new channel and replay into it
 
 
+def test_a_refused_replay_does_not_spend_the_hours_limit(client, caller, receiver, settings):
+    account, calendar, app, token = caller
+    channel_id = open_channel(client, token, receiver)
+    cursor = call(client, "get", "/v1/changes?cursor=now", token).json()["next_cursor"]
+    path = f"/v1/channels/{channel_id}/replay"
+    settings.CHANNEL_REPLAY_RATE_LIMIT_PER_HOUR = 1
+    call(client, "delete", f"/v1/channels/{channel_id}", token)
+    assert call(client, "post", path, token, {"cursor": cursor}).status_code == 422
+
+    services.reopen_channel(channel=Channel.objects.get(public_id=channel_id))
+    assert call(client, "post", path, token, {"cursor": cursor}).status_code == 200
+
+
 def test_profile_entries_are_in_the_feed_but_no_change_notification(client, caller, receiver):
     account, calendar, app, token = caller
     open_channel(client, token, receiver)
