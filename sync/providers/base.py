@@ -293,6 +293,18 @@ class Provider(ABC):
         PermanentError.
         """
 
+    def unchanged_calendars(self, cursors: Mapping[str, str | None]) -> set[str]:
+        """Of these calendars (provider calendar id -> the cursor its last sync stored), the
+        ones that certainly have not changed since, found in as few requests as the provider
+        allows (CalDAV: one PROPFIND Depth 1 per calendar home reads every ctag/sync-token).
+
+        A poll of many calendars of one account asks this first and fetches only the rest.
+        An id left out is not known to have changed, only not known to be unchanged: its
+        `fetch_changes` decides. The default answers nothing (no cheap account-wide check).
+        Raises AuthExpired, RateLimited, TemporaryError like the other calls.
+        """
+        return set()
+
     # How the provider's resources relate to events. False (CalDAV, ICS, Google): a resource
     # holds every instance of its UIDs, so what a UID no longer produces is gone. True
     # (Graph's calendarView): each resource is one event or one occurrence, a series is spread
