@@ -93,6 +93,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that it counts and times every answer, the other layers' included.
+    "accounts.monitoring.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Early, so that it also sees what escapes the other layers: JSON errors under /v1, /oauth.
     "accounts.errors.ApiErrorMiddleware",
@@ -169,6 +171,15 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing one
+
+# Who may read /readyz and /metrics (operational data; /health and /healthz are open): callers
+# from these networks (loopback and private addresses: the load balancer and Prometheus), or
+# with `Authorization: Bearer <METRICS_TOKEN>` when that is set. Empty list: the token only.
+METRICS_ALLOWED_NETWORKS = env_list(
+    "METRICS_ALLOWED_NETWORKS",
+    "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+)
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # `manage.py serve`: gunicorn processes and threads per process for the web server.
 WEB_WORKERS = env_int("WEB_WORKERS", 2)

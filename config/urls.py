@@ -11,6 +11,8 @@ urlpatterns = [
     path("", include("calendars.urls")),
     path("", include("notifications.urls")),
     path("", include("sync.urls")),
+    # Operations: /readyz and /metrics (/health and /healthz are the accounts app's).
+    path("", include("console.urls")),
     # OpenAPI 3 description of the whole API, and a browsable page over it.
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("v1/docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="api_docs"),

@@ -124,21 +124,39 @@ def channel_figures(now: datetime) -> list[Figure]:
     ]
 
 
+@dataclass(frozen=True)
+class Outbox:
+    label: str
+    key: str  # its name in the metrics (console/gauges.py)
+    model: type
+    app_model: str
+
+
+OUTBOXES = (
+    Outbox("Event writes", "event_writes", ManagedEventWrite, "calendars.managedeventwrite"),
+    Outbox("Notifications", "notifications", Notification, "notifications.notification"),
+)
+# The statuses counted: an index serves each (the failed rows are few, the retention purge
+# keeps them).
+OUTBOX_STATUSES = ("pending", "failed")
+
+
 def outbox_figures() -> list[Figure]:
-    figures = []
-    for label, model, app_model in (
-        ("Event writes", ManagedEventWrite, "calendars.managedeventwrite"),
-        ("Notifications", Notification, "notifications.notification"),
-    ):
-        for status in ("pending", "failed"):
-            figures.append(
-                Figure(
-                    f"{label} {status}",
-                    model.objects.filter(status=status).count(),
-                    changelist_url(app_model, status__exact=status),
-                )
-            )
-    return figures
+    return [
+        Figure(
+            f"{outbox.label} {status}",
+            outbox.model.objects.filter(status=status).count(),
+            changelist_url(outbox.app_model, status__exact=status),
+        )
+        for outbox in OUTBOXES
+        for status in OUTBOX_STATUSES
+    ]
+
+
+def is_schedule_overdue(schedule: Schedule, now: datetime) -> bool:
+    """Its next run is more than SCHEDULE_OVERDUE_AFTER in the past: it did not run within its
+    period plus that grace, so no cluster runs it (the dashboard and /readyz both judge so)."""
+    return bool(schedule.next_run and schedule.next_run < now - SCHEDULE_OVERDUE_AFTER)
 
 
 def schedule_runs(now: datetime) -> list[ScheduleRun]:
@@ -157,9 +175,7 @@ def schedule_runs(now: datetime) -> list[ScheduleRun]:
                 last_run_at=task.stopped if task else None,
                 last_success=task.success if task else None,
                 next_run_at=schedule.next_run,
-                is_overdue=bool(
-                    schedule.next_run and schedule.next_run < now - SCHEDULE_OVERDUE_AFTER
-                ),
+                is_overdue=is_schedule_overdue(schedule, now),
             )
         )
     return runs
