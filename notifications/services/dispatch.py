@@ -26,6 +26,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+import metrics
 from accounts.ids import format_utc
 from accounts.models import ApplicationSecret
 from calendars.changes import encode_cursor
@@ -252,14 +253,17 @@ def record_results(
             # conditional update already applied: it reports "stale".
             ignore_conflicts=True,
         )
-        first_attempts = dict(
-            Notification.objects.filter(pk__in=[c.notification_id for c, _ in results]).values_list(
-                "pk", "first_attempt_at"
-            )
-        )
+        rows = Notification.objects.filter(pk__in=[c.notification_id for c, _ in results])
+        first_attempts, created = {}, {}
+        for pk, first_attempt_at, created_at in rows.values_list(
+            "pk", "first_attempt_at", "created_at"
+        ):
+            first_attempts[pk], created[pk] = first_attempt_at, created_at
         for claim, result in results:
             outcome = _apply(claim, result, now, window, first_attempts.get(claim.notification_id))
             outcomes.append(outcome)
+    for (claim, _), outcome in zip(results, outcomes, strict=True):  # after the transaction
+        metrics.observe_delivery(outcome, created_at=created.get(claim.notification_id), now=now)
     return outcomes
 
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+import metrics
 from accounts.batches import delete_in_batches
 from calendars.models import Calendar
 from sync.models import SyncActivity
@@ -53,6 +54,8 @@ def record_sync(outcome) -> None:
 
 
 def record_token_refresh(*, profile_id: int, outcome: str, error: str = "") -> None:
+    # Every refresh the credentials service makes ends here: the metrics count them too.
+    metrics.count_token_refresh(outcome)
     _record(
         profile_id=profile_id,
         kind=SyncActivity.Kind.TOKEN_REFRESH,

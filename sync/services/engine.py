@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
+import metrics
 from accounts import services as account_services
 from accounts.errors import is_transient_database_error
 from accounts.models import Account, Profile
@@ -357,6 +358,7 @@ class SyncOutcome:
         return f"{self.status}: {self.error}"
 
 
+@metrics.observed_sync
 def sync_calendar(
     *, calendar_id: int, full: bool = False, progress: Progress | None = None
 ) -> SyncOutcome:
@@ -393,6 +395,7 @@ def sync_calendar(
         outcome = _postpone(calendar_id, token, exc)
     except Exception as exc:  # noqa: BLE001 - recorded where support staff look, not lost
         outcome = _record_failure_safely(calendar_id, exc, token)
+        metrics.count_sync_error(exc)
     finally:
         _release_lease(calendar_id, token)
     # Unchanged polls are the bulk and no news, unless one ends a run of failures.
