@@ -5,15 +5,21 @@ also starts the Google provider sandbox and points the service at it, so that th
 Google button works offline; --microsoft-sandbox does the same for Microsoft (DEBUG only, like
 the demo).
 
+Its processes share one fresh PROMETHEUS_MULTIPROC_DIR, made at each start and removed at the
+stop, so that any web worker's /metrics adds up every process's counters (docs/operations.md,
+"Metrics").
+
 Ctrl-C (or SIGTERM) stops both children; a worker that hangs while stopping (django-q2 can)
 is escalated to SIGINT and then SIGKILL.
 """
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +30,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+import metrics
 from sync import demo
 
 STOP_GRACE_SECONDS = 8
@@ -119,6 +126,10 @@ class Command(BaseCommand):
         manage = [sys.executable, "manage.py"]
         children = []
         env = dict(os.environ)
+        # Fresh at each start: files left by a previous run would add its dead processes'
+        # counters to this one's.
+        metrics_dir = tempfile.mkdtemp(prefix="calsync-metrics-")
+        env[metrics.MULTIPROC_DIR_VARIABLE] = metrics_dir
         if not no_radicale and not settings.DEBUG:
             # The demo account, application and printed token have no place in production.
             self.stdout.write("DEBUG is off: the demo CalDAV server is not started.")
@@ -164,6 +175,7 @@ class Command(BaseCommand):
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.5)
         _stop(*children)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
         self.stdout.write("Stopped.")
 
     @staticmethod
@@ -176,6 +188,9 @@ class Command(BaseCommand):
             "-m",
             "gunicorn",
             "config.wsgi:application",
+            # Server hooks: a dead worker's gauges leave the metrics (config/gunicorn.py).
+            "--config",
+            "python:config.gunicorn",
             "--bind",
             f"{host}:{port}",
             "--workers",
