@@ -155,8 +155,13 @@ def outbox_figures() -> list[Figure]:
 
 def is_schedule_overdue(schedule: Schedule, now: datetime) -> bool:
     """Its next run is more than SCHEDULE_OVERDUE_AFTER in the past: it did not run within its
-    period plus that grace, so no cluster runs it (the dashboard and /readyz both judge so)."""
-    return bool(schedule.next_run and schedule.next_run < now - SCHEDULE_OVERDUE_AFTER)
+    period plus that grace, so no cluster runs it (the dashboard and /readyz both judge so).
+    A schedule with no repeats left is finished, never overdue (django-q2 skips it too)."""
+    return bool(
+        schedule.repeats != 0
+        and schedule.next_run
+        and schedule.next_run < now - SCHEDULE_OVERDUE_AFTER
+    )
 
 
 def schedule_runs(now: datetime) -> list[ScheduleRun]:

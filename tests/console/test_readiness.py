@@ -150,3 +150,10 @@ def test_operational_endpoints_use_the_forwarded_address_when_trusted(client, se
     settings.TRUST_X_FORWARDED_FOR = True
     via_proxy = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": "203.0.113.7"}
     assert client.get("/metrics", **via_proxy).status_code == 403
+
+
+@pytest.mark.django_db
+def test_readyz_a_finished_schedule_is_never_stale(client):
+    finished = schedule("once", next_run=timezone.now() - timedelta(days=1))
+    Schedule.objects.filter(pk=finished.pk).update(repeats=0)
+    assert client.get("/readyz").status_code == 200
