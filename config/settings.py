@@ -190,6 +190,8 @@ LOGIN_URL = "/admin/login/"
 # Security: the secure-cookie and HSTS values default on in production. TLS redirection is
 # usually done by the proxy in front of us, so it is opt-in.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Probes and scrapes come from inside, often over plain HTTP: a redirect would fail them.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO", False) else None
 )

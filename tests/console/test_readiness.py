@@ -157,3 +157,9 @@ def test_readyz_a_finished_schedule_is_never_stale(client):
     finished = schedule("once", next_run=timezone.now() - timedelta(days=1))
     Schedule.objects.filter(pk=finished.pk).update(repeats=0)
     assert client.get("/readyz").status_code == 200
+
+
+def test_probes_over_plain_http_are_not_redirected(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/v1/account").status_code == 301
