@@ -31,10 +31,11 @@ from prometheus_client.registry import Collector
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
-# Seconds. A poll is one request or a few; a first sync of a big calendar takes minutes.
+# Seconds: from a poll that asks the provider one question to the first sync of a large
+# calendar.
 SYNC_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
-# Seconds from a notification's creation to its delivery: most within a second or two, a
-# retried one after minutes or hours (the retry window is PUSH_RETRY_WINDOW_HOURS).
+# Seconds from a notification's creation to its delivery: from a first attempt that succeeds
+# to a retry hours later (the retry window is PUSH_RETRY_WINDOW_HOURS, 24 h by default).
 DELIVERY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 86400)
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
