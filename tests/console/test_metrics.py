@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
@@ -14,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import metrics
 from accounts.models import Profile
+from config import gunicorn
 from sync import services
 from sync.providers import base
 from sync.services import credentials
@@ -206,3 +208,13 @@ def test_multiprocess_mode_adds_up_two_processes(tmp_path, monkeypatch):
     assert value(samples, "calsync_sync_duration_seconds_count", outcome="synced") == 5
     assert value(samples, "calsync_sync_errors_total", error_class="TimeoutError") == 2
     assert len(list(tmp_path.iterdir())) >= 2  # one file per process and metric type
+
+
+def test_gunicorn_child_exit_drops_the_dead_workers_live_gauges(tmp_path, monkeypatch):
+    monkeypatch.setenv(metrics.MULTIPROC_DIR_VARIABLE, str(tmp_path))
+    (tmp_path / "gauge_livesum_4242.db").write_bytes(b"")
+    (tmp_path / "counter_4242.db").write_bytes(b"")
+
+    gunicorn.child_exit(server=None, worker=SimpleNamespace(pid=4242))
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_4242.db"]

@@ -126,10 +126,6 @@ class Command(BaseCommand):
         manage = [sys.executable, "manage.py"]
         children = []
         env = dict(os.environ)
-        # Fresh at each start: files left by a previous run would add its dead processes'
-        # counters to this one's.
-        metrics_dir = tempfile.mkdtemp(prefix="calsync-metrics-")
-        env[metrics.MULTIPROC_DIR_VARIABLE] = metrics_dir
         if not no_radicale and not settings.DEBUG:
             # The demo account, application and printed token have no place in production.
             self.stdout.write("DEBUG is off: the demo CalDAV server is not started.")
@@ -159,6 +155,10 @@ class Command(BaseCommand):
                 )
                 children.append(process)
                 env.update(sandbox_env)
+        # Fresh at each start: files left by a previous run would add its dead processes'
+        # counters to this one's.
+        metrics_dir = tempfile.mkdtemp(prefix="calsync-metrics-")
+        env[metrics.MULTIPROC_DIR_VARIABLE] = metrics_dir
         children += [
             subprocess.Popen(self._web_server_command(host, port), env=env),
             subprocess.Popen([*manage, "qcluster"], env=env),
