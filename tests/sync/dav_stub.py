@@ -77,6 +77,7 @@ class DavStub:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as hosted CalDAV servers do
+            wbufsize = 64 * 1024  # head and body in one segment (no delayed-ACK stall)
 
             def setup(self):
                 super().setup()
