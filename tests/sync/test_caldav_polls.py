@@ -6,7 +6,9 @@ Radicale plays the real server; tests.sync.dav_stub counts connections, requests
 serves the edge cases Radicale does not produce.
 """
 
+import base64
 import json
+import logging
 
 import niquests
 import pytest
@@ -223,3 +225,18 @@ def test_ics_polls_share_one_connection_and_no_cookies(settings):
         feed.close()
     assert (feed.counts.connections, feed.counts.requests) == (1, 2)
     assert feed.counts.cookies == ["", ""]  # the feed's Set-Cookie is not sent back
+
+
+def test_credentials_appear_in_no_log_line_even_at_debug(stub, caplog):
+    stub.members = {"/home/a/": {"ctag": "a1"}}
+    caplog.set_level(logging.DEBUG)
+
+    for _poll in range(2):
+        caldav_at(stub).unchanged_calendars({stub.url("/home/a/"): cursor(ctag="a1")})
+    with pytest.raises(AuthExpired):
+        caldav_at(stub, password="wrong-pw").unchanged_calendars({stub.url("/home/a/"): None})
+
+    encoded = base64.b64encode(b"alice:alice-pw").decode()
+    assert caplog.records  # the library and urllib3 did log the requests
+    for secret in ("alice-pw", "wrong-pw", encoded):
+        assert secret not in caplog.text
