@@ -49,10 +49,12 @@ from sync.providers.retry_after import parse_retry_after
 
 ICLOUD_URL = "https://caldav.icloud.com/"
 # Connecting is quick or the server is down; answering may take long: Radicale hashes every
-# item of a big calendar for its first ctag, sync-collection or multiget, minutes on a busy
-# small machine for 10,000 items (docs/operations.md, Outbound requests).
+# item of a big calendar for its first sync token, 20 s for 10,000 items on an idle 2-core
+# machine, well over a minute on a busy one. Below the worker's task timeout (Q_TIMEOUT, 120 s)
+# so that a slower answer fails the poll, which backs off, rather than the task being killed
+# (docs/operations.md, Outbound requests).
 CONNECT_TIMEOUT_SECONDS = 10
-READ_TIMEOUT_SECONDS = 180
+READ_TIMEOUT_SECONDS = 100
 # Hrefs per calendar-multiget: Radicale caps VEVENTs per REPORT (max_expand_occurrence) and
 # every request costs a full collection scan there, so batches are large (docs/providers.md,
 # Server quirks).
@@ -246,11 +248,15 @@ class CalDAVProvider(Provider):
         )
 
     def list_calendars(self) -> list[ProviderCalendar]:
-        """Event calendars of the calendar home, in one PROPFIND Depth 1 (no N+1)."""
+        """Event calendars of the calendar home, in one PROPFIND Depth 1 (no N+1).
+
+        Without their sync tokens: nothing reads them from the list, and a server may take
+        long to make the first one of a big calendar (Radicale: every item hashed), which
+        would keep the end-user waiting on the connect page; the first sync asks for it."""
         home = str(self._call(lambda: self.principal().calendar_home_set.url))
         body = (
             f'<?xml version="1.0" encoding="utf-8"?><D:propfind {_NS}><D:prop>'
-            "<D:resourcetype/><D:displayname/><A:calendar-color/><CS:getctag/><D:sync-token/>"
+            "<D:resourcetype/><D:displayname/><A:calendar-color/><CS:getctag/>"
             "<D:current-user-privilege-set/><C:supported-calendar-component-set/>"
             "</D:prop></D:propfind>"
         )
@@ -283,7 +289,6 @@ class CalDAVProvider(Provider):
                     color=_text(props.get(f"{APPLE}calendar-color"))[:7],
                     is_readonly=readonly,
                     ctag=_text(props.get(f"{CS}getctag")),
-                    sync_token=_text(props.get(f"{DAV}sync-token")),
                 )
             )
         return calendars
