@@ -9,14 +9,23 @@ that resolves public-then-private, DNS rebinding, gets nowhere). An origin named
 CONNECT_ALLOWED_ORIGINS skips the address check, for self-hosted servers on private networks.
 
 Bounds: at most MAX_REDIRECTS hops, each hop's body read up to MAX_RESPONSE_BYTES within
-DEADLINE_SECONDS (one slow read may overrun it by a read timeout). No proxies, no .netrc.
+DEADLINE_SECONDS of its head (one slow read may overrun it by a read timeout; the wait for the
+head is the caller's read timeout). No proxies, no .netrc.
+
+`pooled_session(url)` hands out one such session per origin and policy per process, so that
+polls of one server reuse its kept-alive connections instead of opening one per poll. A pooled
+session stores no cookies: it serves every end-user of that origin.
 """
 
 import ipaddress
 import logging
+import os
 import socket
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
+from http.cookiejar import DefaultCookiePolicy
 
 import niquests
 from django.conf import settings
@@ -38,6 +47,9 @@ logger = logging.getLogger(__name__)
 MAX_REDIRECTS = 5
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DEADLINE_SECONDS = 60.0
+# Origins whose session a process keeps; past that the least recently used one is dropped
+# (its connections close once the last adapter using it is gone).
+POOLED_ORIGINS = 256
 _CHUNK = 64 * 1024
 
 
@@ -79,11 +91,13 @@ class GuardedAdapter(HTTPAdapter):
 
     def send(self, request, stream=False, timeout=None, **kwargs):
         check_url(request.url, self.allowed)
-        started = time.monotonic()
         # Read here even when the caller asked to stream: the bounds hold for every caller,
         # and the caller then iterates over the body already read.
         response = super().send(request, stream=True, timeout=timeout, **kwargs)
-        _read_bounded(response, started)
+        # The deadline runs from the response's head: the wait for it is the caller's read
+        # timeout (a CalDAV server may think for minutes over a big calendar), the deadline
+        # bounds a body that trickles in under that timeout.
+        _read_bounded(response, time.monotonic())
         return response
 
 
@@ -132,3 +146,53 @@ def guarded_session(allowed: frozenset[Origin] | None = None) -> niquests.Sessio
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+class _SessionPool:
+    """Guarded sessions by (origin, allowed origins); thread-safe (gunicorn's threads share it;
+    niquests' sessions are themselves thread-safe)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._lock = threading.Lock()
+        self._sessions: OrderedDict[tuple, niquests.Session] = OrderedDict()
+
+    def get(self, origin: Origin, allowed: frozenset[Origin]) -> niquests.Session:
+        key = (origin, allowed)
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is None:
+                session = self._sessions[key] = _cookieless(guarded_session(allowed))
+                while len(self._sessions) > self.size:
+                    self._sessions.popitem(last=False)
+            self._sessions.move_to_end(key)
+            return session
+
+    def clear(self) -> None:
+        # No close(): another thread may be in the middle of a request on one of them.
+        with self._lock:
+            self._sessions.clear()
+
+
+def _cookieless(session: niquests.Session) -> niquests.Session:
+    """A session shared by every end-user of an origin must not carry one user's cookies (a
+    server's login session) into another's requests."""
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
+_POOL = _SessionPool(POOLED_ORIGINS)
+# A forked worker (django-q) must not share its parent's sockets.
+os.register_at_fork(after_in_child=_POOL.clear)
+
+
+def pooled_session(url: str) -> niquests.Session:
+    """The process's guarded session for the origin of `url` (CONNECT_ALLOWED_ORIGINS as the
+    policy), shared by every adapter of that origin in this process. A URL that does not parse
+    gets a session of its own, which refuses it at the first request as guarded_session does."""
+    allowed = allowed_origins()
+    try:
+        origin = parse_url(url).origin
+    except UrlRejected:
+        return guarded_session(allowed)
+    return _POOL.get(origin, allowed)

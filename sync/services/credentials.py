@@ -29,8 +29,9 @@ from django.utils import timezone
 from accounts import services as account_services
 from accounts.models import Profile
 from sync.models import ProfileSyncState
-from sync.outbound import guarded_session
+from sync.outbound import pooled_session
 from sync.providers import base
+from sync.providers.ics import normalize_feed_url
 from sync.providers.oauth import OAuthClient, refresh_access_token
 from sync.providers.registry import provider_class
 from sync.services import activity
@@ -92,19 +93,21 @@ def build_provider(provider_key: str, credentials: dict) -> base.Provider:
             )
     except KeyError as exc:
         raise base.PermanentError(f"stored credentials lack {exc.args[0]!r}") from None
-    return cls(creds, **adapter_options(provider_key))
+    return cls(creds, **adapter_options(provider_key, url=credentials.get("url", "")))
 
 
-def adapter_options(provider_key: str) -> dict:
+def adapter_options(provider_key: str, *, url: str = "") -> dict:
     """Where an adapter finds its provider (settings; tests and the demo point them at the
-    provider sandbox). Adapters read no settings themselves."""
+    provider sandbox). Adapters read no settings themselves. `url`: the end-user's server or
+    feed, whose origin picks the process's shared session (connections kept alive between
+    polls)."""
     if provider_key == Profile.Provider.GOOGLE:
         return {"api_url": settings.GOOGLE_APIS_URL}
     if provider_key == Profile.Provider.MICROSOFT:
         return {"graph_url": settings.MICROSOFT_GRAPH_URL}
     if provider_key in (Profile.Provider.CALDAV, Profile.Provider.ICS):
         # End-users chose these URLs: the session refuses internal addresses.
-        return {"session": guarded_session()}
+        return {"session": pooled_session(normalize_feed_url(url))}
     return {}
 
 

@@ -277,14 +277,16 @@ def test_parse_origins_refuses_anything_but_scheme_host_port(value):
 
 
 class SlowFeed:
-    """A feed server that sends its body in small pieces, `pause` seconds apart."""
+    """A feed server that answers after `think` seconds, then sends its body in small pieces,
+    `pause` seconds apart."""
 
-    def __init__(self, pieces: int, pause: float):
+    def __init__(self, pieces: int, pause: float, think: float = 0.0):
         owner = self
-        self.pieces, self.pause = pieces, pause
+        self.pieces, self.pause, self.think = pieces, pause, think
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
+                time.sleep(owner.think)
                 self.send_response(200)
                 self.send_header("Content-Type", "text/calendar")
                 self.end_headers()
@@ -328,6 +330,19 @@ def test_guarded_session_stops_reading_past_the_deadline(slow_feed, monkeypatch)
     with pytest.raises(outbound.OutboundRefused, match="longer than"):
         outbound.guarded_session().get(slow_feed.url, timeout=5)
     assert time.monotonic() - started < 1.5  # the whole body would take 2 s
+
+
+def test_guarded_session_deadline_leaves_a_slow_answer_to_the_read_timeout(settings, monkeypatch):
+    """A server thinking before it answers (Radicale over a big calendar) is bounded by the
+    caller's read timeout, not by the body deadline."""
+    feed = SlowFeed(pieces=1, pause=0, think=0.6)
+    settings.CONNECT_ALLOWED_ORIGINS = [feed.origin]
+    monkeypatch.setattr(outbound, "DEADLINE_SECONDS", 0.5)
+    try:
+        response = outbound.guarded_session().get(feed.url, timeout=5)
+    finally:
+        feed.close()
+    assert response.status_code == 200 and response.content.endswith(b"END:VCALENDAR\r\n")
 
 
 def test_connect_form_feed_within_the_bounds_connects(client, slow_feed):

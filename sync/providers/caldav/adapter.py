@@ -42,12 +42,19 @@ from sync.providers.base import (
     WriteContext,
     WrittenEvent,
 )
+from sync.providers.caldav.auth import PROCESS_AUTH_SCHEMES, AuthSchemes, RememberedAuth
 from sync.providers.icalendar import normalize as ical_normalize
 from sync.providers.icalendar import write as ical_write
 from sync.providers.retry_after import parse_retry_after
 
 ICLOUD_URL = "https://caldav.icloud.com/"
-TIMEOUT_SECONDS = 30
+# Connecting is quick or the server is down; answering may take long: Radicale hashes every
+# item of a big calendar for its first sync token, 20 s for 10,000 items on an idle 2-core
+# machine, well over a minute on a busy one. Below the worker's task timeout (Q_TIMEOUT, 120 s)
+# so that a slower answer fails the poll, which backs off, rather than the task being killed
+# (docs/operations.md, Outbound requests).
+CONNECT_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 100
 # Hrefs per calendar-multiget: Radicale caps VEVENTs per REPORT (max_expand_occurrence) and
 # every request costs a full collection scan there, so batches are large (docs/providers.md,
 # Server quirks).
@@ -64,6 +71,8 @@ _NS = (
     'xmlns:CS="http://calendarserver.org/ns/" xmlns:A="http://apple.com/ns/ical/"'
 )
 _WRITE_PRIVILEGES = {"write", "write-content", "all", "bind"}
+# Answers of a server that will not list a calendar home's members with their ctags.
+_DEPTH_ONE_REFUSED = frozenset({400, 403, 404, 405, 501})
 
 
 def _translate(exc: Exception) -> ProviderError:
@@ -138,6 +147,11 @@ def _responses(tree) -> Iterable[tuple[str, int | None, dict]]:
         yield _href_path(href), status, props
 
 
+def _home_of(calendar_url: str) -> str:
+    """The collection a calendar lives in: its calendar home."""
+    return urljoin(calendar_url.rstrip("/") + "/", "..")
+
+
 def _status_code(line: str) -> int | None:
     parts = line.split()
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
@@ -170,6 +184,10 @@ class _Cursor:
         data = {"ctag": self.ctag, **({"etags": True} if self.etags else {"token": self.token})}
         return json.dumps(data, sort_keys=True)
 
+    def matches(self, ctag: str, token: str) -> bool:
+        """Whether a collection now showing `ctag` and `token` is the one this cursor saw."""
+        return bool((token and token == self.token) or (self.ctag and ctag == self.ctag))
+
 
 class CalDAVProvider(Provider):
     key = "caldav"
@@ -180,16 +198,19 @@ class CalDAVProvider(Provider):
         session=None,
         *,
         supports_sync_collection: bool | None = None,
+        auth_schemes: AuthSchemes = PROCESS_AUTH_SCHEMES,
     ):
         """`session`: the niquests session every request goes through (the library's own when
-        None). `supports_sync_collection`: None detects it; False forces the etag-diff
-        fallback."""
+        None; a shared one keeps connections alive between adapters). `supports_sync_collection`:
+        None detects it; False forces the etag-diff fallback. `auth_schemes`: where the way
+        each origin asked for these credentials is remembered (caldav/auth.py)."""
         self.credentials = credentials
         self._client = caldav.DAVClient(
             url=credentials.url,
             username=credentials.username,
             password=credentials.password,
-            timeout=TIMEOUT_SECONDS,
+            auth=RememberedAuth(credentials.username, credentials.password, auth_schemes),
+            timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
             # Adapters never sleep: a 429/503 becomes RateLimited and the service reschedules.
             rate_limit_handle=False,
             # RFC 6764 discovery would fetch with its own requests, outside `session`.
@@ -227,11 +248,15 @@ class CalDAVProvider(Provider):
         )
 
     def list_calendars(self) -> list[ProviderCalendar]:
-        """Event calendars of the calendar home, in one PROPFIND Depth 1 (no N+1)."""
+        """Event calendars of the calendar home, in one PROPFIND Depth 1 (no N+1).
+
+        Without their sync tokens: nothing reads them from the list, and a server may take
+        long to make the first one of a big calendar (Radicale: every item hashed), which
+        would keep the end-user waiting on the connect page; the first sync asks for it."""
         home = str(self._call(lambda: self.principal().calendar_home_set.url))
         body = (
             f'<?xml version="1.0" encoding="utf-8"?><D:propfind {_NS}><D:prop>'
-            "<D:resourcetype/><D:displayname/><A:calendar-color/><CS:getctag/><D:sync-token/>"
+            "<D:resourcetype/><D:displayname/><A:calendar-color/><CS:getctag/>"
             "<D:current-user-privilege-set/><C:supported-calendar-component-set/>"
             "</D:prop></D:propfind>"
         )
@@ -264,7 +289,6 @@ class CalDAVProvider(Provider):
                     color=_text(props.get(f"{APPLE}calendar-color"))[:7],
                     is_readonly=readonly,
                     ctag=_text(props.get(f"{CS}getctag")),
-                    sync_token=_text(props.get(f"{DAV}sync-token")),
                 )
             )
         return calendars
@@ -288,7 +312,7 @@ class CalDAVProvider(Provider):
         """
         known = _Cursor.load(cursor)
         ctag, token = self._ctag_and_token(calendar_id)
-        if known and ((token and token == known.token) or (known.ctag and ctag == known.ctag)):
+        if known and known.matches(ctag, token):
             return ChangeSet(cursor=cursor, unchanged=True)
         if self._supports_sync_collection is not False and not (known and known.etags):
             try:
@@ -299,6 +323,55 @@ class CalDAVProvider(Provider):
                     raise CursorInvalid("the server stopped supporting sync-collection") from None
                 self._supports_sync_collection = False
         return self._etag_diff(calendar_id, known, ctag, known_versions)
+
+    def unchanged_calendars(self, cursors: Mapping[str, str | None]) -> set[str]:
+        """The calendars whose ctag or sync token is still the one their cursor holds, read
+        in one PROPFIND Depth 1 per calendar home (the parent collection of each calendar
+        URL; no principal discovery, which would cost requests).
+
+        Left out, for their fetch_changes to decide: calendars the home's answer does not
+        list, or lists without a ctag or sync token, those without a cursor, and every
+        calendar of a home that refuses Depth 1 (400, 403, 404, 405, 501). Raises AuthExpired,
+        RateLimited, TemporaryError.
+        """
+        by_home: dict[str, list[str]] = {}
+        for calendar_id in cursors:
+            by_home.setdefault(_home_of(calendar_id), []).append(calendar_id)
+        unchanged = set()
+        for home, calendar_ids in by_home.items():
+            tags = self._members_ctag_and_token(home)
+            for calendar_id in calendar_ids:
+                known = _Cursor.load(cursors[calendar_id])
+                seen = tags.get(_href_path(calendar_id).rstrip("/"))
+                if known and seen and known.matches(*seen):
+                    unchanged.add(calendar_id)
+        return unchanged
+
+    def _members_ctag_and_token(self, home: str) -> dict[str, tuple[str, str]]:
+        """{collection path without its final slash: (ctag, sync token)} of a home's members;
+        empty when the server will not answer Depth 1 there."""
+        body = (
+            f'<?xml version="1.0" encoding="utf-8"?><D:propfind {_NS}><D:prop>'
+            "<CS:getctag/><D:sync-token/></D:prop></D:propfind>"
+        )
+        try:
+            # request(), not propfind(): the library would also parse the answer its own way.
+            response = self._client.request(home, "PROPFIND", body, {"Depth": "1"})
+        except caldav_error.AuthorizationError as exc:
+            if getattr(exc, "status", None) == 403:
+                return {}
+            raise _translate(exc) from exc
+        except Exception as exc:  # noqa: BLE001 - translated into our hierarchy
+            raise _translate(exc) from exc
+        if response.status in _DEPTH_ONE_REFUSED:
+            return {}
+        _check_status(response, "reading the calendars' ctags")
+        tags = {}
+        for href, status, props in _responses(response.tree):
+            ctag, token = _text(props.get(f"{CS}getctag")), _text(props.get(f"{DAV}sync-token"))
+            if status in (None, 200) and (ctag or token):
+                tags[href.rstrip("/")] = (ctag, token)
+        return tags
 
     def _ctag_and_token(self, calendar_id: str) -> tuple[str, str]:
         body = (
