@@ -423,6 +423,9 @@ CALENDAR_FRESHNESS_READER = "sync.freshness.read_freshness"
 # Applied and superseded managed-event writes are purged after this many days (failed and
 # pending ones never are).
 EVENT_WRITE_RETENTION_DAYS = env_int("EVENT_WRITE_RETENTION_DAYS", 30)
+# Events that ended before the sync window's start are kept this many days more, then purged
+# daily (docs/operations.md, "Event history"); a sync creates none older than that.
+EVENT_HISTORY_RETENTION_DAYS = env_int("EVENT_HISTORY_RETENTION_DAYS", 365)
 # A claimed managed-event write is held this long; when its worker dies, the lease lapses and
 # the next sweep takes the write again (longer than any one provider call must take).
 EVENT_WRITE_LEASE_SECONDS = env_int("EVENT_WRITE_LEASE_SECONDS", 5 * 60)
