@@ -1,6 +1,9 @@
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import FloatField, Func, Q
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
 from accounts.ids import new_calendar_id, new_external_event_uid
@@ -57,6 +60,39 @@ class Calendar(models.Model):
 SERIES_MASTER = Q(is_recurring=True, original_start__isnull=True, event_id__isnull=False)
 
 
+class SpanSeconds(Func):
+    """An event's `end - start` in seconds, written with the database's own immutable functions
+    so that it may appear in an index predicate (event_long_end_idx)."""
+
+    output_field = FloatField()
+
+    def __init__(self):
+        super().__init__(models.F("end"), models.F("start"))
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template="EXTRACT(EPOCH FROM (%(expressions)s))", arg_joiner=" - "
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="((julianday(%(expressions)s)) * 86400.0)",
+            arg_joiner=") - julianday(",
+        )
+
+
+# Window reads bound their scan on start from both sides by assuming an event lasts at most
+# this long; the few longer ones (multi-day events) are read apart, by event_long_end_idx
+# (EventQuerySet.split_by_reach; docs/api.md, Reading events).
+LONG_EVENT_SPAN = timedelta(days=1)
+LONG_EVENT = Q(GreaterThan(SpanSeconds(), int(LONG_EVENT_SPAN.total_seconds())))
+# SQLite measures the span in floating-point days: this margin keeps an event of exactly
+# LONG_EVENT_SPAN, rounded either way, on the right side of the split.
+_SPAN_MARGIN = timedelta(minutes=1)
+
+
 class EventQuerySet(models.QuerySet):
     def for_account(self, account: Account) -> "EventQuerySet":
         return self.filter(account=account)
@@ -67,6 +103,19 @@ class EventQuerySet(models.QuerySet):
 
     def live(self) -> "EventQuerySet":
         return self.filter(is_deleted=False)
+
+    def split_by_reach(self, ends_after: datetime) -> tuple["EventQuerySet", "EventQuerySet"]:
+        """(long, short): two disjoint parts holding every event of this queryset that ends
+        after `ends_after`, each bounded on start so that an index serves it.
+
+        `short` starts at most LONG_EVENT_SPAN (and a margin) before `ends_after`: an event
+        that starts earlier and still ends after it is longer than that, so it is in `long`,
+        whose events are few and found by event_long_end_idx. Every event of `long` starts
+        before every event of `short`, so in (start, id) order the parts follow each other.
+        The caller still filters on the end (the parts may hold events ending earlier)."""
+        bound = ends_after - LONG_EVENT_SPAN - _SPAN_MARGIN
+        long = self.filter(LONG_EVENT, start__lt=bound, end__gt=ends_after)
+        return long, self.filter(start__gte=bound)
 
     def busy(self) -> "EventQuerySet":
         """Events that make the end-user busy: not cancelled, not declined by them, not free
@@ -207,6 +256,13 @@ class Event(models.Model):
             # GET /v1/events and /v1/free_busy: an account's events overlapping a window, ordered
             # by start (keyset paging on start, id).
             models.Index(fields=["account", "start", "id"], name="event_account_start_idx"),
+            # The same reads' events longer than LONG_EVENT_SPAN (EventQuerySet.split_by_reach):
+            # those still running at the window's start, by their end.
+            models.Index(
+                fields=["account", "end"],
+                condition=LONG_EVENT,
+                name="event_long_end_idx",
+            ),
             # Same with calendar_ids[] filters, and the sync engine's per-calendar windows.
             models.Index(fields=["calendar", "start"], name="event_calendar_start_idx"),
             # last_modified reads: events of an account changed since a time.

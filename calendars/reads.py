@@ -1,7 +1,8 @@
 """Reading the cached schedule: GET /v1/events and /v1/free_busy (docs/api.md, Reading events).
 
 `parse_event_query` turns request parameters into an `EventQuery`; `read_page` returns one page
-of rows in (start, id) order using keyset paging over the (account, start, id) index.
+of rows in (start, id) order using keyset paging over the (account, start, id) index, its scan
+bounded on start from both sides (the window's few long events are read apart, see _parts).
 
 Snapshot semantics of paging: the first page fixes a snapshot time. Later pages never show
 events created after it, show events changed after it in their current state, and omit events
@@ -274,7 +275,38 @@ def _after(qs, start: datetime, pk: int):
     return qs.filter(start__gte=start).filter(Q(start__gt=start) | Q(id__gt=pk))
 
 
-def _count_pages(remaining_qs, current: int) -> tuple[int, bool]:
+def _parts(qs, query: EventQuery) -> list:
+    """The querysets a read takes its rows from in turn, their rows in (start, id) order.
+
+    A window with a start is split by reach (EventQuerySet.split_by_reach): the few long events
+    still running at the window's start, then the rest, whose scan is bounded on start from
+    both sides, so that history before the window is never read. With include_moved and
+    last_modified an event may match far outside the window, so the read stays one query."""
+    if query.start is None or (query.include_moved and query.last_modified is not None):
+        return [qs]
+    return list(qs.split_by_reach(query.start - _ALL_DAY_PAD))
+
+
+def _rows(parts: list, fields, limit: int) -> list[dict]:
+    rows: list[dict] = []
+    for part in parts:
+        if len(rows) >= limit:
+            break
+        rows.extend(part.order_by("start", "id").values(*fields)[: limit - len(rows)])
+    return rows
+
+
+def _to_count_after(parts: list, query: EventQuery, start: datetime, pk: int) -> list:
+    """The parts' rows after (start, id), for the count. A long part holds only events starting
+    before the window (less the all-day pad), so it has nothing to count after a cursor at or
+    past that. (A page reads every part all the same: one query more or less would make the
+    number of queries of a page depend on where it starts.)"""
+    if len(parts) > 1 and start >= query.start - _ALL_DAY_PAD:
+        parts = parts[1:]
+    return [_after(part, start, pk) for part in parts]
+
+
+def _count_pages(remaining_parts: list, current: int) -> tuple[int, bool]:
     """(pages.total, exact?) counting at most COUNT_AHEAD_PAGES pages after the current one.
 
     Counting every row of a wide window costs more than reading the page (a 3-month window of
@@ -283,9 +315,11 @@ def _count_pages(remaining_qs, current: int) -> tuple[int, bool]:
     on later pages; SDKs only compare current < total or follow next_page, so they read all.
     """
     cap = COUNT_AHEAD_PAGES * PAGE_SIZE
-    remaining = remaining_qs.order_by()[: cap + 1].count()
-    if remaining > cap:
-        return current + COUNT_AHEAD_PAGES + 1, False
+    remaining = 0
+    for part in remaining_parts:
+        remaining += part.order_by()[: cap + 1 - remaining].count()
+        if remaining > cap:
+            return current + COUNT_AHEAD_PAGES + 1, False
     return current + max(1, -(-remaining // PAGE_SIZE)), True
 
 
@@ -301,19 +335,21 @@ def read_page(
 
     `state` is the decoded token of a later page; None reads the first page and fixes the
     snapshot. Raises Http404 for an unknown calendar id. Queries, whatever the page size: the
-    page, a capped count while pages.total is not known exactly, and the calendar ids if given.
+    page (two when the window's long events come first, see _parts), a capped count while
+    pages.total is not known exactly, and the calendar ids if given.
     """
     cal_pks = calendar_pks(account, query.calendar_ids)
     qs = _base_queryset(account, application, query, kind, cal_pks)
     if state is None:
         snapshot_at, current = timezone.now(), 1
-        page_qs = qs
+        parts = _parts(qs, query)
+        page_parts = parts
     else:
         snapshot_at, current = state.snapshot_at, state.page
-        qs = qs.filter(created_at__lte=snapshot_at)
-        page_qs = _after(qs, state.cursor_start, state.cursor_id)
+        parts = _parts(qs.filter(created_at__lte=snapshot_at), query)
+        page_parts = [_after(part, state.cursor_start, state.cursor_id) for part in parts]
     fields = EVENT_FIELDS if kind == "events" else FREE_BUSY_FIELDS
-    rows = list(page_qs.order_by("start", "id").values(*fields)[: PAGE_SIZE + 1])
+    rows = _rows(page_parts, fields, PAGE_SIZE + 1)
     has_more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     if not has_more:
@@ -323,7 +359,8 @@ def read_page(
     if state is not None and state.total_exact:
         total, exact = max(state.total, current + 1), True
     else:
-        total, exact = _count_pages(_after(qs, last["start"], last["id"]), current)
+        remaining = _to_count_after(parts, query, last["start"], last["id"])
+        total, exact = _count_pages(remaining, current)
     next_state = PageState(
         kind=kind,
         account=account.public_id,

@@ -13,4 +13,10 @@ SCHEDULES = [
         "schedule_type": "D",  # Schedule.DAILY
         "repeats": -1,
     },
+    {
+        "name": "calendars.purge_event_history",
+        "func": "calendars.tasks.purge_event_history",
+        "schedule_type": "D",  # Schedule.DAILY
+        "repeats": -1,
+    },
 ]

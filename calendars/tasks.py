@@ -11,3 +11,9 @@ def purge_finished_event_writes() -> int:
 def purge_change_log() -> int:
     """Daily: drop change-log entries past CHANGE_LOG_RETENTION_DAYS."""
     return services.purge_change_log()
+
+
+def purge_event_history() -> int:
+    """Daily: drop cached events that ended EVENT_HISTORY_RETENTION_DAYS before the sync
+    window."""
+    return services.purge_event_history()

@@ -134,7 +134,11 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        # Persistent connections: opening one per request doubled an event write's latency
+        # (docs/operations.md, "Database connections"). The health check replaces a connection
+        # the server closed (a restart, an idle timeout) before a request uses it.
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -436,6 +440,9 @@ CALENDAR_FRESHNESS_READER = "sync.freshness.read_freshness"
 # Applied and superseded managed-event writes are purged after this many days (failed and
 # pending ones never are).
 EVENT_WRITE_RETENTION_DAYS = env_int("EVENT_WRITE_RETENTION_DAYS", 30)
+# Events that ended before the sync window's start are kept this many days more, then purged
+# daily (docs/operations.md, "Event history"); a sync creates none older than that.
+EVENT_HISTORY_RETENTION_DAYS = env_int("EVENT_HISTORY_RETENTION_DAYS", 365)
 # A claimed managed-event write is held this long; when its worker dies, the lease lapses and
 # the next sweep takes the write again (longer than any one provider call must take).
 EVENT_WRITE_LEASE_SECONDS = env_int("EVENT_WRITE_LEASE_SECONDS", 5 * 60)

@@ -9,6 +9,8 @@
   transaction the database aborted (retry_on_transaction_conflict).
 - writes: retry_event_write (support staff), purge_finished_event_writes, purge_change_log and
   delete_in_batches (retention).
+- history: history_horizon and purge_event_history (events past the sync window and its
+  retention).
 - erasure: erase_account_calendars (an account's part of its erasure, accounts/erasure.py).
 """
 
@@ -31,6 +33,7 @@ from calendars.services.calendars import (
     upsert_provider_calendars,
 )
 from calendars.services.erasure import erase_account_calendars
+from calendars.services.history import history_horizon, purge_event_history
 from calendars.services.locks import lock_for_event_changes, retry_on_transaction_conflict
 from calendars.services.managed_events import (
     EventNotFound,
@@ -74,6 +77,7 @@ __all__ = [
     "delete_external_event",
     "delete_in_batches",
     "erase_account_calendars",
+    "history_horizon",
     "delete_managed_event",
     "delete_managed_events",
     "desired_state",
@@ -81,6 +85,7 @@ __all__ = [
     "lock_for_event_changes",
     "provider_calendar_creation_unsupported",
     "purge_change_log",
+    "purge_event_history",
     "purge_finished_event_writes",
     "record_changes",
     "record_profile_change",

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import Account, Profile
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
+from calendars.services.history import history_horizon
 from calendars.services.locks import lock_for_event_changes
 from calendars.types import ApplyResult, EventData, EventIdentity
 from calendars.wakeups import announce_changes
@@ -150,9 +151,14 @@ def apply_provider_events(
     `application`: the integrator whose write this provider state is the result of (the
     reconciler's confirmation); the change-log entries carry it, so that application's own
     channels are not told about its own write a second time.
+
+    An event the cache does not hold and that ended by history_horizon() is not created
+    (counted unchanged): it is history the daily purge removes, and creating it again on every
+    re-read of its resource would announce it as new each time.
     """
     result = ApplyResult()
     now = timezone.now()
+    horizon = history_horizon(now)
     with transaction.atomic():
         account = lock_for_event_changes(account_id=calendar.profile.account_id)
         keys = [d.provider_key for d in upserts] + [i.provider_key for i in deletions]
@@ -171,6 +177,9 @@ def apply_provider_events(
             fingerprint = data.fingerprint()
             event = existing.get(data.identity)
             if event is not None and event.pk in protected:
+                result.unchanged += 1
+                continue
+            if event is None and data.end <= horizon:
                 result.unchanged += 1
                 continue
             if event is None:
