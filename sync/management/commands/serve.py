@@ -1,11 +1,12 @@
-"""Run the whole service: migrations, schedules, the web server (gunicorn), the django-q2 worker
-and a local Radicale CalDAV server holding a sample calendar, connected to a demo account, with
-an access token printed (to try the whole loop offline in a minute). With --google-sandbox it
-also starts the Google provider sandbox and points the service at it, so that the chooser's
-Google button works offline; --microsoft-sandbox does the same for Microsoft (DEBUG only, like
-the demo).
+"""Run the whole service: migrations, schedules, the web server (gunicorn), the django-q2 worker,
+the delivery process (`manage.py deliver`: push notifications and managed-event writes, woken
+on commit) and a local Radicale CalDAV server holding a sample calendar, connected to a demo
+account, with an access token printed (to try the whole loop offline in a minute). With
+--google-sandbox it also starts the Google provider sandbox and points the service at it, so
+that the chooser's Google button works offline; --microsoft-sandbox does the same for
+Microsoft (DEBUG only, like the demo).
 
-Ctrl-C (or SIGTERM) stops both children; a worker that hangs while stopping (django-q2 can)
+Ctrl-C (or SIGTERM) stops every child; a worker that hangs while stopping (django-q2 can)
 is escalated to SIGINT and then SIGKILL.
 """
 
@@ -70,7 +71,10 @@ MICROSOFT = Sandbox(
 
 
 class Command(BaseCommand):
-    help = "Migrate, then run the web server and the django-q2 worker until Ctrl-C."
+    help = (
+        "Migrate, then run the web server, the django-q2 worker and the delivery process "
+        "until Ctrl-C."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
@@ -151,6 +155,7 @@ class Command(BaseCommand):
         children += [
             subprocess.Popen(self._web_server_command(host, port), env=env),
             subprocess.Popen([*manage, "qcluster"], env=env),
+            subprocess.Popen([*manage, "deliver"], env=env),
         ]
         self.stdout.write(f"Service up: http://{host}:{port}/admin/  (Ctrl-C stops it)")
         stopping = False
