@@ -6,8 +6,8 @@ account, with an access token printed (to try the whole loop offline in a minute
 that the chooser's Google button works offline; --microsoft-sandbox does the same for
 Microsoft (DEBUG only, like the demo).
 
-Ctrl-C (or SIGTERM) stops every child; a worker that hangs while stopping (django-q2 can)
-is escalated to SIGINT and then SIGKILL.
+A delivery process that exits is started again. Ctrl-C (or SIGTERM) stops every child; a
+worker that hangs while stopping (django-q2 can) is escalated to SIGINT and then SIGKILL.
 """
 
 import os
@@ -155,8 +155,8 @@ class Command(BaseCommand):
         children += [
             subprocess.Popen(self._web_server_command(host, port), env=env),
             subprocess.Popen([*manage, "qcluster"], env=env),
-            subprocess.Popen([*manage, "deliver"], env=env),
         ]
+        delivering = subprocess.Popen([*manage, "deliver"], env=env)
         self.stdout.write(f"Service up: http://{host}:{port}/admin/  (Ctrl-C stops it)")
         stopping = False
 
@@ -167,8 +167,15 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         while not stopping and all(child.poll() is None for child in children):
+            if delivering.poll() is not None:
+                # Like the cluster replacing a dead worker: its claims lapse and are taken
+                # over, so a crashed delivery process costs a lease, not the service.
+                self.stdout.write(
+                    f"The delivery process exited ({delivering.returncode}); starting it again."
+                )
+                delivering = subprocess.Popen([*manage, "deliver"], env=env)
             time.sleep(0.5)
-        _stop(*children)
+        _stop(*children, delivering)
         self.stdout.write("Stopped.")
 
     @staticmethod
