@@ -10,12 +10,14 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from calendars.services import apply_provider_events, upsert_managed_event
 from calendars.types import ManagedEventContent
+from calendars.wakeups import OUTBOX_CHANNEL, OUTBOX_NOTIFICATIONS, OUTBOX_WRITES
 from notifications.models import Notification
 from notifications.services import heartbeat_age
 from sync.services.delivery import DeliveryProcess
@@ -203,3 +205,40 @@ def test_deliver_on_sqlite_rereads_and_stops_cleanly(receiver):
     assert not runner.is_alive()
     assert process.report.notifications == {"delivered": 1}
     assert heartbeat_age() is None  # a clean stop removes the heartbeat
+
+
+class Rollback(Exception):
+    pass
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("allow_loopback")
+def test_outbox_rows_wake_the_delivery_process_at_commit_only(receiver):
+    params = connection.get_connection_params()
+    with psycopg.connect(**params, autocommit=True) as listening:
+        listening.execute(f"LISTEN {OUTBOX_CHANNEL}")
+        account = make_account()
+        calendar = make_calendar(profile=make_profile(account=account))
+        start = timezone.now().replace(microsecond=0) + timedelta(days=1)
+
+        def book(event_id: str):
+            upsert_managed_event(
+                application=make_application(name="Bookings"),
+                calendar=calendar,
+                event_id=event_id,
+                content=ManagedEventContent(
+                    summary="Booked", start=start, end=start + timedelta(hours=1)
+                ),
+            )
+
+        with pytest.raises(Rollback), transaction.atomic():
+            open_channel(account, make_integrator(), receiver.url())
+            book("rolled-back")
+            raise Rollback
+        assert [n.payload for n in listening.notifies(timeout=0.5)] == []
+
+        open_channel(account, make_integrator(), receiver.url())
+        book("booking-1")
+        payloads = [n.payload for n in listening.notifies(timeout=2, stop_after=2)]
+    assert sorted(payloads) == [OUTBOX_NOTIFICATIONS, OUTBOX_WRITES]
