@@ -144,7 +144,10 @@ class DeliveryProcess:
         try:
             self._deliver_notifications()
         finally:
-            self._delivery.drain(timeout=float(settings.PUSH_DELIVERY_TIMEOUT_SECONDS) + 1)
+            try:
+                self._delivery.drain(timeout=float(settings.PUSH_DELIVERY_TIMEOUT_SECONDS) + 1)
+            except Exception:  # noqa: BLE001 - the database is gone: the leases lapse instead
+                log.exception("deliveries in flight could not be recorded")
             deadline = time.monotonic() + WRITER_STOP_SECONDS
             for thread in threads:
                 thread.join(max(0.0, deadline - time.monotonic()))
