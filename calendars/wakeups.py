@@ -150,3 +150,20 @@ class ChangeWakeups:
 
 
 wakeups = ChangeWakeups()
+
+
+# The delivery process (`manage.py deliver`; docs/operations.md, "The delivery process")
+# listens here too: the transactions that make outbox rows due send `NOTIFY calsync_outbox,
+# '<kind>'`, delivered at commit, so it starts on them at once instead of at a poll.
+OUTBOX_CHANNEL = "calsync_outbox"
+OUTBOX_NOTIFICATIONS = "notifications"
+OUTBOX_WRITES = "writes"
+
+
+def announce_outbox(kind: str) -> None:
+    """Call inside the transaction that created (or made due) outbox rows of `kind`
+    (OUTBOX_NOTIFICATIONS or OUTBOX_WRITES). PostgreSQL folds identical notifications of one
+    transaction into one. SQLite has no NOTIFY: the delivery process re-reads there."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [OUTBOX_CHANNEL, kind])

@@ -370,8 +370,7 @@ PUSH_LEASE_SECONDS = env_int("PUSH_LEASE_SECONDS", 60)
 PUSH_RETRY_WINDOW_HOURS = env_int("PUSH_RETRY_WINDOW_HOURS", 24)
 # Bytes of a receiver's response that are read and kept in the attempt log.
 PUSH_RESPONSE_BODY_LIMIT = env_int("PUSH_RESPONSE_BODY_LIMIT", 4096)
-# The scheduled pump relays and dispatches for this long per run, polling at this interval.
-PUSH_PUMP_SECONDS = env_int("PUSH_PUMP_SECONDS", 55)
+# A dispatcher run (the minute sweep, tests) polls its in-flight deliveries at this interval.
 PUSH_POLL_INTERVAL_SECONDS = env_int("PUSH_POLL_INTERVAL_SECONDS", 1)
 # Delivery attempts and finished notifications are purged after this many days.
 PUSH_RETENTION_DAYS = env_int("PUSH_RETENTION_DAYS", 30)
@@ -387,8 +386,13 @@ CHANGES_MAX_WAIT_SECONDS = env_int("CHANGES_MAX_WAIT_SECONDS", 30)
 CHANGES_MAX_WAITERS = env_int("CHANGES_MAX_WAITERS", max(1, WEB_THREADS // 2))
 # POST /v1/channels/{id}/replay: at most this many per channel per hour (0: no limit).
 CHANNEL_REPLAY_RATE_LIMIT_PER_HOUR = env_int("CHANNEL_REPLAY_RATE_LIMIT_PER_HOUR", 10)
-# Enqueue a dispatch task right after a transaction that created notifications commits.
-PUSH_ENQUEUE_ON_COMMIT = env_bool("PUSH_ENQUEUE_ON_COMMIT", True)
+# Enqueue a dispatch task right after a transaction that created notifications commits (and a
+# relay task after a sync that changed the cache). Off: the delivery process (`manage.py
+# deliver`) is woken by the commit itself; turn on only where no delivery process runs.
+PUSH_ENQUEUE_ON_COMMIT = env_bool("PUSH_ENQUEUE_ON_COMMIT", False)
+# The delivery process: managed-event writes reconciled at once (one slow provider call holds
+# one thread, not the rest).
+EVENT_WRITE_CONCURRENCY = env_int("EVENT_WRITE_CONCURRENCY", 8)
 
 LOGGING = {
     "version": 1,
@@ -478,10 +482,10 @@ ACCOUNT_ERASURE_STEPS = [
 
 # Managed-event writes (upsert/delete/participation): after the transaction that records a
 # write commits, calendars calls this dotted path with `(*, write_ids: list[int])` to start the
-# reconciler at once (a periodic sweep also picks up anything due). Empty: sweep only.
-MANAGED_EVENT_WRITE_TRIGGER = env_str(
-    "MANAGED_EVENT_WRITE_TRIGGER", "sync.services.enqueue_managed_event_writes"
-)
+# reconciler at once (a periodic sweep also picks up anything due). Empty, the default: the
+# delivery process is woken by the commit itself; where none runs, set it to
+# `sync.services.enqueue_managed_event_writes` (a django-q2 task per commit).
+MANAGED_EVENT_WRITE_TRIGGER = env_str("MANAGED_EVENT_WRITE_TRIGGER", "")
 
 # Shared cache for the rate limits: Redis when REDIS_URL is set (needed with several server
 # processes), otherwise each process counts on its own. Short socket timeouts: the limiter lets

@@ -204,3 +204,15 @@ class DeliveryAttempt(models.Model):
     def __str__(self) -> str:
         outcome = self.status_code or self.error or "?"
         return f"attempt {self.number} of {self.notification_id}: {outcome}"
+
+
+class ProcessHeartbeat(models.Model):
+    """When a long-running process (the delivery process, `manage.py deliver`) last showed it
+    was alive: one row per process name, written at most every HEARTBEAT_SECONDS, so that a
+    readiness check on any host can tell whether deliveries are being made."""
+
+    name = models.CharField(max_length=200, unique=True)
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.beat_at:%Y-%m-%d %H:%M:%S}"

@@ -3,15 +3,16 @@
 Each entry is a plain dict of django_q Schedule fields (`name` is the key). Nothing here touches
 the database.
 
-The pump runs for PUSH_PUMP_SECONDS (55 s) out of every minute, relaying the change log and
-dispatching due notifications every PUSH_POLL_INTERVAL_SECONDS, so a change reaches receivers
-within about a second; overlapping runs are safe (claims use SKIP LOCKED).
+Deliveries are the delivery process's work (`manage.py deliver`, woken on commit). The minute
+sweep is only the safety net of "outbox rows first, tasks second": it relays and sends what is
+due and returns (overlapping the delivery process is safe: claims use SKIP LOCKED), so that a
+deployment whose delivery process is down still delivers, a minute late.
 """
 
 SCHEDULES = [
     {
-        "name": "notifications.pump",
-        "func": "notifications.tasks.pump_notifications",
+        "name": "notifications.sweep",
+        "func": "notifications.tasks.relay_and_dispatch",
         "schedule_type": "I",  # Schedule.MINUTES
         "minutes": 1,
         "repeats": -1,
@@ -23,3 +24,8 @@ SCHEDULES = [
         "repeats": -1,
     },
 ]
+
+# Schedules of earlier versions, deleted by `setup_schedules` from databases that still have
+# them. The pump held one django-q worker for 55 s of every minute; the delivery process does
+# its work now.
+RETIRED_SCHEDULES = ["notifications.pump"]

@@ -15,16 +15,10 @@ def relay_changes() -> int:
 
 
 def relay_and_dispatch() -> dict:
-    """Relay new change-log entries, then send what is due (queued after a sync changed an
-    account's cache)."""
+    """Relay new change-log entries, then send what is due (the minute sweep; also queued after
+    a sync changed an account's cache where PUSH_ENQUEUE_ON_COMMIT is on)."""
     relayed = services.relay_changes()
     return {"relayed": relayed, **dict(services.dispatch_due().outcomes)}
-
-
-def pump_notifications() -> dict:
-    """Relay and dispatch for PUSH_PUMP_SECONDS, polling every PUSH_POLL_INTERVAL_SECONDS."""
-    stats = services.pump_notifications()
-    return {"relayed": stats.relayed, **dict(stats.outcomes)}
 
 
 def purge_delivery_history() -> dict:

@@ -12,13 +12,19 @@ from django.utils.module_loading import import_string
 from accounts.batches import delete_in_batches
 from accounts.queueing import enqueue_after_commit
 from calendars.models import ChangeLogEntry, ManagedEventWrite
+from calendars.wakeups import OUTBOX_WRITES, announce_outbox
 
 
 def trigger_reconciler_on_commit(write_ids: list[int]) -> None:
-    """After commit, start the reconciler on these writes (settings.MANAGED_EVENT_WRITE_TRIGGER;
-    empty: the periodic sweep alone picks them up)."""
+    """Inside the transaction that made these writes due: wake the delivery process's
+    reconciler at commit (NOTIFY), and after commit call settings.MANAGED_EVENT_WRITE_TRIGGER
+    where one is set (deployments without the delivery process; the periodic sweep picks up
+    anything either misses)."""
+    if not write_ids:
+        return
+    announce_outbox(OUTBOX_WRITES)
     hook = settings.MANAGED_EVENT_WRITE_TRIGGER
-    if not hook or not write_ids:
+    if not hook:
         return
 
     # Only a trigger: a failure leaves the rows pending for the reconciler's sweep, so it must

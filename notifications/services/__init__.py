@@ -4,7 +4,9 @@
   replay_notification and the
   notify_* functions the sync engine calls (profile_disconnected, initial sync, GDPR).
 - relay: relay_changes / relay_account_changes (change log → coalesced `change` rows).
-- dispatch: claim_due, record_results, run_dispatcher, dispatch_due, pump_notifications.
+- dispatch: claim_due, record_results, run_dispatcher, dispatch_due.
+- delivery: PushDelivery, the steps of the delivery process's loop (`manage.py deliver`).
+- heartbeat: record_heartbeat, forget_heartbeat, heartbeat_age (readiness of that process).
 - erasure: count_pending_gdpr_requested, erase_account_channels (accounts/erasure.py).
 - replay: replay_changes (POST /v1/channels/{id}/replay), sequence_before, ChannelNotOpen.
 - retention: purge_delivery_history (attempt logs and finished notifications past retention).
@@ -23,16 +25,21 @@ from notifications.services.channels import (
     replay_notification,
     retry_notification,
 )
+from notifications.services.delivery import PushDelivery
 from notifications.services.dispatch import (
     claim_due,
     dispatch_due,
-    pump_notifications,
     record_results,
     run_dispatcher,
 )
 from notifications.services.erasure import (
     count_pending_gdpr_requested,
     erase_account_channels,
+)
+from notifications.services.heartbeat import (
+    forget_heartbeat,
+    heartbeat_age,
+    record_heartbeat,
 )
 from notifications.services.relay import relay_account_changes, relay_changes
 from notifications.services.replay import ChannelNotOpen, replay_changes, sequence_before
@@ -41,6 +48,7 @@ from notifications.services.retention import RetentionReport, purge_delivery_his
 __all__ = [
     "ChannelError",
     "ChannelNotOpen",
+    "PushDelivery",
     "RetentionReport",
     "claim_due",
     "close_channel",
@@ -48,13 +56,15 @@ __all__ = [
     "create_channel",
     "dispatch_due",
     "erase_account_channels",
+    "forget_heartbeat",
+    "heartbeat_age",
     "kick_dispatcher",
     "kick_relay",
     "notify_gdpr_requested",
     "notify_profile_disconnected",
     "notify_profile_initial_sync_completed",
     "purge_delivery_history",
-    "pump_notifications",
+    "record_heartbeat",
     "record_results",
     "relay_account_changes",
     "relay_changes",

@@ -13,6 +13,7 @@ from django_q.tasks import async_task
 from accounts.models import Account, Profile
 from accounts.queueing import enqueue_now
 from calendars.models import Calendar
+from calendars.wakeups import OUTBOX_NOTIFICATIONS, announce_outbox
 from notifications import transport
 from notifications.models import Channel, Notification
 
@@ -38,8 +39,9 @@ def allowed_networks() -> tuple[transport.IPNetwork, ...]:
 
 
 def kick_dispatcher() -> None:
-    """Ask the task queue for a dispatch run now. Best effort: the outbox row is the truth and
-    the scheduled pump finds it anyway, so a broker outage only costs latency."""
+    """Ask the task queue for a dispatch run now, where PUSH_ENQUEUE_ON_COMMIT asks for it (a
+    deployment without the delivery process). Best effort: the outbox row is the truth and the
+    minute sweep finds it anyway, so a broker outage only costs latency."""
     if not settings.PUSH_ENQUEUE_ON_COMMIT:
         return
     enqueue_now(
@@ -49,9 +51,10 @@ def kick_dispatcher() -> None:
 
 
 def kick_relay(*, account_id: int) -> None:
-    """A sync just committed changes to the account's cache: relay and send them now, rather
-    than at the scheduled pump's next pass (up to a minute away). Best effort, and only when
-    the account has an open channel: the pump catches up on anything missed."""
+    """A sync just committed changes to the account's cache: relay and send them now through
+    the task queue, where PUSH_ENQUEUE_ON_COMMIT asks for it. The delivery process needs no
+    such trigger: the change log's own NOTIFY wakes it. Best effort, and only when the account
+    has an open channel: the minute sweep catches up on anything missed."""
     if not settings.PUSH_ENQUEUE_ON_COMMIT:
         return
     if not Channel.objects.open().filter(account_id=account_id).exists():
@@ -63,6 +66,9 @@ def kick_relay(*, account_id: int) -> None:
 
 
 def _kick_after_commit() -> None:
+    """Inside the transaction that created due notifications: wake the delivery process at
+    commit (NOTIFY), and queue the dispatch task where that is configured."""
+    announce_outbox(OUTBOX_NOTIFICATIONS)
     transaction.on_commit(kick_dispatcher)
 
 

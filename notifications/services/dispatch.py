@@ -336,7 +336,8 @@ def run_dispatcher(
     poll_interval: float | None = None,
 ) -> DispatchStats:
     """Claim, send and record until the outbox has nothing due (seconds=0), or keep polling for
-    `seconds` (the scheduled pump). With relay=True the change log is relayed on every poll.
+    `seconds`. With relay=True the change log is relayed on every poll. (The delivery process
+    runs the same claims and results as steps of its own loop: delivery.py.)
 
     Worker threads only do HTTP; at most `concurrency` deliveries are in flight.
     """
@@ -378,10 +379,5 @@ def run_dispatcher(
 
 
 def dispatch_due() -> DispatchStats:
-    """Send everything due now and return (what the on-commit task runs)."""
+    """Send everything due now and return (the minute sweep and the on-commit task)."""
     return run_dispatcher()
-
-
-def pump_notifications() -> DispatchStats:
-    """Relay and dispatch continuously for PUSH_PUMP_SECONDS (the scheduled job)."""
-    return run_dispatcher(seconds=float(settings.PUSH_PUMP_SECONDS), relay=True)

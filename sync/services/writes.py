@@ -45,16 +45,14 @@ from accounts.models import Profile
 from accounts.queueing import enqueue_after_commit
 from calendars.models import Calendar, Event, ManagedEventWrite
 from calendars.services import lock_for_event_changes, retry_on_transaction_conflict
+from calendars.services.writes import trigger_reconciler_on_commit
 from sync.models import SyncedResource
 from sync.providers import base
 from sync.providers.registry import provider_class
 from sync.services import engine, resources
 from sync.services.backoff import backoff_delay
 from sync.services.credentials import call_with_fresh_credentials
-from sync.services.engine import (
-    _disconnect_profile,
-    enqueue_managed_event_writes,
-)
+from sync.services.engine import _disconnect_profile
 from sync.services.governor import ProfileBusy
 
 log = logging.getLogger(__name__)
@@ -594,10 +592,7 @@ def _kick_pending(event_id: int) -> None:
     pending.filter(attempts=0, next_attempt_at__gt=timezone.now()).update(
         next_attempt_at=timezone.now()
     )
-    if ids:
-        enqueue_after_commit(
-            lambda: enqueue_managed_event_writes(write_ids=ids), what="managed event writes"
-        )
+    trigger_reconciler_on_commit(ids)
 
 
 def _is(write: ManagedEventWrite, status: str) -> bool:

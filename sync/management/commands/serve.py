@@ -1,16 +1,17 @@
-"""Run the whole service: migrations, schedules, the web server (gunicorn), the django-q2 worker
-and a local Radicale CalDAV server holding a sample calendar, connected to a demo account, with
-an access token printed (to try the whole loop offline in a minute). With --google-sandbox it
-also starts the Google provider sandbox and points the service at it, so that the chooser's
-Google button works offline; --microsoft-sandbox does the same for Microsoft (DEBUG only, like
-the demo).
+"""Run the whole service: migrations, schedules, the web server (gunicorn), the django-q2 worker,
+the delivery process (`manage.py deliver`: push notifications and managed-event writes, woken
+on commit) and a local Radicale CalDAV server holding a sample calendar, connected to a demo
+account, with an access token printed (to try the whole loop offline in a minute). With
+--google-sandbox it also starts the Google provider sandbox and points the service at it, so
+that the chooser's Google button works offline; --microsoft-sandbox does the same for
+Microsoft (DEBUG only, like the demo).
 
 Its processes share one fresh PROMETHEUS_MULTIPROC_DIR, made at each start and removed at the
 stop, so that any web worker's /metrics adds up every process's counters (docs/operations.md,
 "Metrics").
 
-Ctrl-C (or SIGTERM) stops both children; a worker that hangs while stopping (django-q2 can)
-is escalated to SIGINT and then SIGKILL.
+A delivery process that exits is started again. Ctrl-C (or SIGTERM) stops every child; a
+worker that hangs while stopping (django-q2 can) is escalated to SIGINT and then SIGKILL.
 """
 
 import os
@@ -77,7 +78,10 @@ MICROSOFT = Sandbox(
 
 
 class Command(BaseCommand):
-    help = "Migrate, then run the web server and the django-q2 worker until Ctrl-C."
+    help = (
+        "Migrate, then run the web server, the django-q2 worker and the delivery process "
+        "until Ctrl-C."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
@@ -163,6 +167,7 @@ class Command(BaseCommand):
             subprocess.Popen(self._web_server_command(host, port), env=env),
             subprocess.Popen([*manage, "qcluster"], env=env),
         ]
+        delivering = subprocess.Popen([*manage, "deliver"], env=env)
         self.stdout.write(f"Service up: http://{host}:{port}/admin/  (Ctrl-C stops it)")
         stopping = False
 
@@ -173,8 +178,15 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         while not stopping and all(child.poll() is None for child in children):
+            if delivering.poll() is not None:
+                # Like the cluster replacing a dead worker: its claims lapse and are taken
+                # over, so a crashed delivery process costs a lease, not the service.
+                self.stdout.write(
+                    f"The delivery process exited ({delivering.returncode}); starting it again."
+                )
+                delivering = subprocess.Popen([*manage, "deliver"], env=env)
             time.sleep(0.5)
-        _stop(*children)
+        _stop(*children, delivering)
         shutil.rmtree(metrics_dir, ignore_errors=True)
         self.stdout.write("Stopped.")
 

@@ -2,8 +2,9 @@
 
 Collects `SCHEDULES` (a list of dicts of Schedule fields, `name` required) from the
 `<app>.schedules` module of every installed app that has one, plus the dotted paths listed in
-settings.EXTRA_SCHEDULE_MODULES. Run on deploy; `serve` runs it too. Schedules of ours that are
-no longer declared are left alone unless --prune is given.
+settings.EXTRA_SCHEDULE_MODULES. Run on deploy; `serve` runs it too. The names a module lists
+in `RETIRED_SCHEDULES` (jobs an earlier version declared) are deleted; other schedules of ours
+that are no longer declared are left alone unless --prune is given.
 """
 
 import importlib
@@ -28,6 +29,15 @@ def schedule_modules() -> list[str]:
         except ModuleNotFoundError:  # the parent package itself is absent
             continue
     return found
+
+
+def retired_schedules() -> set[str]:
+    """Names of the jobs earlier versions declared and that must not run any more."""
+    return {
+        name
+        for dotted in schedule_modules()
+        for name in getattr(importlib.import_module(dotted), "RETIRED_SCHEDULES", [])
+    }
 
 
 def declared_schedules() -> list[dict]:
@@ -55,6 +65,9 @@ class Command(BaseCommand):
                 name = entry.pop("name")
                 _, created = Schedule.objects.update_or_create(name=name, defaults=entry)
                 self.stdout.write(f"{'created' if created else 'updated'} schedule {name}")
+            for schedule in Schedule.objects.filter(name__in=retired_schedules()):
+                schedule.delete()
+                self.stdout.write(f"deleted retired schedule {schedule.name}")
             if prune:
                 # Only jobs of apps that declare schedules are ours to delete.
                 ours = tuple(f"{m.rpartition('.')[0]}." for m in schedule_modules())
