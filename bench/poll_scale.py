@@ -22,7 +22,6 @@ half an interval, and full fetches seen by the server. `--redis` uses redis://â€
 import argparse
 import json
 import os
-import random
 import signal
 import statistics
 import subprocess
@@ -34,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.caldav_standin import PASSWORD, StandIn, ctag, sync_token  # noqa: E402
+from tests.caldav_standin import StandIn  # noqa: E402
 from tests.live_service import drop_postgres_database, throwaway_postgres_url  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
@@ -65,70 +64,6 @@ END $$ LANGUAGE plpgsql;
 CREATE TRIGGER bench_trace BEFORE UPDATE ON sync_calendarsyncstate
     FOR EACH ROW EXECUTE FUNCTION bench_trace();
 """
-
-
-def seed(standin: StandIn, *, calendars: int, per_profile: int, interval: int, start) -> None:
-    from django.contrib.auth import get_user_model
-    from django.db import transaction
-
-    from accounts.models import Account, Profile
-    from calendars.models import Calendar
-    from sync.models import CalendarSyncState, ProfileSyncState
-    from sync.providers import base
-    from sync.providers.caldav import CalDAVProvider
-    from sync.services.resources import current_window
-
-    # The adapter's own cursor for one calendar; the others differ only by their ids.
-    first = standin.calendar_url(0, 0)
-    adapter = CalDAVProvider(
-        base.CalDAVCredentials(url=standin.home_url(0), username="u0", password=PASSWORD)
-    )
-    template = adapter.fetch_changes(first, None).cursor
-    assert ctag(0, 0) in template and sync_token(0, 0) in template, template
-    yesterday = current_window(start).start.date() - timedelta(days=1)
-    user = get_user_model().objects.create_user(username="bench")
-    account = Account.objects.create(user=user, email="bench@example.com")
-    profiles = -(-calendars // per_profile)
-    with transaction.atomic():
-        for p in range(profiles):
-            profile = Profile.objects.create(
-                account=account,
-                provider="caldav",
-                provider_service="caldav",
-                provider_account_id=standin.home_url(p),
-                profile_name=f"u{p}",
-                credentials={"url": standin.home_url(p), "username": f"u{p}", "password": PASSWORD},
-                is_initial_sync_required=False,
-            )
-            ProfileSyncState.objects.create(
-                profile=profile,
-                calendars_refreshed_at=start - timedelta(seconds=random.uniform(0, interval)),
-            )
-            count = min(per_profile, calendars - p * per_profile)
-            rows = Calendar.objects.bulk_create(
-                [
-                    Calendar(
-                        profile=profile,
-                        provider_calendar_id=standin.calendar_url(p, i),
-                        name=f"Calendar {i}",
-                    )
-                    for i in range(count)
-                ]
-            )
-            CalendarSyncState.objects.bulk_create(
-                [
-                    CalendarSyncState(
-                        calendar=row,
-                        cursor=template.replace("p0c0", f"p{p}c{i}"),
-                        window_start=yesterday,
-                        last_synced_at=start - timedelta(seconds=interval),
-                        next_poll_at=start + timedelta(seconds=random.uniform(0, interval)),
-                    )
-                    for i, row in enumerate(rows)
-                ]
-            )
-    standin.requests.clear()
-    standin.full_reports = 0
 
 
 def cpu_seconds(group: int) -> float:
@@ -256,15 +191,20 @@ def main() -> None:
         from django.db import connection
         from django.utils import timezone
 
+        from tests.poll_world import seed_synced_calendars
+
         call_command("migrate", verbosity=0)
         start = timezone.now() + timedelta(seconds=BOOT_SECONDS)
-        seed(
-            standin,
+        seed_synced_calendars(
+            standin.base_url,
             calendars=args.calendars,
             per_profile=args.per_profile,
             interval=args.interval,
             start=start,
+            after_midnight=True,
         )
+        standin.requests.clear()
+        standin.full_reports = 0
         with connection.cursor() as cursor:
             cursor.execute(TRACE_SQL)
         call_command("setup_schedules", stdout=open(os.devnull, "w"))  # noqa: SIM115

@@ -20,6 +20,14 @@ PASSWORD = "pw"
 _NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:CS="http://calendarserver.org/ns/"'
 
 
+def home_url(base_url: str, profile: int) -> str:
+    return f"{base_url}/u{profile}/"
+
+
+def calendar_url(base_url: str, profile: int, calendar: int) -> str:
+    return f"{base_url}/u{profile}/c{calendar}/"
+
+
 def ctag(profile: int, calendar: int) -> str:
     return f"ctag-p{profile}c{calendar}"
 
@@ -48,12 +56,6 @@ class StandIn:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def home_url(self, profile: int) -> str:
-        return f"{self.base_url}/u{profile}/"
-
-    def calendar_url(self, profile: int, calendar: int) -> str:
-        return f"{self.base_url}/u{profile}/c{calendar}/"
 
     def start(self) -> StandIn:
         self.thread.start()

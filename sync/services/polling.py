@@ -31,6 +31,7 @@ from django_q.tasks import async_task
 
 from accounts.models import Profile
 from accounts.queueing import enqueue_after_commit
+from calendars.models import Calendar
 from sync.models import CalendarSyncState
 from sync.providers import base
 from sync.providers.registry import PROVIDERS
@@ -132,17 +133,20 @@ def claim_due(*, now: datetime, tasks: int, calendars: int) -> Claimed:
     deleted, or whose profile is not connected, is parked (next_poll_at empty) instead."""
     result = Claimed(claim=uuid.uuid4().hex)
     with transaction.atomic():
-        rows = list(
+        # The sync state alone, so that the plan is a range scan of the index; joined to the
+        # calendars, PostgreSQL hashed every calendar and profile (10 ms at 10,000).
+        due = dict(
             CalendarSyncState.objects.due(now)
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list(
-                "pk",
-                "calendar_id",
-                "calendar__profile_id",
-                "calendar__is_deleted",
-                "calendar__profile__status",
-            )[:calendars]
+            .select_for_update(skip_locked=True)
+            .values_list("calendar_id", "pk")[:calendars]
         )
+        owners = {
+            calendar_id: (profile_id, is_deleted, status)
+            for calendar_id, profile_id, is_deleted, status in Calendar.objects.filter(
+                pk__in=list(due)
+            ).values_list("pk", "profile_id", "is_deleted", "profile__status")
+        }
+        rows = [(due[c], c, *owners[c]) for c in due if c in owners]
         pollable = [row for row in rows if _is_pollable(row)]
         parked = [row[0] for row in rows if not _is_pollable(row)]
         if parked:
@@ -177,16 +181,24 @@ def _add_soon_due_siblings(
     if not by_profile or room <= 0:
         return
     horizon = now + timedelta(seconds=settings.SYNC_POLL_INTERVAL_SECONDS * COALESCE_FRACTION)
-    taken = {pk for group in by_profile.values() for pk, _ in group}
+    taken = {calendar_id for group in by_profile.values() for _, calendar_id in group}
+    owner = {
+        calendar_id: profile_id
+        for calendar_id, profile_id in Calendar.objects.filter(
+            profile_id__in=list(by_profile), is_deleted=False
+        ).values_list("pk", "profile_id")
+        if calendar_id not in taken
+    }
+    if not owner:
+        return
     siblings = (
         CalendarSyncState.objects.due(horizon)
-        .filter(calendar__profile_id__in=list(by_profile), calendar__is_deleted=False)
-        .exclude(pk__in=taken)
-        .select_for_update(skip_locked=True, of=("self",))
-        .values_list("pk", "calendar_id", "calendar__profile_id")[:room]
+        .filter(calendar_id__in=list(owner))
+        .select_for_update(skip_locked=True)
+        .values_list("pk", "calendar_id")[:room]
     )
-    for pk, calendar_id, profile_id in siblings:
-        by_profile[profile_id].append((pk, calendar_id))
+    for pk, calendar_id in siblings:
+        by_profile[owner[calendar_id]].append((pk, calendar_id))
 
 
 # --- the poll task ---
