@@ -91,9 +91,9 @@ def _synced_calendars(count):
     return calendars
 
 
-def _claim(calendars):
+def _claim(calendars, now=None):
     """Claim them as the tick does; returns the claim's token."""
-    claimed = polling.claim_due(now=timezone.now(), tasks=10, calendars=100)
+    claimed = polling.claim_due(now=now or timezone.now(), tasks=10, calendars=100)
     assert sorted(claimed.calendar_ids) == sorted(c.pk for c in calendars)
     return claimed.claim
 
@@ -118,9 +118,10 @@ def test_poll_calendars_a_task_queued_twice_polls_once(provider):
 def test_poll_calendars_a_task_whose_calendars_were_claimed_again_does_nothing(provider):
     [calendar] = _synced_calendars(1)
     stale = _claim([calendar])
-    # Its task waited past CLAIM_SECONDS: the tick claimed the calendar again.
-    CalendarSyncState.objects.filter(calendar=calendar).update(next_poll_at=timezone.now())
-    fresh = _claim([calendar])
+    assert polling.claim_due(now=timezone.now(), tasks=10, calendars=100).groups == []
+    # Its task waited past CLAIM_SECONDS (or was lost): the tick claims the calendar again.
+    later = timezone.now() + timedelta(seconds=polling.CLAIM_SECONDS + 1)
+    fresh = _claim([calendar], now=later)
 
     assert _poll([calendar], stale) == []
     assert [o.status for o in _poll([calendar], fresh)] == ["unchanged"]
@@ -252,3 +253,33 @@ def test_poll_calendars_refreshes_the_calendar_list_once_per_its_period(provider
     CalendarSyncState.objects.update(next_poll_at=timezone.now())
     _poll(calendars, _claim(calendars))
     assert len(provider.listings) == 1  # once for the three calendars
+
+
+@pytest.mark.django_db
+def test_poll_calendars_the_first_poll_after_midnight_rolls_the_window_without_a_full_fetch(
+    provider,
+):
+    calendars = _synced_calendars(2)
+    today = current_window(timezone.now()).start.date()
+    CalendarSyncState.objects.update(window_start=today - timedelta(days=1))
+
+    outcomes = _poll(calendars, _claim(calendars))
+
+    assert [(o.status, o.full) for o in outcomes] == [("unchanged", False)] * 2
+    assert provider.checks == []  # a window to roll: each calendar goes through its sync
+    assert set(CalendarSyncState.objects.values_list("window_start", flat=True)) == {today}
+
+
+@pytest.mark.django_db
+def test_a_parked_calendar_is_polled_again_when_its_profile_lists_it_again(provider, monkeypatch):
+    [calendar] = _synced_calendars(1)
+    calendar.is_deleted = True
+    calendar.save()
+    assert polling.claim_due(now=timezone.now(), tasks=10, calendars=100).parked == 1
+    assert CalendarSyncState.objects.get(calendar=calendar).next_poll_at is None
+
+    listed = [base.ProviderCalendar(provider_calendar_id=calendar.provider_calendar_id, name="B")]
+    monkeypatch.setattr(CountingProvider, "list_calendars", lambda self: listed)
+    services.refresh_profile_calendars(profile=calendar.profile)
+
+    assert _claim([calendar])  # due again
