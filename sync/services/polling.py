@@ -218,20 +218,26 @@ def poll_calendars(*, calendar_ids: Sequence[int], claim: str) -> list[engine.Sy
     )
     outcomes = []
     for profile, group in _by_profile(states).items():
-        unchanged = _unchanged_at_provider(profile, group)
-        for state in group:
-            if state.pk in unchanged:
-                outcomes.append(_record_unchanged(state, claim, profile))
-            else:
-                outcomes.append(
-                    engine.sync_calendar(
-                        calendar_id=state.calendar_id, claim=claim, refresh_calendars=False
-                    )
-                )
-        if any(o.status in ("synced", "unchanged") for o in outcomes):
+        polled = _poll_profile(profile, group, claim)
+        if any(o.status in ("synced", "unchanged") for o in polled):
             engine.maybe_refresh_calendars(profile.pk)
+        outcomes += polled
     _claim_next()
     return outcomes
+
+
+def _poll_profile(
+    profile: Profile, states: list[CalendarSyncState], claim: str
+) -> list[engine.SyncOutcome]:
+    unchanged = _unchanged_at_provider(profile, states)
+    return [
+        _record_unchanged(state, claim, profile)
+        if state.pk in unchanged
+        else engine.sync_calendar(
+            calendar_id=state.calendar_id, claim=claim, refresh_calendars=False
+        )
+        for state in states
+    ]
 
 
 def _by_profile(states: list[CalendarSyncState]) -> dict[Profile, list[CalendarSyncState]]:
