@@ -176,7 +176,7 @@ def test_poll_calendars_a_failed_check_leaves_each_calendar_to_its_sync(provider
 
 
 @pytest.mark.django_db
-def test_sync_calendar_a_poll_that_finds_nothing_costs_three_queries(provider):
+def test_sync_calendar_a_poll_that_finds_nothing_costs_four_queries_at_most(provider):
     # Before: 9 queries and 3 UPDATEs (get_or_create, lease, load, profile and account locks,
     # lease renewal and row lock, save, release), and the calendar-list claim.
     [calendar] = _synced_calendars(1)
