@@ -209,9 +209,10 @@ X_FRAME_OPTIONS = "DENY"
 
 # Task queue (django-q2): the ORM broker by default, Redis when REDIS_URL is set.
 REDIS_URL = env_str("REDIS_URL")
+Q_CLUSTER_WORKERS = env_int("Q_WORKERS", 2)
 Q_CLUSTER = {
     "name": "calsync",
-    "workers": env_int("Q_WORKERS", 2),
+    "workers": Q_CLUSTER_WORKERS,
     "timeout": env_int("Q_TIMEOUT", 120),
     "retry": env_int("Q_RETRY", 180),
     "max_attempts": 1,  # retry state lives in our own rows, the queue is only the trigger
@@ -342,6 +343,14 @@ SOCIAL_AUTH_REDIRECT_IS_HTTPS = not DEBUG
 
 # Sync engine.
 SYNC_POLL_INTERVAL_SECONDS = env_int("SYNC_POLL_INTERVAL_SECONDS", 300)
+# A calendar that changed recently is polled sooner: after a quarter of the time since its
+# last change, but not before this (never later than SYNC_POLL_INTERVAL_SECONDS).
+SYNC_POLL_MIN_INTERVAL_SECONDS = env_int("SYNC_POLL_MIN_INTERVAL_SECONDS", 60)
+# Poll tasks waiting in the broker beyond which the tick claims nothing more (backpressure:
+# a claim waiting in a long queue would only be claimed again); 0 = four per worker.
+SYNC_POLL_QUEUE_DEPTH = env_int("SYNC_POLL_QUEUE_DEPTH", 0) or 4 * Q_CLUSTER_WORKERS
+# How often a polled profile's calendar list is read again (new and removed calendars).
+SYNC_CALENDAR_LIST_REFRESH_SECONDS = env_int("SYNC_CALENDAR_LIST_REFRESH_SECONDS", 900)
 SYNC_WINDOW_PAST_DAYS = env_int("SYNC_WINDOW_PAST_DAYS", 42)
 SYNC_WINDOW_FUTURE_DAYS = env_int("SYNC_WINDOW_FUTURE_DAYS", 201)
 # Provider push (sync.services.push; needs PUBLIC_BASE_URL, where providers post): the poll

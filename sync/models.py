@@ -12,12 +12,15 @@ from calendars.models import Calendar
 
 class CalendarSyncStateQuerySet(models.QuerySet):
     def due(self, now) -> "CalendarSyncStateQuerySet":
-        """States whose poll is due, of live calendars of connected profiles."""
-        return self.filter(
-            next_poll_at__lte=now,
-            calendar__is_deleted=False,
-            calendar__profile__status=Profile.Status.CONNECTED,
-        ).filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        """States whose poll is due and not leased, oldest first: a range scan of the
+        next_poll_at index, with no join. A state whose calendar was deleted or whose profile
+        was disconnected is still due once; the tick then parks it (next_poll_at empty) rather
+        than polling it (sync.services.polling)."""
+        return (
+            self.filter(next_poll_at__lte=now)
+            .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+            .order_by("next_poll_at")
+        )
 
 
 class CalendarSyncState(models.Model):
@@ -37,7 +40,16 @@ class CalendarSyncState(models.Model):
     last_error_class = models.CharField(max_length=64, blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # When the next poll is due; empty = not polled at all (the calendar was deleted or its
+    # profile disconnected: a relink or the calendar's return sets it again).
     next_poll_at = models.DateTimeField(null=True, blank=True)
+    # The tick's claim on a due poll, checked when the poll task starts: a task queued twice
+    # (its calendar claimed again after CLAIM_SECONDS) or one a sync overtook finds another
+    # claim, or none, and does nothing. Cleared by every sync that takes the lease.
+    poll_claim = models.CharField(max_length=32, blank=True)
+    # The last sync that changed the cache: a calendar that changed recently is polled
+    # sooner (sync.services.polling, poll_interval).
+    last_changed_at = models.DateTimeField(null=True, blank=True)
     # A provider push notification asked for a sync (cleared when a sync takes the lease): a
     # burst of notifications queues one sync, and one arriving during a sync queues the next.
     push_requested_at = models.DateTimeField(null=True, blank=True)

@@ -1,7 +1,7 @@
 """django-q2 entry points: take ids, call one service, idempotent."""
 
 from sync import services
-from sync.services import activity, push
+from sync.services import activity, polling, push
 
 
 def sync_calendar(calendar_id: int, full: bool = False) -> str:
@@ -16,8 +16,16 @@ def discover_calendars(profile_id: int) -> int:
 
 
 def enqueue_due_syncs() -> int:
-    """The polling tick: claim due calendars and enqueue their syncs."""
+    """The polling tick: claim due calendars and queue their poll tasks."""
     return len(services.enqueue_due_syncs())
+
+
+def poll_calendars(calendar_ids: list[int], claim: str) -> str:
+    """Poll claimed calendars of one profile (those whose claim is still `claim`; a duplicate
+    task does nothing), then claim what became due meanwhile."""
+    outcomes = polling.poll_calendars(calendar_ids=calendar_ids, claim=claim)
+    statuses = [o.status for o in outcomes]
+    return ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses))) or "nothing to do"
 
 
 def reconcile_event_writes(write_ids: list[int]) -> str:

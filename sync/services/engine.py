@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Q
+from django.db.models import Case, Q, QuerySet, Value, When
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -43,11 +43,10 @@ log = logging.getLogger(__name__)
 
 # A sync holds its calendar for at most this long; a crashed worker's lease then lapses.
 LEASE_SECONDS = 15 * 60
-# A claimed calendar whose task never ran becomes due again after this.
-CLAIM_SECONDS = 10 * 60
 MAX_BACKOFF_SECONDS = 6 * 3600
 JITTER = 0.1  # polls are spread +-10% so that calendars drift apart
-TICK_BATCH = 500
+# Of the time since a calendar's last change, the part its next poll waits (adaptive polling).
+RECENT_CHANGE_FRACTION = 0.25
 
 
 # --- telling integrators (push notifications) ---
@@ -68,6 +67,51 @@ def push_poll_interval(calendar_id: int, now: datetime) -> int:
     if subscription is not None and subscription.is_healthy(now):
         return settings.SYNC_PUSH_POLL_INTERVAL_SECONDS
     return settings.SYNC_POLL_INTERVAL_SECONDS
+
+
+def poll_interval(*, calendar_id: int, last_changed_at: datetime | None, has_push: bool) -> float:
+    """Seconds until a calendar's next poll (before jitter). A calendar that changed recently
+    is likely to change again soon (a meeting being arranged): it waits a quarter of the time
+    since its last change, at least SYNC_POLL_MIN_INTERVAL_SECONDS. Never longer than
+    SYNC_POLL_INTERVAL_SECONDS, the promise; a healthy push subscription stretches it instead,
+    since the provider then tells us of changes itself."""
+    now = timezone.now()
+    base_interval = (
+        push_poll_interval(calendar_id, now) if has_push else settings.SYNC_POLL_INTERVAL_SECONDS
+    )
+    if last_changed_at is None or base_interval > settings.SYNC_POLL_INTERVAL_SECONDS:
+        return base_interval
+    since_change = (now - last_changed_at).total_seconds() * RECENT_CHANGE_FRACTION
+    return min(base_interval, max(settings.SYNC_POLL_MIN_INTERVAL_SECONDS, since_change))
+
+
+def record_unchanged_poll(
+    states: QuerySet, *, interval: float, cursor: str | None = None, **more
+) -> bool:
+    """One UPDATE that records a successful poll that found nothing new on the state `states`
+    selects (a lease or claim condition: it matches nothing once another sync owns the
+    calendar), releases its lease and sets its next poll. A provider notification that came
+    meanwhile makes the next poll due at once. Returns whether it was recorded."""
+    now = timezone.now()
+    fields = {"cursor": cursor} if cursor is not None else {}
+    return bool(
+        states.update(
+            last_synced_at=now,
+            last_error="",
+            last_error_class="",
+            consecutive_failures=0,
+            next_poll_at=Case(
+                When(push_requested_at__isnull=False, then=Value(now)),
+                default=Value(now + _poll_delay(interval)),
+            ),
+            locked_until=None,
+            lock_token="",
+            poll_claim="",
+            updated_at=now,
+            **fields,
+            **more,
+        )
+    )
 
 
 def enqueue_sync(calendar_id: int) -> None:
@@ -260,6 +304,10 @@ def _store_calendar_list(
         [CalendarSyncState(calendar=c, next_poll_at=now) for c in result.calendars],
         ignore_conflicts=True,
     )
+    # A calendar back in the list after it was deleted (and its polling parked) is polled again.
+    CalendarSyncState.objects.filter(
+        calendar__in=[c for c in result.calendars if not c.is_deleted], next_poll_at__isnull=True
+    ).update(next_poll_at=now)
     ProfileSyncState.objects.update_or_create(
         profile=profile, defaults={"calendars_refreshed_at": now}
     )
@@ -304,23 +352,25 @@ def discover_calendars(*, profile_id: int) -> list[Calendar]:
     return live
 
 
-def _maybe_refresh_calendars(calendar_id: int) -> None:
-    """After a successful sync: refresh the profile's calendar list, at most once per poll
-    interval per profile (claimed by a conditional UPDATE, so concurrent calendar syncs do it
-    once). A failure here is logged; it does not turn the sync into a failed one."""
+def maybe_refresh_calendars(profile_id: int) -> None:
+    """After a successful poll: refresh the profile's calendar list, at most once per
+    SYNC_CALENDAR_LIST_REFRESH_SECONDS (claimed by a conditional UPDATE, so concurrent polls do
+    it once). Its own period, longer than the poll's: with one, a profile whose polls run late
+    (a backlog) read its list again at nearly every poll, 4 requests and 19 queries each time.
+    A failure here is logged; it does not turn the poll into a failed one."""
     now = timezone.now()
-    due = now - timedelta(seconds=settings.SYNC_POLL_INTERVAL_SECONDS)
+    due = now - timedelta(seconds=settings.SYNC_CALENDAR_LIST_REFRESH_SECONDS)
     try:
         claimed = (
-            ProfileSyncState.objects.filter(profile__calendars__pk=calendar_id)
+            ProfileSyncState.objects.filter(profile_id=profile_id)
             .filter(Q(calendars_refreshed_at__isnull=True) | Q(calendars_refreshed_at__lt=due))
             .update(calendars_refreshed_at=now)
         )
-        if claimed:  # once per interval: only then is the profile loaded
-            profile = Profile.objects.select_related("account").get(calendars__pk=calendar_id)
+        if claimed:  # once per period: only then is the profile loaded
+            profile = Profile.objects.select_related("account").get(pk=profile_id)
             refresh_profile_calendars(profile=profile)
     except (base.ProviderError, DatabaseError) as exc:
-        log.warning("calendar list of calendar %s not refreshed: %s", calendar_id, exc)
+        log.warning("calendar list of profile %s not refreshed: %s", profile_id, exc)
 
 
 # --- syncing one calendar ---
@@ -337,6 +387,8 @@ class SyncOutcome:
     skipped_resources: int = 0
     has_push: bool = False  # the provider can notify us (a follow-up sync may be due)
     recovered: bool = False  # succeeded after failed ones: ends a failure streak
+    profile_id: int | None = None  # set once the sync reached the provider
+    released: bool = False  # the lease was already given back (with the unchanged result)
 
     @property
     def fetched(self) -> int:
@@ -360,7 +412,12 @@ class SyncOutcome:
 
 @metrics.observed_sync
 def sync_calendar(
-    *, calendar_id: int, full: bool = False, progress: Progress | None = None
+    *,
+    calendar_id: int,
+    full: bool = False,
+    progress: Progress | None = None,
+    claim: str = "",
+    refresh_calendars: bool = True,
 ) -> SyncOutcome:
     """Bring one calendar's cache up to date with its provider. Idempotent; single-flight.
 
@@ -373,22 +430,22 @@ def sync_calendar(
     called after each batch. Every failure — provider error, database error or a bug — is
     recorded on the sync state and decides the next poll (backoff, Retry-After) or disconnects
     the profile (auth failure); none is raised.
+
+    `claim`: the tick's claim on this poll (sync.services.polling): the sync runs only while
+    the calendar still holds it, so a poll task queued twice syncs once. `refresh_calendars`
+    False leaves the profile's calendar list to the caller (a poll of several calendars
+    refreshes it once).
     """
-    now = timezone.now()
-    CalendarSyncState.objects.get_or_create(calendar_id=calendar_id, defaults={"next_poll_at": now})
     token = uuid.uuid4().hex
-    leased = (
-        CalendarSyncState.objects.filter(calendar_id=calendar_id)
-        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
-        .update(
-            locked_until=now + timedelta(seconds=LEASE_SECONDS),
-            lock_token=token,
-            last_attempt_at=now,
-            push_requested_at=None,  # this sync serves every notification received so far
+    leased = _take_lease(calendar_id, token, claim)
+    if not leased and not claim:
+        _, created = CalendarSyncState.objects.get_or_create(
+            calendar_id=calendar_id, defaults={"next_poll_at": timezone.now()}
         )
-    )
+        leased = created and _take_lease(calendar_id, token, claim)
     if not leased:
         return SyncOutcome(calendar_id, "skipped", error="another sync of it is running")
+    outcome = None
     try:
         outcome = _sync_leased(calendar_id, token, full, progress)
     except ProfileBusy as exc:
@@ -397,17 +454,40 @@ def sync_calendar(
         outcome = _record_failure_safely(calendar_id, exc, token)
         metrics.count_sync_error(exc)
     finally:
-        _release_lease(calendar_id, token)
+        if outcome is None or not outcome.released:
+            _release_lease(calendar_id, token)
     # Unchanged polls are the bulk and no news, unless one ends a run of failures.
     if outcome.status in ("synced", "failed") or outcome.recovered:
         activity.record_sync(outcome)
     if outcome.status == "synced" and outcome.result.changed:
         _kick_relay(calendar_id)
     if outcome.status in ("synced", "unchanged"):
-        _maybe_refresh_calendars(outcome.calendar_id)
+        if refresh_calendars and outcome.profile_id is not None:
+            maybe_refresh_calendars(outcome.profile_id)
         if outcome.has_push:
             _follow_up_push(calendar_id)
     return outcome
+
+
+def _take_lease(calendar_id: int, token: str, claim: str) -> bool:
+    """The single-flight lease, by conditional UPDATE: only while no other sync holds it (and,
+    for a poll, only while the tick's claim is still this one). Any sync taking the lease
+    consumes the claim, so a queued poll that a push sync overtook does nothing."""
+    now = timezone.now()
+    states = CalendarSyncState.objects.filter(calendar_id=calendar_id).filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    )
+    if claim:
+        states = states.filter(poll_claim=claim)
+    return bool(
+        states.update(
+            locked_until=now + timedelta(seconds=LEASE_SECONDS),
+            lock_token=token,
+            last_attempt_at=now,
+            push_requested_at=None,  # this sync serves every notification received so far
+            poll_claim="",
+        )
+    )
 
 
 def _kick_relay(calendar_id: int) -> None:
@@ -556,7 +636,24 @@ def _sync_leased(
         full=full,
         has_push=PROVIDERS[profile.provider].supports_push,
         recovered=state.consecutive_failures > 0,
+        profile_id=profile.pk,
     )
+    if unchanged and not profile.is_initial_sync_required:
+        # The bulk of polls: nothing to write but the state row, so one conditional UPDATE
+        # (while the lease is ours) records it and releases the lease; no profile or account
+        # lock is needed, since no event, change log or profile row is touched.
+        interval = poll_interval(
+            calendar_id=calendar_id,
+            last_changed_at=state.last_changed_at,
+            has_push=outcome.has_push,
+        )
+        leased = CalendarSyncState.objects.filter(pk=state.pk, lock_token=token)
+        if not record_unchanged_poll(
+            leased, interval=interval, cursor=changes.cursor, window_start=window.start.date()
+        ):
+            return SyncOutcome(calendar_id, "skipped", error="lease lost")
+        outcome.released = True
+        return outcome
     outcome.result.add(rolled)
     plan = None
     if not changes.unchanged:
@@ -574,7 +671,13 @@ def _sync_leased(
             locked = _hold_lease(state, token)
             if plan is not None:
                 resources.store_resource_map(calendar, plan.stored, {}, plan.gone_hrefs)
-            _save_success(locked, changes, window, has_push=outcome.has_push)
+            _save_success(
+                locked,
+                changes,
+                window,
+                has_push=outcome.has_push,
+                changed=outcome.result.changed,
+            )
             _complete_initial_sync_if_done(profile)
     except LeaseLost:
         return SyncOutcome(calendar_id, "skipped", error="lease lost")
@@ -617,13 +720,18 @@ def _roll_window(
 
 
 def _save_success(
-    locked: CalendarSyncState, changes: base.ChangeSet, window: Window, *, has_push: bool
+    locked: CalendarSyncState,
+    changes: base.ChangeSet,
+    window: Window,
+    *,
+    has_push: bool,
+    changed: bool,
 ) -> None:
     done = timezone.now()
-    interval = (
-        push_poll_interval(locked.calendar_id, done)
-        if has_push
-        else settings.SYNC_POLL_INTERVAL_SECONDS
+    if changed:
+        locked.last_changed_at = done
+    interval = poll_interval(
+        calendar_id=locked.calendar_id, last_changed_at=locked.last_changed_at, has_push=has_push
     )
     locked.cursor = changes.cursor
     locked.window_start = window.start.date()
@@ -642,6 +750,7 @@ def _save_success(
             "last_error_class",
             "consecutive_failures",
             "next_poll_at",
+            "last_changed_at",
             "updated_at",
         ]
     )
@@ -758,38 +867,7 @@ def sync_profile(*, profile_id: int) -> list[SyncOutcome]:
     return [sync_calendar(calendar_id=c.pk) for c in calendars if not c.is_deleted]
 
 
-# --- polling ---
-def enqueue_due_syncs(
-    *,
-    now: datetime | None = None,
-    limit: int = TICK_BATCH,
-    enqueue: Callable[[int], None] | None = None,
-) -> list[int]:
-    """The tick: claim up to `limit` due calendars and enqueue one sync task each.
-
-    Claims with SELECT ... FOR UPDATE SKIP LOCKED and pushes each claimed poll CLAIM_SECONDS
-    ahead in the same transaction, so concurrent ticks never claim the same calendar; the sync
-    itself is single-flight too (lease). Returns the claimed calendar ids.
-    """
-    now = now or timezone.now()
-    enqueue = enqueue or enqueue_sync
-    with transaction.atomic():
-        claimed = list(
-            CalendarSyncState.objects.due(now)
-            .select_for_update(skip_locked=True, of=("self",))
-            .order_by("next_poll_at")
-            .values_list("pk", "calendar_id")[:limit]
-        )
-        CalendarSyncState.objects.filter(pk__in=[pk for pk, _ in claimed]).update(
-            next_poll_at=now + timedelta(seconds=CLAIM_SECONDS)
-        )
-        calendar_ids = [calendar_id for _, calendar_id in claimed]
-        for calendar_id in calendar_ids:
-            enqueue_after_commit(lambda pk=calendar_id: enqueue(pk), what="calendar sync")
-    enqueue_due_discoveries(now=now)
-    return calendar_ids
-
-
+# --- polling (the tick and poll tasks: sync.services.polling) ---
 def enqueue_due_discoveries(*, now: datetime | None = None, limit: int = 100) -> list[int]:
     """Connected profiles without a live calendar (a discovery that failed, or an account that
     had none) are not reached by calendar syncs: claim those whose list is older than a poll

@@ -244,8 +244,8 @@ def test_tick_retries_discovery_of_profiles_without_calendars(monkeypatch):
     ProfileSyncState.objects.create(profile=with_calendar)
     Calendar.objects.create(profile=with_calendar, provider_calendar_id="primary", name="P")
 
-    services.enqueue_due_syncs(enqueue=lambda pk: None)
-    services.enqueue_due_syncs(enqueue=lambda pk: None)  # claimed: not again this interval
+    services.enqueue_due_syncs(enqueue=lambda ids, claim: None)
+    services.enqueue_due_syncs(enqueue=lambda ids, claim: None)  # claimed: not again this interval
 
     assert discoveries == [profile.pk]
 

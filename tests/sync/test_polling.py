@@ -12,7 +12,7 @@ from django_q.models import Schedule
 from accounts.models import Profile
 from sync import services
 from sync.models import CalendarSyncState
-from sync.services import engine
+from sync.services import engine, polling
 from tests.factories import make_calendar, make_profile
 
 
@@ -27,26 +27,81 @@ def _due_calendars(count, **profile_fields):
 
 
 @pytest.mark.django_db
-def test_enqueue_due_syncs_claims_due_calendars_once():
+def test_enqueue_due_syncs_claims_due_calendars_once(django_capture_on_commit_callbacks):
     due = _due_calendars(3)
     later = make_calendar(profile=due[0].profile)
     CalendarSyncState.objects.create(
         calendar=later, next_poll_at=timezone.now() + timedelta(minutes=5)
     )
-    _due_calendars(1, status=Profile.Status.DISCONNECTED)
+    [gone] = _due_calendars(1, status=Profile.Status.DISCONNECTED)
     enqueued = []
 
-    claimed = services.enqueue_due_syncs(enqueue=enqueued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        claimed = services.enqueue_due_syncs(enqueue=lambda ids, claim: enqueued.append(ids))
 
     assert sorted(claimed) == sorted(c.pk for c in due)
+    assert enqueued == [claimed]  # one task for the profile's calendars
     assert services.enqueue_due_syncs(enqueue=enqueued.append) == []  # claimed: not due now
+    # The disconnected profile's calendar is parked rather than polled (a relink resumes it).
+    assert CalendarSyncState.objects.get(calendar=gone).next_poll_at is None
 
 
 @pytest.mark.django_db
 def test_enqueue_due_syncs_respects_the_batch_limit():
     _due_calendars(5)
-    assert len(services.enqueue_due_syncs(limit=2, enqueue=lambda pk: None)) == 2
-    assert len(services.enqueue_due_syncs(limit=10, enqueue=lambda pk: None)) == 3
+    assert len(services.enqueue_due_syncs(limit=2, enqueue=lambda ids, claim: None)) == 2
+    assert len(services.enqueue_due_syncs(limit=10, enqueue=lambda ids, claim: None)) == 3
+
+
+@pytest.mark.django_db
+def test_enqueue_due_syncs_claims_batch_after_batch_until_nothing_is_due(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(polling, "TICK_BATCH", 2)
+    calendars = [c for _ in range(4) for c in _due_calendars(2)]
+    tasks = []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        claimed = services.enqueue_due_syncs(enqueue=lambda ids, claim: tasks.append(ids))
+
+    assert sorted(claimed) == sorted(c.pk for c in calendars)  # one run, four batches
+    assert sorted(map(sorted, tasks)) == sorted(
+        sorted(c.pk for c in calendars if c.profile_id == p)
+        for p in {c.profile_id for c in calendars}
+    )
+
+
+@pytest.mark.django_db
+def test_enqueue_due_syncs_claims_nothing_while_the_queue_is_full(monkeypatch, settings):
+    settings.SYNC_POLL_QUEUE_DEPTH = 3
+    first, second = _due_calendars(2), _due_calendars(2)
+    monkeypatch.setattr(polling, "queued_tasks", lambda: 3)
+    assert services.enqueue_due_syncs(enqueue=lambda ids, claim: None) == []
+    # Room for one task: one profile's calendars are claimed, the other's wait.
+    monkeypatch.setattr(polling, "queued_tasks", lambda: 2)
+    claimed = polling.claim_and_enqueue(enqueue=lambda ids, claim: None, seconds=0)
+    assert sorted(claimed) in (sorted(c.pk for c in first), sorted(c.pk for c in second))
+
+
+@pytest.mark.django_db
+def test_enqueue_due_syncs_polls_a_profiles_calendars_due_soon_with_the_due_one(
+    django_capture_on_commit_callbacks,
+):
+    [due] = _due_calendars(1)
+    soon = make_calendar(profile=due.profile)
+    CalendarSyncState.objects.create(
+        calendar=soon, next_poll_at=timezone.now() + timedelta(seconds=20)
+    )
+    far = make_calendar(profile=due.profile)
+    CalendarSyncState.objects.create(
+        calendar=far, next_poll_at=timezone.now() + timedelta(seconds=200)
+    )
+    tasks = []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.enqueue_due_syncs(enqueue=lambda ids, claim: tasks.append(sorted(ids)))
+
+    assert tasks == [sorted([due.pk, soon.pk])]
 
 
 def test_poll_delay_spreads_calendars_with_jitter():
@@ -82,9 +137,9 @@ def test_enqueue_due_syncs_two_workers_ticking_at_once_never_claim_the_same_cale
     calendars = _due_calendars(60)
     enqueued, lock = [], threading.Lock()
 
-    def record(pk):
+    def record(ids, claim):
         with lock:
-            enqueued.append(pk)
+            enqueued.extend(ids)
 
     results = _run_in_threads(2, lambda: services.enqueue_due_syncs(limit=40, enqueue=record))
 

@@ -265,11 +265,11 @@ def test_sync_calendar_wrong_password_disconnects_profile(own_radicale_server):
     assert outcome.status == "failed" and "AuthExpired" in outcome.error
     profile.refresh_from_db()
     assert profile.status == Profile.Status.DISCONNECTED and profile.disconnected_reason
-    assert services.enqueue_due_syncs(enqueue=lambda pk: None) == []  # polling stopped
+    assert services.enqueue_due_syncs(enqueue=lambda ids, claim: None) == []  # polling stopped
     # Relinking with the right password reconnects the same profile and resumes polling.
     again = _connect(server, "bob", account=profile.account)
     assert again.pk == profile.pk and again.is_connected
-    assert services.enqueue_due_syncs(enqueue=lambda pk: None) == [calendar.pk]
+    assert services.enqueue_due_syncs(enqueue=lambda ids, claim: None) == [calendar.pk]
 
 
 def test_connect_profile_creates_profile_calendars_and_first_sync_clears_flag(
