@@ -15,6 +15,7 @@ from django.db import connections
 from django_q.models import OrmQ
 
 from console import dashboard
+from notifications import services as notification_services
 
 # A broker that does not answer within this many seconds is down: a probe must not hang.
 BROKER_TIMEOUT_SECONDS = 1
@@ -75,11 +76,30 @@ def schedules(now: datetime) -> dict:
     return {"stale": []}
 
 
+# A delivery process beats every HEARTBEAT_SECONDS: three missed beats mean none is running.
+DELIVERY_STALE_SECONDS = 3 * notification_services.HEARTBEAT_SECONDS
+
+
+def delivery(now: datetime) -> dict:
+    """A delivery process (`manage.py deliver`) beat recently, where it is the path of push
+    notifications and writes (PUSH_ENQUEUE_ON_COMMIT off, the default). With the task-queue
+    triggers on, the worker does that work and no process is needed."""
+    if settings.PUSH_ENQUEUE_ON_COMMIT:
+        return {"required": False}
+    age = notification_services.heartbeat_age(now=now)
+    if age is None:
+        raise NotReady("no delivery process has ever run (manage.py deliver)")
+    if age > DELIVERY_STALE_SECONDS:
+        raise NotReady("no delivery process is running", heartbeat_age_seconds=round(age, 1))
+    return {"heartbeat_age_seconds": round(age, 1)}
+
+
 # The checks /readyz runs, in order. Add a further one here (a function as above).
 CHECKS: tuple[tuple[str, Callable[[datetime], dict]], ...] = (
     ("database", database),
     ("broker", broker),
     ("schedules", schedules),
+    ("delivery", delivery),
 )
 
 

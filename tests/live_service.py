@@ -150,7 +150,7 @@ class LiveService:
         """End serve and every process it started (its whole process group), even when serve
         itself has already exited. A test is done with the service by now, so the graceful
         stop gets a short grace: django-q2's waits for the worker's current task, and the
-        notification pump holds a worker for most of each minute (a 17 s teardown)."""
+        worker may be in the middle of a task (a 17 s teardown)."""
         if self.process is None:
             return
         for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 10)):

@@ -37,6 +37,7 @@ from notifications.services.erasure import (
     erase_account_channels,
 )
 from notifications.services.heartbeat import (
+    HEARTBEAT_SECONDS,
     forget_heartbeat,
     heartbeat_age,
     record_heartbeat,
@@ -56,6 +57,7 @@ __all__ = [
     "create_channel",
     "dispatch_due",
     "erase_account_channels",
+    "HEARTBEAT_SECONDS",
     "forget_heartbeat",
     "heartbeat_age",
     "kick_dispatcher",

@@ -491,7 +491,8 @@ def _take_lease(calendar_id: int, token: str, claim: str) -> bool:
 
 
 def _kick_relay(calendar_id: int) -> None:
-    """Changes just committed: tell integrators now, not at the next pump pass."""
+    """Changes just committed: queue their relay where PUSH_ENQUEUE_ON_COMMIT asks for it (the
+    delivery process needs no trigger: the change log's NOTIFY wakes it)."""
     try:
         account_id = (
             Calendar.objects.filter(pk=calendar_id)
@@ -500,7 +501,7 @@ def _kick_relay(calendar_id: int) -> None:
         )
         if account_id is not None:
             notification_services.kick_relay(account_id=account_id)
-    except DatabaseError as exc:  # the scheduled pump relays them anyway
+    except DatabaseError as exc:  # the minute sweep relays them anyway
         log.warning("relay after the sync of calendar %s not queued: %s", calendar_id, exc)
 
 

@@ -29,6 +29,7 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
+import metrics
 from accounts.models import Profile
 from accounts.queueing import enqueue_after_commit
 from calendars.models import Calendar
@@ -277,6 +278,7 @@ def _unchanged_at_provider(profile: Profile, states: list[CalendarSyncState]) ->
     return {candidates[calendar_id].pk for calendar_id in unchanged if calendar_id in candidates}
 
 
+@metrics.observed_sync  # counted with the syncs, as the poll it replaces would be
 def _record_unchanged(state: CalendarSyncState, claim: str, profile: Profile) -> engine.SyncOutcome:
     """An unchanged poll without a fetch, under the same rule as sync_calendar's lease: only
     while no sync holds the calendar and the claim is still ours."""

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from console import readiness
+from notifications import services as notification_services
 
 
 def closed_port() -> int:
@@ -28,6 +29,16 @@ def schedule(name: str, *, next_run) -> Schedule:
         repeats=-1,
         next_run=next_run,
     )
+
+
+@pytest.fixture(autouse=True)
+def delivery_process(request):
+    """A delivery process beat just now, so that each test fails only the check it breaks."""
+    if "db" in request.fixturenames or request.node.get_closest_marker("django_db"):
+        notification_services.record_heartbeat(name=DELIVERY)
+
+
+DELIVERY = "deliver@test:1"
 
 
 def test_healthz_is_ok_without_touching_the_database(client):
@@ -51,7 +62,7 @@ def test_readyz_is_ready_with_every_check_named(client):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready" and body["failing"] == []
-    assert list(body["checks"]) == ["database", "broker", "schedules"]
+    assert list(body["checks"]) == ["database", "broker", "schedules", "delivery"]
     assert all(check["ok"] for check in body["checks"].values())
     assert body["checks"]["broker"]["kind"] == "orm"
 
@@ -163,3 +174,29 @@ def test_probes_over_plain_http_are_not_redirected(client, settings):
     settings.SECURE_SSL_REDIRECT = True
     assert client.get("/healthz").status_code == 200
     assert client.get("/v1/account").status_code == 301
+
+
+@pytest.mark.django_db
+def test_readyz_names_a_missing_delivery_process(client):
+    notification_services.forget_heartbeat(name=DELIVERY)
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert "delivery" in response.json()["failing"]
+
+
+@pytest.mark.django_db
+def test_readyz_names_a_delivery_process_that_stopped_beating(client):
+    notification_services.record_heartbeat(name=DELIVERY, now=timezone.now() - timedelta(minutes=5))
+
+    check = client.get("/readyz").json()["checks"]["delivery"]
+
+    assert not check["ok"] and check["heartbeat_age_seconds"] >= 300
+
+
+@pytest.mark.django_db
+def test_readyz_needs_no_delivery_process_with_the_task_queue_triggers(client, settings):
+    settings.PUSH_ENQUEUE_ON_COMMIT = True
+
+    assert client.get("/readyz").json()["checks"]["delivery"] == {"ok": True, "required": False}

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from sync import services
 from sync.models import CalendarSyncState, ProfileSyncState
@@ -138,6 +139,10 @@ def test_poll_calendars_a_sync_that_ran_meanwhile_consumes_the_claim(provider):
     assert len(provider.fetches) == 1
 
 
+def _unchanged_syncs_counted() -> float:
+    return REGISTRY.get_sample_value("calsync_syncs_total", {"outcome": "unchanged"}) or 0.0
+
+
 @pytest.mark.django_db
 def test_poll_calendars_records_what_the_provider_says_is_unchanged_without_a_fetch(provider):
     calendars = _synced_calendars(3)
@@ -150,9 +155,11 @@ def test_poll_calendars_records_what_the_provider_says_is_unchanged_without_a_fe
         locked_until=timezone.now() + timedelta(minutes=5), lock_token="other"
     )
 
+    counted_before = _unchanged_syncs_counted()
     outcomes = {o.calendar_id: o.status for o in _poll(calendars, claim)}
 
     assert outcomes == {quiet.pk: "unchanged", changed.pk: "synced", leased.pk: "skipped"}
+    assert _unchanged_syncs_counted() == counted_before + 1  # /metrics sees it as a poll
     assert provider.fetches == [changed.provider_calendar_id]
     assert len(provider.checks) == 1 and len(provider.checks[0]) == 3
     state = CalendarSyncState.objects.get(calendar=quiet)
