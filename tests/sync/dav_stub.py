@@ -32,6 +32,7 @@ class DavStub:
         self.members: dict[str, dict[str, str]] = {}
         self.refuse_depth_one: int | None = None
         self.status_override: int | None = None
+        self.redirect_to: str | None = None  # every request answered 301 to this URL
         self.counts = Counts()
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -99,6 +100,8 @@ class DavStub:
                 header = self.headers.get("Authorization", "")
                 stub.counts.authorizations.append(header.split(" ", 1)[0])
                 stub.counts.cookies.append(self.headers.get("Cookie", ""))
+                if stub.redirect_to:
+                    return self._reply(301, headers=[("Location", stub.redirect_to)])
                 if not stub._authorized(header):
                     stub._count(challenges=1)
                     return self._reply(401, headers=[("WWW-Authenticate", stub._challenge())])

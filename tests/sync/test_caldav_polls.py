@@ -201,6 +201,20 @@ def test_basic_credentials_go_unasked_only_to_the_origin_that_asked(stub, other_
     assert other_stub.counts.authorizations == ["", "Basic"]
 
 
+def test_a_redirect_target_that_asks_for_credentials_does_not_get_them(stub, other_stub):
+    """The first request to an origin goes without credentials; if the server redirects it to
+    another origin that answers 401, the password stays home (niquests copies the request's
+    hooks onto each redirect hop)."""
+    stub.redirect_to = other_stub.url("/elsewhere/a/")
+    other_stub.members = {"/elsewhere/a/": {"ctag": "a1"}}
+
+    with pytest.raises(AuthExpired):
+        caldav_at(stub).fetch_changes(stub.url("/home/a/"), cursor(ctag="a1"))
+
+    assert other_stub.counts.challenges >= 1
+    assert set(other_stub.counts.authorizations) == {""}
+
+
 def test_refused_remembered_credentials_are_asked_for_again(stub):
     stub.members = {"/home/a/": {"ctag": "a1"}}
     calendar, stored = stub.url("/home/a/"), cursor(ctag="a1")

@@ -81,7 +81,11 @@ class RememberedAuth(AuthBase):
         key = self._key(request.url)
         known = self.schemes.get(key)
         if known is None:
-            request.register_hook("response", self._answer_challenge)
+            # Bound to this request's origin: niquests copies hooks onto every redirect hop,
+            # and a 401 from another origin a redirect led to must not get the password.
+            request.register_hook(
+                "response", lambda r, **kwargs: self._answer_challenge(r, origin=key, **kwargs)
+            )
             return request
         request = known(request)  # Digest registers its own 401 hook (a stale nonce)
         request.register_hook("response", lambda r, **kwargs: self._forget_if_refused(r, known))
@@ -98,9 +102,11 @@ class RememberedAuth(AuthBase):
             self.schemes.forget(self._key(response.request.url), known)
         return response
 
-    def _answer_challenge(self, response, **kwargs):
+    def _answer_challenge(self, response, *, origin: tuple, **kwargs):
         if response.status_code != 401 or not (self.username and self.password):
             return response
+        if self._key(response.request.url) != origin:
+            return response  # a redirect's target: it asked, but it is not the server chosen
         auth = self._auth_for(response)
         if auth is None:
             return response
