@@ -290,3 +290,20 @@ def test_a_parked_calendar_is_polled_again_when_its_profile_lists_it_again(provi
     services.refresh_profile_calendars(profile=calendar.profile)
 
     assert _claim([calendar])  # due again
+
+
+@pytest.mark.django_db
+def test_poll_calendars_past_its_time_budget_hands_the_rest_back_due_now(provider, settings):
+    """A task the worker kills at Q_TIMEOUT would leave its calendars claimed for 10 minutes:
+    past half the timeout it stops and hands the rest back for the next claim."""
+    calendars = _synced_calendars(3)
+    claim = _claim(calendars)
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 0}  # the budget is spent at once
+
+    assert _poll(calendars, claim) == []
+
+    assert provider.fetches == []
+    # Handed back, then claimed at once by the task's own top-up: a new claim, a new task.
+    states = CalendarSyncState.objects.filter(calendar__in=calendars)
+    assert claim not in {s.poll_claim for s in states}
+    assert {s.poll_claim for s in states} != {""}
