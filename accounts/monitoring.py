@@ -49,8 +49,9 @@ def operators_only(view):
     """Lets a request through from METRICS_ALLOWED_NETWORKS (loopback and private addresses by
     default: the load balancer and Prometheus) or with `Authorization: Bearer METRICS_TOKEN`
     when that is set; anyone else gets 403. Behind a proxy every request comes from the
-    proxy's address: set TRUST_X_FORWARDED_FOR, or METRICS_ALLOWED_NETWORKS to the monitoring
-    hosts only."""
+    proxy's address: a request carrying X-Forwarded-For is judged by its address only with
+    TRUST_X_FORWARDED_FOR (else it needs the token), so a public caller is not let in as the
+    proxy."""
 
     @wraps(view)
     def guarded(request, *args, **kwargs):
@@ -70,6 +71,10 @@ def _has_token(request) -> bool:
 
 
 def _from_allowed_network(request) -> bool:
+    if not settings.TRUST_X_FORWARDED_FOR and "HTTP_X_FORWARDED_FOR" in request.META:
+        # A proxy we were not told to trust sent it: the socket's address is the proxy's
+        # (loopback, private), not the caller's, so the address proves nothing.
+        return False
     try:
         address = ipaddress.ip_address(client_address(request))
     except ValueError:

@@ -220,6 +220,10 @@ Q_CLUSTER = {
     "ack_failures": True,
     "save_limit": 1000,
     "poll": 1,
+    # Tasks a worker runs before it is replaced (django-q2's default is 500). Each replaced
+    # worker leaves its counter files in PROMETHEUS_MULTIPROC_DIR, which every scrape reads:
+    # at one poll task per account, 500 would leave a new set every minute or two.
+    "recycle": env_int("Q_RECYCLE", 20000),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

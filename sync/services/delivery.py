@@ -132,6 +132,7 @@ class DeliveryProcess:
             threading.Thread(target=self._reconcile_writes, name=f"writes-{n}", daemon=True)
             for n in range(self.write_threads)
         ]
+        threads.append(threading.Thread(target=self._beat, name="heartbeat", daemon=True))
         listener = None
         if connection.vendor == "postgresql":
             params = connections["default"].get_connection_params()
@@ -197,7 +198,7 @@ class DeliveryProcess:
 
     # --- push notifications (the main thread) ---
     def _deliver_notifications(self) -> None:
-        last_full_relay = last_beat = 0.0
+        last_full_relay = 0.0
         while not self._stopping.is_set():
             ticket = self._push.ticket()
             try:
@@ -212,9 +213,6 @@ class DeliveryProcess:
                 else:
                     self._delivery.relay(self._take_accounts())
                 self._delivery.step()
-                if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-                    record_heartbeat(name=self.name)
-                    last_beat = time.monotonic()
                 sleep = self._recheck_seconds()
                 if self._delivery.in_flight < self._delivery.concurrency:
                     sleep = self._delivery.seconds_until_due(longest=sleep)
@@ -224,6 +222,22 @@ class DeliveryProcess:
                 _close_connection()
                 sleep = ERROR_PAUSE_SECONDS
             self._push.wait(ticket, max(sleep, MIN_SLEEP_SECONDS))
+
+    def _beat(self) -> None:
+        """The heartbeat, from a thread of its own: a relay that takes long (a backlog after an
+        outage) must not make the process look dead to /readyz."""
+        try:
+            while not self._stopping.is_set():
+                pause = HEARTBEAT_SECONDS
+                try:
+                    record_heartbeat(name=self.name)
+                except Exception:  # noqa: BLE001 - busy or away: try again shortly
+                    log.warning("heartbeat of %s not recorded", self.name, exc_info=True)
+                    _close_connection()
+                    pause = ERROR_PAUSE_SECONDS
+                self._stopping.wait(pause)
+        finally:
+            _close_connection()
 
     def _take_accounts(self) -> list[int]:
         with self._accounts_lock:

@@ -164,6 +164,19 @@ def test_operational_endpoints_use_the_forwarded_address_when_trusted(client, se
 
 
 @pytest.mark.django_db
+def test_operational_endpoints_refuse_a_public_caller_behind_an_untrusted_proxy(client, settings):
+    """nginx on the same host: REMOTE_ADDR is loopback for everyone; the header shows a proxy
+    forwarded it, so the address proves nothing and the token is needed."""
+    settings.TRUST_X_FORWARDED_FOR = False
+    settings.METRICS_TOKEN = "s3cret-token"
+    via_local_proxy = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.7"}
+
+    assert client.get("/metrics", **via_local_proxy).status_code == 403
+    with_token = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token", **via_local_proxy)
+    assert with_token.status_code == 200
+
+
+@pytest.mark.django_db
 def test_readyz_a_finished_schedule_is_never_stale(client):
     finished = schedule("once", next_run=timezone.now() - timedelta(days=1))
     Schedule.objects.filter(pk=finished.pk).update(repeats=0)
