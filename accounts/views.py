@@ -3,7 +3,7 @@ fail open; GET /healthz: that it is alive, for a liveness probe (docs/operations
 Readiness, which needs the database and every app's figures, is the console's /readyz."""
 
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 
 from accounts.throttling import cache_health
 
@@ -17,7 +17,7 @@ def health(request):
     return response
 
 
-@require_GET
+@require_safe  # GET or HEAD: load balancers probe with either
 def healthz(request):
     """Alive: the process answers. No database, no cache: a liveness probe that restarts a
     process must not restart every one of them while PostgreSQL is down."""

@@ -3,7 +3,7 @@ the rightmost app), for callers that operators_only lets through (accounts.monit
 
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 import metrics
 from accounts.monitoring import operators_only
@@ -11,7 +11,7 @@ from console import readiness
 from console.gauges import DatabaseGauges
 
 
-@require_GET
+@require_safe
 @operators_only
 def readyz(request):
     results = readiness.run_checks(timezone.now())
@@ -26,7 +26,7 @@ def readyz(request):
     return response
 
 
-@require_GET
+@require_safe
 @operators_only
 def metrics_view(request):
     body, content_type = metrics.exposition(scrape_time=[DatabaseGauges()])

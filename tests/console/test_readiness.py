@@ -213,3 +213,9 @@ def test_readyz_needs_no_delivery_process_with_the_task_queue_triggers(client, s
     settings.PUSH_ENQUEUE_ON_COMMIT = True
 
     assert client.get("/readyz").json()["checks"]["delivery"] == {"ok": True, "required": False}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_probes_answer_head_as_load_balancers_send_it(client, path):
+    assert client.head(path).status_code in (200, 503)
