@@ -212,6 +212,7 @@ def poll_calendars(*, calendar_ids: Sequence[int], claim: str) -> list[engine.Sy
     `sync_calendar`, which alone decides failures and backoff. Then the profile's calendar list
     is refreshed if its time has come, and what became due meanwhile is claimed as far as the
     queue has room. Returns one outcome per calendar polled."""
+    claim = _take_claim(calendar_ids, claim)
     states = list(
         CalendarSyncState.objects.filter(
             calendar_id__in=list(calendar_ids), poll_claim=claim
@@ -225,6 +226,17 @@ def poll_calendars(*, calendar_ids: Sequence[int], claim: str) -> list[engine.Sy
         outcomes += polled
     _claim_next()
     return outcomes
+
+
+def _take_claim(calendar_ids: Sequence[int], claim: str) -> str:
+    """Swap the tick's claim for this run's own token, in one conditional UPDATE: a copy of the
+    task (queued twice, or redelivered by the broker) then finds nothing, and does not even
+    ask the provider. A run that dies holds its calendars for CLAIM_SECONDS, as a lost task."""
+    run = uuid.uuid4().hex
+    CalendarSyncState.objects.filter(calendar_id__in=list(calendar_ids), poll_claim=claim).update(
+        poll_claim=run
+    )
+    return run
 
 
 def _poll_profile(
