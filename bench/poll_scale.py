@@ -2,12 +2,12 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/calsync \
         python bench/poll_scale.py --calendars 10000 --minutes 10 [--per-profile 3]
-        [--workers 2] [--broker orm|redis] [--interval 300]
+        [--workers 2] [--broker orm|redis] [--interval 300] [--after-midnight]
 
 Seeds `--calendars` CalDAV calendars, `--per-profile` to an account, in a fresh PostgreSQL
-database next to DATABASE_URL (dropped afterwards), all synced once and as if UTC midnight had
-just passed (the window must roll: locally, not by a full fetch), their polls due evenly over
-the first interval. They point at a CalDAV stand-in (tests/caldav_standin.py, threads of this
+database next to DATABASE_URL (dropped afterwards), all synced once today (with
+--after-midnight: as if UTC midnight had just passed, so that every first poll rolls its
+window: locally, not by a full fetch), their polls due evenly over the first interval. They point at a CalDAV stand-in (tests/caldav_standin.py, threads of this
 process) that answers every poll "no change" and counts requests. Then `manage.py
 setup_schedules` and one `manage.py qcluster` with `--workers` workers run for `--minutes`.
 
@@ -169,6 +169,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--broker", choices=("orm", "redis"), default="orm")
     parser.add_argument("--interval", type=int, default=300, help="SYNC_POLL_INTERVAL_SECONDS")
+    parser.add_argument(
+        "--after-midnight",
+        action="store_true",
+        help="every window due to roll at the first poll (UTC midnight's burst)",
+    )
     args = parser.parse_args()
     base_url = os.environ.get("DATABASE_URL", "")
     if not base_url.startswith("postgres"):
@@ -201,7 +206,7 @@ def main() -> None:
             per_profile=args.per_profile,
             interval=args.interval,
             start=start,
-            after_midnight=True,
+            after_midnight=args.after_midnight,
         )
         standin.requests.clear()
         standin.full_reports = 0
@@ -236,6 +241,7 @@ def main() -> None:
                     "broker": args.broker,
                     "interval_s": args.interval,
                     "minutes": args.minutes,
+                    "after_midnight": args.after_midnight,
                     "expected_polls_per_s": round(args.calendars / args.interval, 2),
                     "polls_per_s": round(figures["polls"] / (until - since), 2),
                     "cpu_ms_per_poll": round((cpu1 - cpu0) * 1000 / polls, 2),
