@@ -7,8 +7,9 @@
 Seeds `--calendars` CalDAV calendars, `--per-profile` to an account, in a fresh PostgreSQL
 database next to DATABASE_URL (dropped afterwards), all synced once today (with
 --after-midnight: as if UTC midnight had just passed, so that every first poll rolls its
-window: locally, not by a full fetch), their polls due evenly over the first interval. They point at a CalDAV stand-in (tests/caldav_standin.py, threads of this
-process) that answers every poll "no change" and counts requests. Then `manage.py
+window: locally, not by a full fetch), their polls due evenly over the first interval. They
+point at a CalDAV stand-in (tests/caldav_standin.py, threads of this process) that answers
+every poll "no change" and counts requests. Then `manage.py
 setup_schedules` and one `manage.py qcluster` with `--workers` workers run for `--minutes`.
 
 A trigger on the sync state records each poll: when it started (`last_attempt_at`, set by
