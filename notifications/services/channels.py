@@ -45,7 +45,9 @@ def kick_dispatcher() -> None:
     if not settings.PUSH_ENQUEUE_ON_COMMIT:
         return
     enqueue_now(
-        lambda: async_task("notifications.tasks.dispatch_notifications", group="notifications"),
+        lambda: async_task(
+            "notifications.tasks.dispatch_notifications", group="notifications", save=False
+        ),
         what="push dispatch",
     )
 
@@ -60,7 +62,9 @@ def kick_relay(*, account_id: int) -> None:
     if not Channel.objects.open().filter(account_id=account_id).exists():
         return
     enqueue_now(
-        lambda: async_task("notifications.tasks.relay_and_dispatch", group="notifications"),
+        lambda: async_task(
+            "notifications.tasks.relay_and_dispatch", group="notifications", save=False
+        ),
         what="push relay",
     )
 

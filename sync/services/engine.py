@@ -116,7 +116,12 @@ def record_unchanged_poll(
 
 def enqueue_sync(calendar_id: int) -> None:
     """Queue one calendar's sync (a seam: tests replace it to run syncs themselves)."""
-    async_task("sync.tasks.sync_calendar", calendar_id, task_name=f"sync_calendar:{calendar_id}")
+    async_task(
+        "sync.tasks.sync_calendar",
+        calendar_id,
+        save=False,  # accounts/queueing.py: only failures are stored
+        task_name=f"sync_calendar:{calendar_id}",
+    )
 
 
 def enqueue_full_sync(calendar_id: int) -> None:
@@ -146,7 +151,7 @@ def enqueue_managed_event_writes(*, write_ids: Sequence[int]) -> None:
     the rows stay pending and the periodic sweep claims them.
     """
     if write_ids:
-        async_task("sync.tasks.reconcile_event_writes", list(write_ids))
+        async_task("sync.tasks.reconcile_event_writes", list(write_ids), save=False)
 
 
 # --- creating calendars (settings.CALENDAR_PROVIDER_CREATOR) ---

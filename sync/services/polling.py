@@ -61,6 +61,7 @@ def enqueue_poll(calendar_ids: list[int], claim: str) -> None:
         "sync.tasks.poll_calendars",
         calendar_ids,
         claim,
+        save=False,  # accounts/queueing.py: only failures are stored
         task_name=f"poll_calendars:{calendar_ids[0]}+{len(calendar_ids) - 1}",
     )
 
@@ -105,14 +106,16 @@ def claim_and_enqueue(
     limit: int | None = None,
     enqueue: Enqueue | None = None,
     seconds: float = TICK_SECONDS,
+    min_room: int = 1,
 ) -> list[int]:
-    """The tick's claiming loop (see enqueue_due_syncs), also run at the end of each poll."""
+    """The tick's claiming loop (see enqueue_due_syncs), also run at the end of each poll; it
+    claims only while the queue has room for `min_room` tasks."""
     enqueue = enqueue or enqueue_poll
     deadline = time.monotonic() + seconds
     claimed: list[int] = []
     while limit is None or len(claimed) < limit:
         room = settings.SYNC_POLL_QUEUE_DEPTH - queued_tasks()
-        if room <= 0:
+        if room < max(1, min_room):
             break  # the workers are busy: what is due waits here, not in the queue
         batch = TICK_BATCH if limit is None else min(TICK_BATCH, limit - len(claimed))
         result = claim_due(now=now or timezone.now(), tasks=room, calendars=batch)
@@ -344,9 +347,12 @@ def _record_unchanged(state: CalendarSyncState, claim: str, profile: Profile) ->
 
 
 def _claim_next() -> None:
-    """Keep the queue fed between ticks: claim what is due as far as it has room. A failure is
-    logged: the next tick claims it."""
+    """Keep the queue fed between ticks: once it is down to half its depth, claim what is due
+    to fill it again (a claim per task, to add one task, cost as much as the poll itself). A
+    failure is logged: the next tick claims it."""
     try:
-        claim_and_enqueue(limit=TICK_BATCH, seconds=0)
+        claim_and_enqueue(
+            limit=TICK_BATCH, seconds=0, min_room=-(-settings.SYNC_POLL_QUEUE_DEPTH // 2)
+        )
     except DatabaseError as exc:
         log.warning("next polls not claimed after a poll: %s", exc)
