@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/calsync \
         python bench/poll_scale.py --calendars 10000 --minutes 10 [--per-profile 3]
-        [--workers 2] [--broker orm|redis] [--interval 300] [--after-midnight]
+        [--workers 2] [--broker orm|redis] [--interval 300] [--after-midnight] [--no-deliver]
 
 Seeds `--calendars` CalDAV calendars, `--per-profile` to an account, in a fresh PostgreSQL
 database next to DATABASE_URL (dropped afterwards), all synced once today (with
@@ -10,7 +10,9 @@ database next to DATABASE_URL (dropped afterwards), all synced once today (with
 window: locally, not by a full fetch), their polls due evenly over the first interval. They
 point at a CalDAV stand-in (tests/caldav_standin.py, threads of this process) that answers
 every poll "no change" and counts requests. Then `manage.py
-setup_schedules` and one `manage.py qcluster` with `--workers` workers run for `--minutes`.
+setup_schedules`, one `manage.py qcluster` with `--workers` workers and, as `serve` runs it,
+`manage.py deliver` (which hands out each poll as it falls due; --no-deliver: the minute tick
+alone) run for `--minutes`.
 
 A trigger on the sync state records each poll: when it started (`last_attempt_at`, set by
 every poll) and when it was due (the `next_poll_at` the claim moved on). Figures: polls/s,
@@ -67,8 +69,8 @@ CREATE TRIGGER bench_trace BEFORE UPDATE ON sync_calendarsyncstate
 """
 
 
-def cpu_seconds(group: int) -> float:
-    """CPU of every live process of the group, with the children each has reaped."""
+def cpu_seconds(groups: list[int]) -> float:
+    """CPU of every live process of the groups, with the children each has reaped."""
     ticks = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -77,7 +79,7 @@ def cpu_seconds(group: int) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == group:  # pgrp
+        if int(fields[2]) in groups:  # pgrp
             ticks += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
     return ticks / os.sysconf("SC_CLK_TCK")
 
@@ -127,7 +129,9 @@ def results(cursor, *, since, until, interval: int) -> dict:
     }
 
 
-def start_cluster(database_url: str, args, standin: StandIn) -> subprocess.Popen:
+def start_cluster(database_url: str, args, standin: StandIn) -> list[subprocess.Popen]:
+    """The worker cluster and, unless --no-deliver, the delivery process, each in a process
+    group of its own (the CPU figure counts both)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env.pop("REDIS_URL", None)
     env.update(
@@ -140,14 +144,12 @@ def start_cluster(database_url: str, args, standin: StandIn) -> subprocess.Popen
     )
     if args.broker == "redis":
         env["REDIS_URL"] = REDIS_URL
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    quiet = {"cwd": ROOT, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    commands = [["qcluster"]] + ([] if args.no_deliver else [["deliver", "--write-threads", "0"]])
+    return [
+        subprocess.Popen([sys.executable, "manage.py", *command], start_new_session=True, **quiet)
+        for command in commands
+    ]
 
 
 def stop_cluster(process: subprocess.Popen) -> None:
@@ -175,6 +177,9 @@ def main() -> None:
         action="store_true",
         help="every window due to roll at the first poll (UTC midnight's burst)",
     )
+    parser.add_argument(
+        "--no-deliver", action="store_true", help="no delivery process: the minute tick alone"
+    )
     args = parser.parse_args()
     base_url = os.environ.get("DATABASE_URL", "")
     if not base_url.startswith("postgres"):
@@ -188,7 +193,7 @@ def main() -> None:
     profiles = -(-args.calendars // args.per_profile)
     standin = StandIn(profiles=profiles, per_profile=args.per_profile).start()
     os.environ["CONNECT_ALLOWED_ORIGINS"] = standin.base_url
-    cluster = None
+    cluster: list[subprocess.Popen] = []
     try:
         import django
 
@@ -224,9 +229,10 @@ def main() -> None:
         time.sleep(max(0.0, (start - timezone.now()).total_seconds()))
         with connection.cursor() as cursor:
             commits0, updates0 = pg_counters(cursor)
-        cpu0, requests0, since = cpu_seconds(cluster.pid), standin.total_requests(), time.time()
+        groups = [process.pid for process in cluster]
+        cpu0, requests0, since = cpu_seconds(groups), standin.total_requests(), time.time()
         time.sleep(args.minutes * 60)
-        cpu1, requests1, until = cpu_seconds(cluster.pid), standin.total_requests(), time.time()
+        cpu1, requests1, until = cpu_seconds(groups), standin.total_requests(), time.time()
         with connection.cursor() as cursor:
             commits1, updates1 = pg_counters(cursor)
             figures = results(cursor, since=since, until=until, interval=args.interval)
@@ -243,6 +249,7 @@ def main() -> None:
                     "interval_s": args.interval,
                     "minutes": args.minutes,
                     "after_midnight": args.after_midnight,
+                    "deliver": not args.no_deliver,
                     "expected_polls_per_s": round(args.calendars / args.interval, 2),
                     "polls_per_s": round(figures["polls"] / (until - since), 2),
                     "cpu_ms_per_poll": round((cpu1 - cpu0) * 1000 / polls, 2),
@@ -259,8 +266,8 @@ def main() -> None:
             )
         )
     finally:
-        if cluster is not None:
-            stop_cluster(cluster)
+        for process in cluster:
+            stop_cluster(process)
         standin.stop()
         from django.db import connections
 

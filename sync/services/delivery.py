@@ -1,6 +1,7 @@
 """The delivery process (`manage.py deliver`; docs/operations.md, "The delivery process"):
 relays the change log, sends due push notifications and reconciles managed-event writes, each
-started by the commit that made it due rather than by a queued task.
+started by the commit that made it due rather than by a queued task; and hands each calendar
+poll to the workers as it falls due (sync/services/polling.py), rather than a minute late.
 
 Wake-ups: on PostgreSQL one thread LISTENs on `calsync_changes` (the change log's NOTIFY,
 payload the account) and `calsync_outbox` (notifications or writes became due; see
@@ -12,6 +13,7 @@ retry (next_attempt_at) or lapsing lease of its rows, never longer.
 Threads: the main loop relays and dispatches (HTTP in the dispatcher's own worker threads);
 EVENT_WRITE_CONCURRENCY writer threads each claim one write at a time (SKIP LOCKED, a lease,
 the per-profile governor: sync/services/writes.py), so one slow provider call holds one thread.
+One more thread claims due polls (SKIP LOCKED, as the tick) and queues their tasks.
 A database error in any loop closes that thread's connection and retries after a pause, so a
 database restart costs a few seconds, not the process. Several processes may run against one
 database: every claim skips what another holds.
@@ -51,7 +53,7 @@ from notifications.services.heartbeat import (
     forget_heartbeat,
     record_heartbeat,
 )
-from sync.services import writes
+from sync.services import polling, writes
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,14 @@ def process_name() -> str:
 class DeliveryProcess:
     """Run with `run()` until `stop()` (a signal handler may call it)."""
 
-    def __init__(self, *, write_threads: int | None = None, push_concurrency: int | None = None):
+    def __init__(
+        self,
+        *,
+        write_threads: int | None = None,
+        push_concurrency: int | None = None,
+        hand_out_polls: bool = True,
+    ):
+        self.hand_out_polls = hand_out_polls
         self.write_threads = (
             settings.EVENT_WRITE_CONCURRENCY if write_threads is None else write_threads
         )
@@ -133,6 +142,8 @@ class DeliveryProcess:
             for n in range(self.write_threads)
         ]
         threads.append(threading.Thread(target=self._beat, name="heartbeat", daemon=True))
+        if self.hand_out_polls:
+            threads.append(threading.Thread(target=self._claim_polls, name="polls", daemon=True))
         listener = None
         if connection.vendor == "postgresql":
             params = connections["default"].get_connection_params()
@@ -233,6 +244,20 @@ class DeliveryProcess:
                     record_heartbeat(name=self.name)
                 except Exception:  # noqa: BLE001 - busy or away: try again shortly
                     log.warning("heartbeat of %s not recorded", self.name, exc_info=True)
+                    _close_connection()
+                    pause = ERROR_PAUSE_SECONDS
+                self._stopping.wait(pause)
+        finally:
+            _close_connection()
+
+    def _claim_polls(self) -> None:
+        """Due polls to the workers, as they fall due (polling.hand_out_polls)."""
+        try:
+            while not self._stopping.is_set():
+                try:
+                    pause = polling.hand_out_polls()
+                except Exception:
+                    log.exception("claiming due polls failed; retrying")
                     _close_connection()
                     pause = ERROR_PAUSE_SECONDS
                 self._stopping.wait(pause)

@@ -8,9 +8,11 @@ profile (at most POLL_CHUNK calendars), so a profile's calendars cost one task a
 provider has one, one account-wide "what is unchanged" request. A claim is a token on the
 state: the task polls only calendars that still carry it, so a task queued twice, or one that
 a sync overtook, does nothing. Each poll task ends by claiming what became due meanwhile, as
-far as the queue has room, so that polling keeps pace with the workers between ticks; the
-minute tick restarts the chain when it stops, and recovers claims whose task was lost once
-CLAIM_SECONDS have passed.
+far as the queue has room, so that polling keeps pace with the workers while they are busy.
+When they catch up the chain stops: the delivery process (sync/services/delivery.py) then
+claims each poll as it falls due (`hand_out_polls`), and without it the minute tick does, a
+minute late at worst. The tick also recovers claims whose task was lost once CLAIM_SECONDS
+have passed.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
@@ -203,6 +205,24 @@ def _add_soon_due_siblings(
     )
     for pk, calendar_id in siblings:
         by_profile[owner[calendar_id]].append((pk, calendar_id))
+
+
+# --- the claim loop of the delivery process ---
+# It looks again at least this often, and at most this often (a due poll another claim holds
+# must not make it spin; a full queue is looked at again this soon).
+HAND_OUT_LONGEST_SLEEP = 2.0
+HAND_OUT_SHORTEST_SLEEP = 0.25
+
+
+def hand_out_polls() -> float:
+    """Claim and queue what is due, as the tick does; returns how long to sleep before the next
+    look: until the next poll falls due, within the bounds above."""
+    claim_and_enqueue()
+    upcoming = CalendarSyncState.objects.aggregate(at=Min("next_poll_at"))["at"]
+    if upcoming is None:
+        return HAND_OUT_LONGEST_SLEEP
+    wait = (upcoming - timezone.now()).total_seconds()
+    return min(HAND_OUT_LONGEST_SLEEP, max(HAND_OUT_SHORTEST_SLEEP, wait))
 
 
 # --- the poll task ---

@@ -20,6 +20,8 @@ from calendars.types import ManagedEventContent
 from calendars.wakeups import OUTBOX_CHANNEL, OUTBOX_NOTIFICATIONS, OUTBOX_WRITES
 from notifications.models import Notification
 from notifications.services import heartbeat_age
+from sync.models import CalendarSyncState
+from sync.services import polling
 from sync.services.delivery import DeliveryProcess
 from tests.factories import (
     make_account,
@@ -205,6 +207,29 @@ def test_deliver_on_sqlite_rereads_and_stops_cleanly(receiver):
     assert not runner.is_alive()
     assert process.report.notifications == {"delivered": 1}
     assert heartbeat_age() is None  # a clean stop removes the heartbeat
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deliver_hands_a_poll_to_the_workers_as_it_falls_due(monkeypatch):
+    """Not a minute late at the next tick: the delivery process claims it within a second or
+    two of its next_poll_at."""
+    queued = []
+    monkeypatch.setattr(polling, "enqueue_poll", lambda ids, claim: queued.append(ids))
+    calendar = make_calendar(profile=make_profile())
+    due_at = timezone.now() + timedelta(seconds=2)
+    CalendarSyncState.objects.create(calendar=calendar, next_poll_at=due_at)
+    process = DeliveryProcess(write_threads=0)
+    runner = threading.Thread(target=process.run)
+    runner.start()
+    try:
+        wait_for(lambda: queued, seconds=10, what="the poll handed out")
+        handed_out_at = timezone.now()
+    finally:
+        process.stop()
+        runner.join(ARRIVAL_SECONDS)
+    assert queued == [[calendar.pk]]
+    latest = due_at + timedelta(seconds=polling.HAND_OUT_LONGEST_SLEEP + 1)  # a slow CI
+    assert due_at <= handed_out_at <= latest
 
 
 class Rollback(Exception):

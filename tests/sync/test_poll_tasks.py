@@ -307,3 +307,26 @@ def test_poll_calendars_past_its_time_budget_hands_the_rest_back_due_now(provide
     states = CalendarSyncState.objects.filter(calendar__in=calendars)
     assert claim not in {s.poll_claim for s in states}
     assert {s.poll_claim for s in states} != {""}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("queued", "claimed_next"), [(3, False), (2, True)])
+def test_poll_calendars_refills_the_queue_only_once_it_is_half_empty(
+    provider, monkeypatch, settings, django_capture_on_commit_callbacks, queued, claimed_next
+):
+    """A claim to add one task cost as much as the poll itself: a task tops the queue up only
+    when it is down to half its depth."""
+    settings.SYNC_POLL_QUEUE_DEPTH = 4
+    polled, waiting = _synced_calendars(1), _synced_calendars(1)
+    claim = _claim([*polled, *waiting])
+    CalendarSyncState.objects.filter(calendar__in=waiting).update(
+        next_poll_at=timezone.now() - timedelta(seconds=1), poll_claim=""
+    )
+    monkeypatch.setattr(polling, "queued_tasks", lambda: queued)
+    queued_next = []
+    monkeypatch.setattr(polling, "enqueue_poll", lambda ids, claim: queued_next.append(ids))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _poll(polled, claim)
+
+    assert queued_next == ([[waiting[0].pk]] if claimed_next else [])

@@ -210,3 +210,32 @@ def test_setup_schedules_deletes_the_retired_notification_pump():
     call_command("setup_schedules", stdout=open("/dev/null", "w"))  # noqa: SIM115
     assert not Schedule.objects.filter(name="notifications.pump").exists()
     assert not Schedule.objects.filter(func="notifications.tasks.pump_notifications").exists()
+
+
+@pytest.mark.django_db
+def test_hand_out_polls_claims_what_is_due_and_sleeps_until_the_next_is(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    due = _due_calendars(1)
+    later = make_calendar(profile=make_profile())  # another account's: not polled along
+    CalendarSyncState.objects.create(
+        calendar=later, next_poll_at=timezone.now() + timedelta(seconds=1)
+    )
+    queued = []
+    monkeypatch.setattr(polling, "enqueue_poll", lambda ids, claim: queued.append(ids))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        pause = polling.hand_out_polls()
+
+    assert queued == [[due[0].pk]]
+    assert 0.5 <= pause <= 1.0  # until `later` falls due
+    CalendarSyncState.objects.filter(calendar=later).update(next_poll_at=None)
+    assert polling.hand_out_polls() == polling.HAND_OUT_LONGEST_SLEEP  # nothing is due, ever
+
+
+@pytest.mark.django_db
+def test_hand_out_polls_with_a_full_queue_looks_again_soon(monkeypatch, settings):
+    _due_calendars(1)
+    monkeypatch.setattr(polling, "queued_tasks", lambda: settings.SYNC_POLL_QUEUE_DEPTH)
+
+    assert polling.hand_out_polls() == polling.HAND_OUT_SHORTEST_SLEEP

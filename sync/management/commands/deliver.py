@@ -1,5 +1,6 @@
 """Run the delivery process until SIGTERM or Ctrl-C: relay the change log, send push
-notifications and reconcile managed-event writes as soon as the commits that make them due
+notifications, reconcile managed-event writes as soon as the commits that make them due, and
+hand calendar polls to the workers as they fall due
 (sync/services/delivery.py; docs/operations.md, "The delivery process"). `serve` starts one;
 several may run against one database (on one host or many), none sends a notification twice.
 
@@ -25,14 +26,23 @@ class Command(BaseCommand):
             help="writes reconciled at once (default EVENT_WRITE_CONCURRENCY)",
         )
         parser.add_argument(
+            "--no-polls",
+            action="store_true",
+            help="do not hand due calendar polls to the workers (the minute tick still does)",
+        )
+        parser.add_argument(
             "--push-concurrency",
             type=int,
             default=None,
             help="deliveries in flight at once (default PUSH_DISPATCH_CONCURRENCY)",
         )
 
-    def handle(self, *args, write_threads, push_concurrency, **options):
-        process = DeliveryProcess(write_threads=write_threads, push_concurrency=push_concurrency)
+    def handle(self, *args, write_threads, push_concurrency, no_polls, **options):
+        process = DeliveryProcess(
+            write_threads=write_threads,
+            push_concurrency=push_concurrency,
+            hand_out_polls=not no_polls,
+        )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: process.stop())
         self.stdout.write(f"delivering as {process.name}", ending="\n")
