@@ -132,14 +132,18 @@ def claim_and_enqueue(
 
 
 def claim_due(*, now: datetime, tasks: int, calendars: int) -> Claimed:
-    """Claim up to `calendars` due calendars, in at most `tasks` poll tasks (their profiles'
-    calendars due soon included), in one transaction: SELECT ... FOR UPDATE SKIP LOCKED over
-    the next_poll_at index, so concurrent ticks never claim the same calendar; each claimed
-    poll moves CLAIM_SECONDS ahead and carries the claim's token. A due calendar that is
-    deleted, or whose profile is not connected, is parked (next_poll_at empty) instead."""
+    """Claim up to `calendars` due calendars, in at most `tasks` poll tasks (the `tasks` oldest
+    due, and their profiles' calendars due soon), in one transaction: SELECT ... FOR UPDATE
+    SKIP LOCKED over the next_poll_at index, so concurrent ticks never claim the same
+    calendar; each claimed poll moves CLAIM_SECONDS ahead and carries the claim's token. A due
+    calendar that is deleted, or whose profile is not connected, is parked (next_poll_at
+    empty) instead."""
     result = Claimed(claim=uuid.uuid4().hex)
     with transaction.atomic():
-        rows = _lock_due(now, calendars)
+        # One due calendar per task to start from: its profile's other due ones join it as
+        # siblings. Locking more (500) while the queue had room for a few tasks made each
+        # concurrent claimer skip the others' rows, and split profiles into one-calendar tasks.
+        rows = _lock_due(now, min(calendars, tasks))
         parked = [pk for pk, _, _, pollable in rows if not pollable]
         if parked:
             CalendarSyncState.objects.filter(pk__in=parked).update(next_poll_at=None, poll_claim="")
