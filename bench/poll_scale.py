@@ -10,9 +10,9 @@ database next to DATABASE_URL (dropped afterwards), all synced once today (with
 window: locally, not by a full fetch), their polls due evenly over the first interval. They
 point at a CalDAV stand-in (tests/caldav_standin.py, threads of this process) that answers
 every poll "no change" and counts requests. Then `manage.py
-setup_schedules`, one `manage.py qcluster` with `--workers` workers and, as `serve` runs it,
-`manage.py deliver` (which hands out each poll as it falls due; --no-deliver: the minute tick
-alone) run for `--minutes`.
+setup_schedules`, one `manage.py qcluster` with `--workers` workers and, as `serve` runs it
+next to them, `manage.py deliver` (which hands out each poll as it falls due; --no-deliver:
+the minute tick alone) run for `--minutes`.
 
 A trigger on the sync state records each poll: when it started (`last_attempt_at`, set by
 every poll) and when it was due (the `next_poll_at` the claim moved on). Figures: polls/s,
@@ -129,9 +129,9 @@ def results(cursor, *, since, until, interval: int) -> dict:
     }
 
 
-def start_cluster(database_url: str, args, standin: StandIn) -> list[subprocess.Popen]:
+def start_cluster(database_url: str, args, standin: StandIn, started: list) -> None:
     """The worker cluster and, unless --no-deliver, the delivery process, each in a process
-    group of its own (the CPU figure counts both)."""
+    group of its own (the CPU figure counts both), into `started` as they start."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env.pop("REDIS_URL", None)
     env.update(
@@ -145,11 +145,14 @@ def start_cluster(database_url: str, args, standin: StandIn) -> list[subprocess.
     if args.broker == "redis":
         env["REDIS_URL"] = REDIS_URL
     quiet = {"cwd": ROOT, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    # The delivery process without writer threads: nothing here writes.
     commands = [["qcluster"]] + ([] if args.no_deliver else [["deliver", "--write-threads", "0"]])
-    return [
-        subprocess.Popen([sys.executable, "manage.py", *command], start_new_session=True, **quiet)
-        for command in commands
-    ]
+    for command in commands:
+        started.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", *command], start_new_session=True, **quiet
+            )
+        )
 
 
 def stop_cluster(process: subprocess.Popen) -> None:
@@ -225,7 +228,7 @@ def main() -> None:
             redis.Redis.from_url(REDIS_URL).flushdb()
         connection.close()
 
-        cluster = start_cluster(database_url, args, standin)
+        start_cluster(database_url, args, standin, cluster)
         time.sleep(max(0.0, (start - timezone.now()).total_seconds()))
         with connection.cursor() as cursor:
             commits0, updates0 = pg_counters(cursor)

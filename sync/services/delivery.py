@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 # After a database error, a loop waits this long before it tries again.
 ERROR_PAUSE_SECONDS = 1.0
+# After a failed claim of due polls (the broker away, say), the poll thread waits this long.
+POLL_ERROR_PAUSE_SECONDS = 5.0
 # Stopping: how long writer threads get to finish the write they hold (its lease covers more).
 WRITER_STOP_SECONDS = 30.0
 # The shortest sleep of a loop, so that a row due "now" that another process is claiming
@@ -256,10 +258,12 @@ class DeliveryProcess:
             while not self._stopping.is_set():
                 try:
                     pause = polling.hand_out_polls()
-                except Exception:
-                    log.exception("claiming due polls failed; retrying")
+                except Exception as exc:  # noqa: BLE001 - the broker or database is away
+                    # No traceback: a broker outage would log one every few seconds, and the
+                    # minute tick claims whatever this loop cannot.
+                    log.warning("claiming due polls failed (%s: %s)", type(exc).__name__, exc)
                     _close_connection()
-                    pause = ERROR_PAUSE_SECONDS
+                    pause = POLL_ERROR_PAUSE_SECONDS
                 self._stopping.wait(pause)
         finally:
             _close_connection()

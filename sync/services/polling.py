@@ -7,11 +7,11 @@ run's time is up. It groups the claimed calendars by profile and queues one poll
 profile (at most POLL_CHUNK calendars), so a profile's calendars cost one task and, where the
 provider has one, one account-wide "what is unchanged" request. A claim is a token on the
 state: the task polls only calendars that still carry it, so a task queued twice, or one that
-a sync overtook, does nothing. Each poll task ends by claiming what became due meanwhile, as
-far as the queue has room, so that polling keeps pace with the workers while they are busy.
-When they catch up the chain stops: the delivery process (sync/services/delivery.py) then
-claims each poll as it falls due (`hand_out_polls`), and without it the minute tick does, a
-minute late at worst. The tick also recovers claims whose task was lost once CLAIM_SECONDS
+a sync overtook, does nothing. Each poll task ends by claiming what became due meanwhile once
+the queue is down to half its depth, so that polling keeps pace with the workers while they
+are busy. When they catch up the chain stops: the delivery process (sync/services/delivery.py)
+then claims each poll as it falls due (`hand_out_polls`), and without it the minute tick does,
+a minute late at worst. The tick also recovers claims whose task was lost once CLAIM_SECONDS
 have passed.
 """
 
@@ -212,20 +212,28 @@ def _add_soon_due_siblings(
 
 
 # --- the claim loop of the delivery process ---
-# It looks again at least this often, and at most this often (a due poll another claim holds
-# must not make it spin; a full queue is looked at again this soon).
+# It looks again at least this often, and at most this often (a full queue is looked at again
+# this soon); each look claims for at most HAND_OUT_SECONDS, so that a stop is not held up.
 HAND_OUT_LONGEST_SLEEP = 2.0
 HAND_OUT_SHORTEST_SLEEP = 0.25
+HAND_OUT_SECONDS = 2.0
 
 
 def hand_out_polls() -> float:
     """Claim and queue what is due, as the tick does; returns how long to sleep before the next
-    look: until the next poll falls due, within the bounds above."""
-    claim_and_enqueue()
-    upcoming = CalendarSyncState.objects.aggregate(at=Min("next_poll_at"))["at"]
+    look: until the next poll falls due, within the bounds above. Nothing claimable (due and
+    not leased), nothing claimed: on SQLite a claim takes the database's write lock."""
+    if CalendarSyncState.objects.due(timezone.now()).exists():
+        claim_and_enqueue(seconds=HAND_OUT_SECONDS)
+        if CalendarSyncState.objects.due(timezone.now()).exists():
+            return HAND_OUT_SHORTEST_SLEEP  # the queue is full: the workers are behind
+    now = timezone.now()
+    upcoming = CalendarSyncState.objects.filter(next_poll_at__gt=now).aggregate(
+        at=Min("next_poll_at")
+    )["at"]
     if upcoming is None:
         return HAND_OUT_LONGEST_SLEEP
-    wait = (upcoming - timezone.now()).total_seconds()
+    wait = (upcoming - now).total_seconds()
     return min(HAND_OUT_LONGEST_SLEEP, max(HAND_OUT_SHORTEST_SLEEP, wait))
 
 

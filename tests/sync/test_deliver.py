@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from calendars.services import apply_provider_events, upsert_managed_event
@@ -188,19 +188,36 @@ def test_deliver_reconciles_a_managed_write_woken_by_its_commit(radicale_server,
     wait_for(lambda: len(server_resources(radicale_server, user, url)) == 1, what="the write")
 
 
+def retried_while_locked(statement):
+    """`statement()`, again while shared-cache SQLite answers "table is locked" (another
+    thread of the process under test holds it)."""
+    for _attempt in range(100):
+        try:
+            return statement()
+        except OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.05)
+    return statement()
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("allow_loopback")
 def test_deliver_on_sqlite_rereads_and_stops_cleanly(receiver):
     if connection.vendor != "sqlite":
         pytest.skip("the re-read path is SQLite's; PostgreSQL is woken by NOTIFY")
+    # The test database is in-memory SQLite with a shared cache, whose table locks fail at
+    # once where a file database would wait: this thread's statements are retried.
     process = DeliveryProcess(write_threads=1)
     runner = threading.Thread(target=process.run)
     runner.start()
     try:
-        open_channel(make_account(), make_integrator(), receiver.url())
+        account = retried_while_locked(make_account)
+        integrator = retried_while_locked(make_integrator)
+        retried_while_locked(lambda: open_channel(account, integrator, receiver.url()))
         wait_for(lambda: receiver.of_type("verification"), what="verification")
-        wait_for(lambda: heartbeat_age() is not None, what="a heartbeat")
-        assert heartbeat_age() < ARRIVAL_SECONDS
+        wait_for(lambda: retried_while_locked(heartbeat_age) is not None, what="a heartbeat")
+        assert retried_while_locked(heartbeat_age) < ARRIVAL_SECONDS
     finally:
         process.stop()
         runner.join(ARRIVAL_SECONDS)
@@ -228,8 +245,7 @@ def test_deliver_hands_a_poll_to_the_workers_as_it_falls_due(monkeypatch):
         process.stop()
         runner.join(ARRIVAL_SECONDS)
     assert queued == [[calendar.pk]]
-    latest = due_at + timedelta(seconds=polling.HAND_OUT_LONGEST_SLEEP + 1)  # a slow CI
-    assert due_at <= handed_out_at <= latest
+    assert handed_out_at <= due_at + timedelta(seconds=5)  # the tick would be up to 60 s late
 
 
 class Rollback(Exception):

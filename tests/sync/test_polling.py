@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -239,3 +239,49 @@ def test_hand_out_polls_with_a_full_queue_looks_again_soon(monkeypatch, settings
     monkeypatch.setattr(polling, "queued_tasks", lambda: settings.SYNC_POLL_QUEUE_DEPTH)
 
     assert polling.hand_out_polls() == polling.HAND_OUT_SHORTEST_SLEEP
+
+
+@pytest.mark.django_db
+def test_hand_out_polls_does_not_claim_or_spin_over_a_leased_due_calendar(monkeypatch):
+    [busy] = _due_calendars(1)
+    CalendarSyncState.objects.filter(calendar=busy).update(
+        locked_until=timezone.now() + timedelta(minutes=10)  # a long sync holds it
+    )
+    monkeypatch.setattr(polling, "claim_and_enqueue", lambda **kwargs: pytest.fail("claimed"))
+
+    assert polling.hand_out_polls() == polling.HAND_OUT_LONGEST_SLEEP
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_leaves_other_profiles_due_calendars_to_a_concurrent_claimer():
+    """A claim with room for one task locks one profile's calendars, not a batch of 500: a
+    second claimer meanwhile takes the next profile whole (it used to find every due row
+    locked, and split profiles into one-calendar tasks from what was left)."""
+    first, second = _due_calendars(3), _due_calendars(3)
+    CalendarSyncState.objects.filter(calendar__in=second).update(
+        next_poll_at=timezone.now() - timedelta(seconds=30)  # due after `first`
+    )
+    holding, done = threading.Event(), threading.Event()
+    claims = {}
+
+    def hold_first_claim():
+        try:
+            with transaction.atomic():
+                claims["first"] = polling.claim_due(now=timezone.now(), tasks=1, calendars=500)
+                holding.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_first_claim)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        claims["second"] = polling.claim_due(now=timezone.now(), tasks=1, calendars=500)
+    finally:
+        done.set()
+        holder.join(10)
+
+    assert [sorted(g) for g in claims["first"].groups] == [sorted(c.pk for c in first)]
+    assert [sorted(g) for g in claims["second"].groups] == [sorted(c.pk for c in second)]

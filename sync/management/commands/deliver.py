@@ -16,7 +16,10 @@ from sync.services.delivery import DeliveryProcess
 
 
 class Command(BaseCommand):
-    help = "Deliver push notifications and managed-event writes, woken on commit."
+    help = (
+        "Deliver push notifications and managed-event writes, woken on commit, and hand due "
+        "calendar polls to the workers."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(

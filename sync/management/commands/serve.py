@@ -1,7 +1,8 @@
 """Run the whole service: migrations, schedules, the web server (gunicorn), the django-q2 worker,
 the delivery process (`manage.py deliver`: push notifications and managed-event writes, woken
-on commit) and a local Radicale CalDAV server holding a sample calendar, connected to a demo
-account, with an access token printed (to try the whole loop offline in a minute). With
+on commit, and due polls handed to the worker) and a local Radicale CalDAV server holding a
+sample calendar, connected to a demo account, with an access token printed (to try the whole
+loop offline in a minute). With
 --google-sandbox it also starts the Google provider sandbox and points the service at it, so
 that the chooser's Google button works offline; --microsoft-sandbox does the same for
 Microsoft (DEBUG only, like the demo).
@@ -247,8 +248,11 @@ class Command(BaseCommand):
             f"'{service_url}/v1/events?tzid=Etc/UTC'\n"
             f"  another token: {sys.executable} manage.py create_access_token "
             f"--account {access.account_id} --application {access.client_id}\n"
-            f"  sync now and see what changed: {sys.executable} manage.py sync_calendar "
-            f"{access.profile_id}"
+            # From another shell the demo server is on loopback, which outbound requests may
+            # reach only where CONNECT_ALLOWED_ORIGINS says so (sync/outbound.py).
+            "  sync now and see what changed:\n"
+            f"    CONNECT_ALLOWED_ORIGINS={','.join(settings.CONNECT_ALLOWED_ORIGINS)} "
+            f"{sys.executable} manage.py sync_calendar {access.profile_id}"
         )
         return process
 

@@ -13,11 +13,6 @@ another host the calendars live on; Digest keeps the library's auth object, whos
 per thread, so each thread pays one challenge. A remembered scheme that is refused is
 forgotten, so the next request negotiates again.
 
-An origin that accepted Basic for one login is remembered too: the first request of another
-login there carries Basic at once (a worker polls thousands of logins of one server, each
-rarely; negotiating each cost a 401 on every other request). Only a refusal that offers Digest
-is answered again; a Basic refusal is the answer.
-
 Credentials appear in no log message and no error text; the memory is keyed by a digest of
 the password, not the password.
 """
@@ -45,7 +40,6 @@ class AuthSchemes:
         self.size = size
         self._lock = threading.Lock()
         self._known: OrderedDict[tuple, AuthBase] = OrderedDict()
-        self._basic_origins: OrderedDict[tuple, None] = OrderedDict()
 
     def get(self, key: tuple) -> AuthBase | None:
         with self._lock:
@@ -65,21 +59,6 @@ class AuthSchemes:
         with self._lock:
             if self._known.get(key) is auth:
                 del self._known[key]
-
-    def remember_basic_origin(self, origin: tuple) -> None:
-        with self._lock:
-            self._basic_origins[origin] = None
-            self._basic_origins.move_to_end(origin)
-            while len(self._basic_origins) > self.size:
-                self._basic_origins.popitem(last=False)
-
-    def forget_basic_origin(self, origin: tuple) -> None:
-        with self._lock:
-            self._basic_origins.pop(origin, None)
-
-    def takes_basic(self, origin: tuple) -> bool:
-        with self._lock:
-            return origin in self._basic_origins
 
 
 # The process's memory: every adapter shares it (a django-q worker polls many accounts).
@@ -101,13 +80,6 @@ class RememberedAuth(AuthBase):
     def __call__(self, request):
         key = self._key(request.url)
         known = self.schemes.get(key)
-        if known is None and self._has_credentials and self.schemes.takes_basic(key[0]):
-            guess = HTTPBasicAuth(self.username, self.password)
-            request = guess(request)
-            request.register_hook(
-                "response", lambda r, **kwargs: self._after_basic_guess(r, key, guess, **kwargs)
-            )
-            return request
         if known is None:
             # Bound to this request's origin: niquests copies hooks onto every redirect hop,
             # and a 401 from another origin a redirect led to must not get the password.
@@ -118,10 +90,6 @@ class RememberedAuth(AuthBase):
         request = known(request)  # Digest registers its own 401 hook (a stale nonce)
         request.register_hook("response", lambda r, **kwargs: self._forget_if_refused(r, known))
         return request
-
-    @property
-    def _has_credentials(self) -> bool:
-        return bool(self.username and self.password)
 
     def _key(self, url: str) -> tuple:
         parts = urlsplit(url)
@@ -135,7 +103,7 @@ class RememberedAuth(AuthBase):
         return response
 
     def _answer_challenge(self, response, *, origin: tuple, **kwargs):
-        if response.status_code != 401 or not self._has_credentials:
+        if response.status_code != 401 or not (self.username and self.password):
             return response
         if self._key(response.request.url) != origin:
             return response  # a redirect's target: it asked, but it is not the server chosen
@@ -144,30 +112,8 @@ class RememberedAuth(AuthBase):
             return response
         retried = _resend(response, auth, **kwargs)
         if retried.status_code != 401:
-            self._remember(origin, auth)
+            self.schemes.remember(self._key(response.request.url), auth)
         return retried
-
-    def _after_basic_guess(self, response, key: tuple, guess: AuthBase, **kwargs):
-        """Basic sent unasked to an origin that took it from another login: remembered once
-        accepted; refused, only a Digest offer is worth another request."""
-        if self._key(response.request.url) != key:
-            return response  # a redirect's target: not the origin the guess was for
-        if response.status_code != 401:
-            self.schemes.remember(key, guess)
-            return response
-        auth = self._auth_for(response)
-        if not isinstance(auth, HTTPDigestAuth):
-            return response
-        self.schemes.forget_basic_origin(key[0])  # it asks for Digest now
-        retried = _resend(response, auth, **kwargs)
-        if retried.status_code != 401:
-            self._remember(key, auth)
-        return retried
-
-    def _remember(self, key: tuple, auth: AuthBase) -> None:
-        self.schemes.remember(key, auth)
-        if isinstance(auth, HTTPBasicAuth):
-            self.schemes.remember_basic_origin(key[0])
 
     def _auth_for(self, response) -> AuthBase | None:
         challenge = response.headers.get("WWW-Authenticate", "")
