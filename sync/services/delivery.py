@@ -29,8 +29,9 @@ import time
 from dataclasses import dataclass, field
 
 import psycopg
+import redis
 from django.conf import settings
-from django.db import connection, connections
+from django.db import DatabaseError, connection, connections
 from django.db.models import F, Min
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -258,10 +259,14 @@ class DeliveryProcess:
             while not self._stopping.is_set():
                 try:
                     pause = polling.hand_out_polls()
-                except Exception as exc:  # noqa: BLE001 - the broker or database is away
-                    # No traceback: a broker outage would log one every few seconds, and the
-                    # minute tick claims whatever this loop cannot.
+                except (DatabaseError, redis.RedisError) as exc:
+                    # The database or broker is away. No traceback: an outage would log one
+                    # every few seconds, and the minute tick claims whatever this loop cannot.
                     log.warning("claiming due polls failed (%s: %s)", type(exc).__name__, exc)
+                    _close_connection()
+                    pause = POLL_ERROR_PAUSE_SECONDS
+                except Exception:
+                    log.exception("claiming due polls failed")  # a bug: with its traceback
                     _close_connection()
                     pause = POLL_ERROR_PAUSE_SECONDS
                 self._stopping.wait(pause)
