@@ -1,6 +1,7 @@
-"""Deleting many rows without one huge transaction (retention purges, account erasure)."""
+"""Writing many rows: deleting without one huge transaction (retention purges, account erasure),
+and updating changed objects (the cache, the resource map)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 
 from django.db import transaction
@@ -25,3 +26,16 @@ def delete_in_batches(
                 return deleted
             queryset.model.objects.filter(pk__in=batch).delete()
         deleted += len(batch)
+
+
+def update_rows(model, objs: Sequence, fields: Sequence[str], *, batch_size: int = 500) -> None:
+    """Save `fields` of `objs` (instances of `model`) in as few statements as it takes.
+
+    bulk_update builds a CASE over the batch for every field, which for a lone row (the write
+    reconciler's confirmation of one event, a one-event sync) costs several times a plain
+    UPDATE; so one row is written with one, and more with bulk_update."""
+    if len(objs) == 1:
+        obj = objs[0]
+        model.objects.filter(pk=obj.pk).update(**{name: getattr(obj, name) for name in fields})
+    elif objs:
+        model.objects.bulk_update(objs, fields, batch_size=batch_size)

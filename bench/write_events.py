@@ -1,18 +1,32 @@
 """Benchmark: managed-event upserts from POST (202) to the event existing at a real Radicale.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/calsync python bench/write_events.py \
-        [--upserts 200] [--rate 10] [--senders 4] [--redis] [--conn-max-age 60] \
-        [--deliver] [--cpu-load 1]
+        [--upserts 200] [--rate 10] [--senders 4] [--accounts 1] [--redis] \
+        [--conn-max-age 60] [--deliver] [--cpu-load 1] [--watch]
 
 Creates and drops a throwaway PostgreSQL database (test_<name>), starts Radicale and a real
 django-q2 worker (`manage.py qcluster`, ORM broker; Redis with --redis) and, with --deliver,
-the delivery process (`manage.py deliver`), connects a CalDAV profile, then POSTs --upserts new
-events through the full API stack (in-process test client: token auth, rate limits,
-validation, the write transaction) at a sustained --rate per second, spread over --senders
-threads (one thread cannot POST 50 a second). --cpu-load N runs N busy processes meanwhile,
-the "other work on the machine" of issue 19. A watcher thread lists the calendar at Radicale
-(PROPFIND) until every event is there. Prints one JSON line: API-side latency of the 202, and
-POST-to-Radicale latency (p50/p95/max), in milliseconds, and the rate actually sustained.
+the delivery process (`manage.py deliver`). It connects --accounts end-users, each with a
+CalDAV profile of their own (one calendar, one Radicale login) and a token, then POSTs
+--upserts new events through the full API stack (in-process test client: token auth, rate
+limits, validation, the write transaction) at a sustained --rate per second, round-robin over
+the accounts, spread over --senders processes (one cannot POST 50 a second). --cpu-load N runs
+N busy processes meanwhile, the "other work on the machine" of issue 19.
+
+When did a write reach the provider? The reconciler records the provider's success answer
+(`completed_at` of the write, set once the PUT returned 2xx): POST-to-provider is that minus
+the moment the 202 came back, both wall-clock on this machine. At the end one listing per
+calendar at Radicale checks that every event is really there. --watch adds the older
+measure: a watcher thread lists the (first) calendar at Radicale every 0.25 s and records
+when each event first appears; those listings compete with the writes for Radicale's
+storage lock, so use it with one account.
+
+Radicale itself serves one calendar's PUTs one at a time and slows as the collection grows
+(about 65 PUTs a second into one calendar on this machine with nothing else running), so 50
+writes a second to a single calendar measure Radicale; spread them over accounts to measure us.
+
+Prints one JSON line: API-side latency of the 202, POST-to-provider latency (p50/p95/max),
+in milliseconds, and the rate actually sustained.
 """
 
 import argparse
@@ -26,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,19 +90,67 @@ class Watcher(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping:
-            listing = self.session.request(
-                "PROPFIND",
-                self.calendar_url,
-                headers={"Depth": "1"},
-                data=b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
-                timeout=30,
-            ).text
+            present = listed_names(self.session, self.calendar_url)
             now = time.perf_counter()
-            present = set(re.findall(r"/([^/<]+\.ics)</", listing))
             with self.lock:
                 for name in present & set(self.pending):
                     self.landed[name] = now - self.pending.pop(name)
             time.sleep(WATCH_INTERVAL_SECONDS)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One end-user the bench writes to: a Radicale login and calendar, an account, a token."""
+
+    user: str
+    calendar_url: str
+    calendar_pk: int
+    calendar_public_id: str
+    token: str
+
+
+def connect_end_user(radicale, application, sync_services, make_account, make_access_token):
+    user = radicale.make_user()
+    calendar_url = radicale.make_calendar(user, name="Bookings")
+    account = make_account()
+    profile = sync_services.connect_profile(
+        account=account,
+        provider_key="caldav",
+        credentials_dict={
+            "url": radicale.base_url + "/",
+            "username": user,
+            "password": radicale.password(user),
+        },
+    )
+    calendar = profile.calendars.get(provider_calendar_id=calendar_url)
+    token = make_access_token(account=account, application=application, scope="read_write")
+    return Target(user, calendar_url, calendar.pk, calendar.public_id, token)
+
+
+def wait_for_writes(model, event_pks: list[int], *, timeout: float) -> dict[int, float]:
+    """{event pk: wall-clock time its write was recorded done}, once all are or at timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = {
+            event_pk: completed_at.timestamp()
+            for event_pk, completed_at in model.objects.filter(
+                event_id__in=event_pks, status="done"
+            ).values_list("event_id", "completed_at")
+        }
+        if len(done) == len(event_pks) or time.monotonic() >= deadline:
+            return done
+        time.sleep(0.2)
+
+
+def listed_names(session: requests.Session, calendar_url: str) -> set[str]:
+    listing = session.request(
+        "PROPFIND",
+        calendar_url,
+        headers={"Depth": "1"},
+        data=b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
+        timeout=60,
+    ).text
+    return set(re.findall(r"/([^/<]+\.ics)</", listing))
 
 
 def burn_cpu() -> None:
@@ -100,10 +163,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--upserts", type=int, default=200)
     parser.add_argument("--rate", type=float, default=10.0, help="POSTs per second, sustained")
-    parser.add_argument("--senders", type=int, default=4, help="threads that POST")
+    parser.add_argument("--senders", type=int, default=4, help="processes that POST")
+    parser.add_argument(
+        "--accounts", type=int, default=1, help="end-users, one CalDAV calendar each"
+    )
+    parser.add_argument(
+        "--watch", action="store_true", help="also time arrival by listing the first calendar"
+    )
     parser.add_argument("--redis", action="store_true", help="django-q2 on Redis")
     parser.add_argument(
         "--deliver", action="store_true", help="also run the delivery process (manage.py deliver)"
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="run with DEBUG on (the development default; every query is also logged)",
     )
     parser.add_argument("--cpu-load", type=int, default=0, help="busy processes meanwhile")
     parser.add_argument(
@@ -118,6 +192,13 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("LOG_LEVEL", "ERROR")
     os.environ["DATABASE_CONN_MAX_AGE"] = args.conn_max_age
+    if not args.debug:  # production settings: DEBUG off, so every value it requires is set
+        os.environ.update(
+            DEBUG="false",
+            SECRET_KEY="bench-write-events-secret-key",
+            ENCRYPTION_KEYS="YmVuY2gtd3JpdGUtZXZlbnRzLWtleS0zMi1ieXRlcyE=",
+            ALLOWED_HOSTS="testserver,127.0.0.1",
+        )
     os.environ["API_RATE_LIMIT_PER_SECOND"] = "0"
     os.environ["API_RATE_LIMIT_PER_MINUTE"] = "0"
     if args.redis:
@@ -130,7 +211,7 @@ def main() -> None:
     from django.db import connection, connections
     from django.test import Client
 
-    from calendars.models import Event
+    from calendars.models import Event, ManagedEventWrite
     from sync import services as sync_services
     from tests.factories import make_access_token, make_account, make_application
     from tests.radicale import start_radicale, write_config
@@ -144,22 +225,11 @@ def main() -> None:
     children: list[subprocess.Popen] = []
     burners = [multiprocessing.Process(target=burn_cpu, daemon=True) for _ in range(args.cpu_load)]
     try:
-        user = radicale.make_user()
-        calendar_url = radicale.make_calendar(user, name="Bookings")
-        account = make_account()
-        profile = sync_services.connect_profile(
-            account=account,
-            provider_key="caldav",
-            credentials_dict={
-                "url": radicale.base_url + "/",
-                "username": user,
-                "password": radicale.password(user),
-            },
-        )
-        calendar = profile.calendars.get(provider_calendar_id=calendar_url)
-        token = make_access_token(
-            account=account, application=make_application(name="Bench"), scope="read_write"
-        )
+        application = make_application(name="Bench")
+        targets = [
+            connect_end_user(radicale, application, sync_services, make_account, make_access_token)
+            for _ in range(args.accounts)
+        ]
 
         env = dict(os.environ)
         env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + "/" + test_db
@@ -179,8 +249,9 @@ def main() -> None:
         for burner in burners:
             burner.start()
 
-        watcher = Watcher(radicale.session(user), calendar_url)
-        watcher.start()
+        watcher = Watcher(radicale.session(targets[0].user), targets[0].calendar_url)
+        if args.watch:
+            watcher.start()
         start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
         api_s: list[float] = []
         statuses: dict[int, int] = {}
@@ -189,6 +260,7 @@ def main() -> None:
         began_all = time.perf_counter()
 
         def post(n: int, client: Client) -> None:
+            target = targets[n % len(targets)]
             body = {
                 "event_id": f"booking-{n}",
                 "summary": f"Booking {n}",
@@ -199,15 +271,17 @@ def main() -> None:
             }
             began = time.perf_counter()
             response = client.post(
-                f"/v1/calendars/{calendar.public_id}/events",
+                f"/v1/calendars/{target.calendar_public_id}/events",
                 json.dumps(body),
                 content_type="application/json",
-                HTTP_AUTHORIZATION=f"Bearer {token}",
+                HTTP_AUTHORIZATION=f"Bearer {target.token}",
             )
-            returned = time.perf_counter()
-            event = Event.objects.get(calendar=calendar, event_id=body["event_id"])
+            returned, returned_wall = time.perf_counter(), time.time()
+            event = Event.objects.get(calendar_id=target.calendar_pk, event_id=body["event_id"])
             name = f"{event.ical_uid or event.provider_key}.ics"
-            posted.put((name, returned, returned - began, response.status_code))
+            posted.put(
+                (n, event.pk, name, returned, returned_wall, returned - began, response.status_code)
+            )
 
         def sender(first: int) -> None:
             # Sender k posts upserts k, k+senders, ... each at its slot of the common schedule,
@@ -226,9 +300,14 @@ def main() -> None:
         for process in senders:
             process.start()
         last_posted = began_all
+        returned_at: dict[int, float] = {}  # event pk -> wall-clock time of its 202
+        expected: dict[int, set[str]] = {k: set() for k in range(len(targets))}
         for _ in range(args.upserts):
-            name, returned, api, status = posted.get(timeout=120)
-            watcher.expect(name, returned)
+            n, event_pk, name, returned, returned_wall, api, status = posted.get(timeout=120)
+            if n % len(targets) == 0:
+                watcher.expect(name, returned)
+            expected[n % len(targets)].add(name)
+            returned_at[event_pk] = returned_wall
             api_s.append(api)
             statuses[status] = statuses.get(status, 0) + 1
             last_posted = max(last_posted, returned)
@@ -236,11 +315,17 @@ def main() -> None:
             process.join(30)
         posting_s = last_posted - began_all
 
-        deadline = time.monotonic() + 120
-        while watcher.pending and time.monotonic() < deadline:
-            time.sleep(0.1)
+        done = wait_for_writes(ManagedEventWrite, list(returned_at), timeout=120)
+        at_provider = [done[pk] - returned_at[pk] for pk in done]
+        if args.watch:
+            deadline = time.monotonic() + 30
+            while watcher.pending and time.monotonic() < deadline:
+                time.sleep(0.1)
         watcher.stopping = True
-        landed = list(watcher.landed.values())
+        missing = sum(
+            len(names - listed_names(radicale.session(target.user), target.calendar_url))
+            for target, names in zip(targets, expected.values(), strict=True)
+        )
         print(
             json.dumps(
                 {
@@ -248,16 +333,28 @@ def main() -> None:
                     "database": connection.vendor,
                     "broker": "redis" if args.redis else "orm",
                     "deliver_process": args.deliver,
+                    "debug": args.debug,
                     "cpu_load": args.cpu_load,
                     "conn_max_age": int(args.conn_max_age),
                     "upserts": args.upserts,
+                    "accounts": args.accounts,
                     "rate_per_s": args.rate,
                     "sustained_rate_per_s": round(args.upserts / posting_s, 1),
                     "statuses": statuses,
                     "api_202_ms": figures_ms(api_s),
-                    "post_to_radicale_ms": figures_ms(landed),
-                    "not_landed_after_120s": len(watcher.pending),
-                    "watch_interval_ms": WATCH_INTERVAL_SECONDS * 1000,
+                    "post_to_provider_ms": figures_ms(at_provider),
+                    "not_done_after_120s": len(returned_at) - len(done),
+                    "missing_at_radicale": missing,
+                    **(
+                        {
+                            "watched_post_to_radicale_ms": figures_ms(
+                                list(watcher.landed.values())
+                            ),
+                            "watch_interval_ms": WATCH_INTERVAL_SECONDS * 1000,
+                        }
+                        if args.watch
+                        else {}
+                    ),
                 }
             )
         )

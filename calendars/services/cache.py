@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.batches import update_rows
 from accounts.models import Account, Profile
 from calendars.models import Calendar, ChangeLogEntry, Event, ManagedEventWrite
 from calendars.services.history import history_horizon
@@ -213,8 +214,8 @@ def apply_provider_events(
 
         Event.objects.bulk_create(to_create, batch_size=500)
         changes.extend((ChangeLogEntry.Kind.EVENT_CREATED, event) for event in to_create)
-        Event.objects.bulk_update(to_update, _UPDATE_FIELDS, batch_size=500)
-        Event.objects.bulk_update(storage_only, list(EventData.STORAGE_FIELDS), batch_size=500)
+        update_rows(Event, to_update, _UPDATE_FIELDS)
+        update_rows(Event, storage_only, list(EventData.STORAGE_FIELDS))
         record_changes(
             account=account,
             changes=[(kind, calendar, event) for kind, event in changes],

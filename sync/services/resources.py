@@ -17,6 +17,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
+from accounts.batches import update_rows
 from calendars import services as calendar_services
 from calendars.models import Calendar, Event
 from calendars.types import ApplyResult, EventData, EventIdentity
@@ -354,9 +355,7 @@ def store_resource_map(calendar, stored, new_map, gone_hrefs) -> None:
         unique_fields=["calendar", "href"],
         update_fields=["etag", "uids", "series_payload"],
     )
-    SyncedResource.objects.bulk_update(
-        to_update, ["etag", "uids", "series_payload"], batch_size=500
-    )
+    update_rows(SyncedResource, to_update, ["etag", "uids", "series_payload"])
 
 
 def apply_batch(

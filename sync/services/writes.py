@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Profile
@@ -178,7 +179,9 @@ def reconcile_due_event_writes(
 # --- one write ---
 def _process(pk: int, token: str) -> _Outcome:
     write = (
-        ManagedEventWrite.objects.select_related("event", "calendar__profile__account")
+        ManagedEventWrite.objects.select_related(
+            "event", "calendar__profile__account", "application"
+        )
         .filter(pk=pk, lock_token=token, status=Status.PENDING)
         .first()
     )
@@ -251,22 +254,35 @@ def _enter(write: ManagedEventWrite, token: str) -> _Outcome | None:
     now = timezone.now()
     with transaction.atomic():
         lock_for_event_changes(account_id=write.account_id, event_ids=[write.event_id])
-        siblings = ManagedEventWrite.objects.filter(event_id=write.event_id).exclude(pk=write.pk)
-        if siblings.filter(locked_until__gt=now).exclude(lock_token="").exists():
+        siblings = _live_siblings(write, now)
+        if any(s.locked_until > now and s.lock_token for s in siblings if s.locked_until):
             return _defer(write, token, seconds=5)
-        newest = siblings.filter(pk__gt=write.pk, status=Status.PENDING).order_by("-pk").first()
+        newer = [s for s in siblings if s.pk > write.pk]
+        newest = next((s for s in reversed(newer) if s.status == Status.PENDING), None)
         if newest is not None:
             _absorb(newest, [write])
             return _finish(write, token, Status.SUPERSEDED)
-        if siblings.filter(pk__gt=write.pk).exists():
+        if newer:
             return _finish(write, token, Status.SUPERSEDED)  # a newer write already ran
-        older = list(siblings.filter(pk__lt=write.pk, status=Status.PENDING).order_by("pk"))
+        older = [s for s in siblings if s.pk < write.pk and s.status == Status.PENDING]
         if older:
             _absorb(write, older)
             ManagedEventWrite.objects.filter(pk__in=[w.pk for w in older]).update(
                 status=Status.SUPERSEDED, completed_at=now, locked_until=None, lock_token=""
             )
     return None
+
+
+def _live_siblings(write: ManagedEventWrite, now: datetime) -> list[ManagedEventWrite]:
+    """The other writes of the event that the gate looks at, in id order, in one query: the
+    newer ones, the pending ones and any under a lease (an event's finished history, which
+    grows with every edit, is left out)."""
+    return list(
+        ManagedEventWrite.objects.filter(event_id=write.event_id)
+        .exclude(pk=write.pk)
+        .filter(Q(pk__gt=write.pk) | Q(status=Status.PENDING) | Q(locked_until__gt=now))
+        .order_by("pk")
+    )
 
 
 def _defer(write: ManagedEventWrite, token: str, *, seconds: float) -> _Outcome:
@@ -521,7 +537,14 @@ def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> 
         lock_for_event_changes(account_id=write.account_id, event_ids=[write.event_id])
         mine = ManagedEventWrite.objects.filter(
             pk=write.pk, lock_token=token, status=Status.PENDING
-        ).update(status=Status.DONE, completed_at=now, locked_until=None, lock_token="")
+        ).update(
+            status=Status.DONE,
+            completed_at=now,
+            locked_until=None,
+            lock_token="",
+            last_error="",
+            last_error_class="",
+        )
         if not mine:
             # The lease lapsed and another worker took the write while we were at the
             # provider. What we wrote is there all the same: keep its identity and version,
@@ -549,7 +572,6 @@ def _record_success(write: ManagedEventWrite, token: str, written: _Written) -> 
                 provider_etag=written.version,
                 raw=written.payload,
             )
-        ManagedEventWrite.objects.filter(pk=write.pk).update(last_error="", last_error_class="")
         _kick_pending(write.event_id)
     log.info(
         "event write %s (%s) done%s",
@@ -588,6 +610,8 @@ def _kick_pending(event_id: int) -> None:
     """Writes of this event deferred while this one was at the provider: trigger them."""
     pending = ManagedEventWrite.objects.pending().filter(event_id=event_id)
     ids = list(pending.values_list("pk", flat=True))
+    if not ids:
+        return
     # Deferred ones are due now (writes in backoff after a failure keep their schedule).
     pending.filter(attempts=0, next_attempt_at__gt=timezone.now()).update(
         next_attempt_at=timezone.now()
