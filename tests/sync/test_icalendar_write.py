@@ -2,6 +2,7 @@
 what is a no-op."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
@@ -178,3 +179,41 @@ def test_merge_desired_finds_the_master_whatever_space_surrounds_its_uid():
 
     masters = icalendar.Calendar.from_ical(merged.payload).walk("VEVENT")
     assert len(masters) == 1 and str(masters[0]["SUMMARY"]) == "Moved"
+
+
+def _vtimezone_offsets(ical: str, when: datetime) -> tuple[int, timedelta]:
+    """(first year the rendered VTIMEZONE describes, its UTC offset at `when`)."""
+    [vtimezone] = icalendar.Calendar.from_ical(ical).walk("VTIMEZONE")
+    first = min(
+        c["DTSTART"].dt.year for c in vtimezone.walk() if c.name in ("STANDARD", "DAYLIGHT")
+    )
+    return first, when.astimezone(vtimezone.to_tz()).utcoffset()
+
+
+@pytest.mark.parametrize(
+    ("start", "recurrence"),
+    [
+        (START, None),
+        (datetime(2045, 7, 1, 9, 0, tzinfo=UTC), None),  # past icalendar's default end (2038)
+        (START, {"frequency": "weekly"}),
+    ],
+)
+def test_merge_desired_vtimezone_covers_the_event_and_not_the_past_decades(start, recurrence):
+    data = desired(start, recurrence=recurrence)
+    ical = merge_desired(uid="u1", desired=data).payload
+
+    first, offset = _vtimezone_offsets(ical, start)
+    assert first == start.year - 1  # not 1970: 2.6 KB of past transitions parsed on every read
+    assert offset == start.astimezone(ZoneInfo("Europe/Berlin")).utcoffset()
+    if recurrence:  # a series repeats for years: its zone still covers the summer of 2037
+        summer = datetime(2037, 7, 1, 9, 0, tzinfo=UTC)
+        assert _vtimezone_offsets(ical, summer)[1] == timedelta(hours=2)
+    [event] = normalize_resource(
+        ical,
+        window=Window(start - timedelta(1), start + timedelta(1)),
+        href="/u1.ics",
+        etag="e",
+        default_tzid="UTC",
+        self_emails=frozenset(),
+    )[1][:1]
+    assert event.start == start

@@ -300,23 +300,49 @@ def _stamp(event, now: datetime, *, bump_sequence: bool) -> None:
         _replace(event, "SEQUENCE", sequence + 1)
 
 
-@lru_cache(maxsize=64)
-def _vtimezone(tzid: str) -> icalendar.Timezone | None:
-    """The VTIMEZONE of `tzid` as icalendar builds it (None: a zone it does not know). Building
-    one walks the zone's transitions over fixed default years: about 2 ms, once per write
-    before this was cached. The component is shared by every calendar that includes it, which
+@lru_cache(maxsize=256)
+def _vtimezone(tzid: str, first: date, last: date) -> icalendar.Timezone | None:
+    """The VTIMEZONE of `tzid` covering [first, last) as icalendar builds it (None: a zone it
+    does not know). Building one walks the zone's transitions (about 2 ms, once per write
+    before this was cached). The component is shared by every calendar that includes it, which
     is safe because a rendered calendar is serialized at once and never changed after."""
     try:
-        return icalendar.Timezone.from_tzid(tzid)
+        return icalendar.Timezone.from_tzid(tzid, first_date=first, last_date=last)
     except ValueError:
         return None
 
 
+def _timezone_span(calendar: icalendar.Calendar) -> tuple[date, date]:
+    """The years the calendar's VTIMEZONEs must cover (RFC 5545 asks for the observances of
+    the time span its date-times use): from the January before its earliest start to two
+    Januaries after its latest end; a series, which may repeat for ever, up to icalendar's
+    default end. icalendar's default start (1970) made every VTIMEZONE 2.6 KB of past
+    transitions, which we and the server parse on every write and every read of the event."""
+    years: list[int] = []
+    repeats = False
+    for event in calendar.walk("VEVENT"):
+        for name in ("DTSTART", "DTEND", "RECURRENCE-ID"):
+            prop = event.get(name)
+            if prop is not None and isinstance(prop.dt, date):
+                years.append(prop.dt.year)
+        repeats = repeats or event.get("RRULE") is not None or event.get("RDATE") is not None
+    if not years:
+        return icalendar.Timezone.DEFAULT_FIRST_DATE, icalendar.Timezone.DEFAULT_LAST_DATE
+    first = date(max(min(years) - 1, 1), 1, 1)
+    last = icalendar.Timezone.DEFAULT_LAST_DATE if repeats else date(max(years) + 2, 1, 1)
+    return first, max(last, date(first.year + 3, 1, 1))
+
+
 def _add_missing_timezones(calendar: icalendar.Calendar) -> None:
-    """calendar.add_missing_timezones(), with each zone's VTIMEZONE built once per process."""
+    """calendar.add_missing_timezones() over the calendar's own span (_timezone_span), each
+    zone's VTIMEZONE built once per process and span."""
+    missing = calendar.get_missing_tzids()
+    if not missing:
+        return
+    first, last = _timezone_span(calendar)
     position = len(calendar.timezones)
-    for tzid in sorted(calendar.get_missing_tzids()):
-        timezone = _vtimezone(tzid)
+    for tzid in sorted(missing):
+        timezone = _vtimezone(tzid, first, last)
         if timezone is not None:
             calendar.subcomponents.insert(position, timezone)
             position += 1
