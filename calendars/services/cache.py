@@ -160,7 +160,9 @@ def apply_provider_events(
     result = ApplyResult()
     now = timezone.now()
     horizon = history_horizon(now)
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction (every caller opens one, and none catches an
+    # error from here to go on in it): it cost two round trips on every write's confirmation.
+    with transaction.atomic(savepoint=False):
         account = lock_for_event_changes(account_id=calendar.profile.account_id)
         keys = [d.provider_key for d in upserts] + [i.provider_key for i in deletions]
         existing = _existing_events(calendar, keys)
