@@ -229,6 +229,23 @@ def test_refused_remembered_credentials_are_asked_for_again(stub):
     assert stub.counts.authorizations == ["", "Basic", "Basic", "", "Basic"]
 
 
+@pytest.mark.parametrize(("before", "after"), [("Basic", "Digest"), ("Digest", "Basic")])
+def test_a_server_that_changes_its_scheme_is_answered_at_once(stub, before, after):
+    """The remembered scheme is refused with a challenge for another: the same request answers
+    it (before, the 401 went up as AuthExpired and disconnected a login whose password works).
+    The new scheme is remembered in its place."""
+    stub.members = {"/home/a/": {"ctag": "a1"}}
+    calendar, stored = stub.url("/home/a/"), cursor(ctag="a1")
+    stub.scheme = before.lower()
+    assert caldav_at(stub).fetch_changes(calendar, stored).unchanged
+    stub.scheme = after.lower()
+
+    assert caldav_at(stub).fetch_changes(calendar, stored).unchanged
+    assert caldav_at(stub).fetch_changes(calendar, stored).unchanged
+
+    assert stub.counts.authorizations == ["", before, before, after, after]
+
+
 def test_ics_polls_share_one_connection_and_no_cookies(settings):
     feed = DavStub(scheme=None)
     settings.CONNECT_ALLOWED_ORIGINS = [feed.origin]

@@ -11,7 +11,8 @@ library guesses) answers it, and once that succeeds the origin and login are rem
 credentials at once: Basic goes preemptively only to an origin that asked for Basic, never to
 another host the calendars live on; Digest keeps the library's auth object, whose nonce is
 per thread, so each thread pays one challenge. A remembered scheme that is refused is
-forgotten, so the next request negotiates again.
+forgotten; if the 401 asks for another scheme (a server moved from Basic to Digest), that is
+answered at once, while the same scheme refused again means the password is wrong.
 
 Credentials appear in no log message and no error text; the memory is keyed by a digest of
 the password, not the password.
@@ -88,7 +89,10 @@ class RememberedAuth(AuthBase):
             )
             return request
         request = known(request)  # Digest registers its own 401 hook (a stale nonce)
-        request.register_hook("response", lambda r, **kwargs: self._forget_if_refused(r, known))
+        request.register_hook(
+            "response",
+            lambda r, **kwargs: self._answer_challenge(r, origin=key, refused=known, **kwargs),
+        )
         return request
 
     def _key(self, url: str) -> tuple:
@@ -97,20 +101,19 @@ class RememberedAuth(AuthBase):
         origin = (scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme))
         return (origin, *self._login)
 
-    def _forget_if_refused(self, response, known: AuthBase):
-        if response.status_code == 401:
-            self.schemes.forget(self._key(response.request.url), known)
-        return response
-
-    def _answer_challenge(self, response, *, origin: tuple, **kwargs):
+    def _answer_challenge(self, response, *, origin: tuple, refused: AuthBase | None = None, **kw):
+        """A 401 from `origin`: answered with the scheme it asks for. `refused`: the remembered
+        auth this request carried, now forgotten; the same scheme is not tried again."""
         if response.status_code != 401 or not (self.username and self.password):
             return response
         if self._key(response.request.url) != origin:
             return response  # a redirect's target: it asked, but it is not the server chosen
+        if refused is not None:
+            self.schemes.forget(origin, refused)
         auth = self._auth_for(response)
-        if auth is None:
+        if auth is None or (refused is not None and type(auth) is type(refused)):
             return response
-        retried = _resend(response, auth, **kwargs)
+        retried = _resend(response, auth, **kw)
         if retried.status_code != 401:
             self.schemes.remember(self._key(response.request.url), auth)
         return retried
