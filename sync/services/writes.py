@@ -179,9 +179,8 @@ def reconcile_due_event_writes(
 # --- one write ---
 def _process(pk: int, token: str) -> _Outcome:
     write = (
-        ManagedEventWrite.objects.select_related(
-            "event", "calendar__profile__account", "application"
-        )
+        # Not the event: it is read after the gate, which may have changed it (below).
+        ManagedEventWrite.objects.select_related("calendar__profile__account", "application")
         .filter(pk=pk, lock_token=token, status=Status.PENDING)
         .first()
     )
@@ -198,7 +197,8 @@ def _process(pk: int, token: str) -> _Outcome:
     gate = _enter(write, token)
     if gate is not None:
         return gate
-    write.event.refresh_from_db()  # a write of this event that just finished moved its etag
+    # Read now, not with the write: a write of this event that just finished moved its etag.
+    write.event = Event.objects.get(pk=write.event_id)
     event, calendar = write.event, write.calendar
     try:
         if calendar.is_deleted or calendar.is_readonly:

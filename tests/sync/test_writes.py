@@ -79,6 +79,19 @@ def test_reconcile_upsert_creates_the_event_at_the_server(setup):
     assert SyncedResource.objects.get(calendar=calendar, href=href).uids == [event.ical_uid]
 
 
+def test_reconcile_a_new_event_costs_a_bounded_number_of_queries(
+    setup, django_assert_max_num_queries
+):
+    """Claim, gate, one PUT, and recording the success in the cache and the change log. Each
+    query is CPU in the one delivery process that reconciles every write (issue 19: 40 before,
+    31 now); the cap catches an N+1 or a lost shortcut."""
+    _server, _user, _url, calendar = setup
+    w = write(calendar, desired(soon(2)))
+
+    with django_assert_max_num_queries(31):
+        assert writes.reconcile_event_writes(limit=1).done == [w.pk]
+
+
 def test_reconcile_second_upsert_updates_the_same_resource(setup):
     server, user, url, calendar = setup
     first = write(calendar, desired(soon(2), summary="Interview"))
