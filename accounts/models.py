@@ -72,10 +72,10 @@ class Account(models.Model):
         One statement (UPDATE ... RETURNING; PostgreSQL, and SQLite since 3.35): every event
         write of every path runs it, and a second query to read the new value back cost a
         round trip each time."""
+        table, column = connection.ops.quote_name(Account._meta.db_table), '"last_change_seq"'
         with connection.cursor() as cursor:
             cursor.execute(
-                "UPDATE accounts_account SET last_change_seq = last_change_seq + %s"
-                " WHERE id = %s RETURNING last_change_seq",
+                f"UPDATE {table} SET {column} = {column} + %s WHERE id = %s RETURNING {column}",  # noqa: S608 (quoted identifiers)
                 [count, self.pk],
             )
             (last,) = cursor.fetchone()

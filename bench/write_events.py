@@ -328,7 +328,9 @@ def main() -> None:
             expected[n % len(targets)].add(name)
         done = wait_for_writes(ManagedEventWrite, [pk for pk, _ in events.values()], timeout=120)
         at_provider = [
-            done[events[n][0]] - returned_at[n] for n in returned_at if events[n][0] in done
+            done[events[n][0]] - returned_at[n]
+            for n in returned_at
+            if n in events and events[n][0] in done  # a refused POST made no event
         ]
         if args.watch:
             deadline = time.monotonic() + 30

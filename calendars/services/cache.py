@@ -153,6 +153,9 @@ def apply_provider_events(
     reconciler's confirmation); the change-log entries carry it, so that application's own
     channels are not told about its own write a second time.
 
+    Inside a caller's transaction it runs without a savepoint: an error in it aborts the
+    caller's whole transaction, which must not catch it and go on.
+
     An event the cache does not hold and that ended by history_horizon() is not created
     (counted unchanged): it is history the daily purge removes, and creating it again on every
     re-read of its resource would announce it as new each time.

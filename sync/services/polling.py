@@ -12,7 +12,8 @@ the queue is down to half its depth, so that polling keeps pace with the workers
 are busy. When they catch up the chain stops: the delivery process (sync/services/delivery.py)
 then claims each poll as it falls due (`hand_out_polls`), and without it the minute tick does,
 a minute late at worst. The tick also recovers claims whose task was lost once CLAIM_SECONDS
-have passed.
+have passed, and those of a task that started and died (its worker killed) once the longest a
+task may run has passed.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from sync.providers import base
 from sync.providers.registry import PROVIDERS
 from sync.services import engine
 from sync.services.credentials import call_with_fresh_credentials
-from sync.services.governor import ProfileBusy
+from sync.services.governor import ProfileBusy, lease_seconds
 from sync.services.resources import current_window
 
 log = logging.getLogger(__name__)
@@ -266,10 +267,12 @@ def poll_calendars(*, calendar_ids: Sequence[int], claim: str) -> list[engine.Sy
 def _take_claim(calendar_ids: Sequence[int], claim: str) -> str:
     """Swap the tick's claim for this run's own token, in one conditional UPDATE: a copy of the
     task (queued twice, or redelivered by the broker) then finds nothing, and does not even
-    ask the provider. A run that dies holds its calendars for CLAIM_SECONDS, as a lost task."""
+    ask the provider. The claim now lasts only as long as a task may run (the worker kills it
+    at Q_TIMEOUT), not CLAIM_SECONDS, which also covers the wait in the queue: a run that
+    dies gives its calendars back within about 2.5 minutes, inside the 5-minute promise."""
     run = uuid.uuid4().hex
     CalendarSyncState.objects.filter(calendar_id__in=list(calendar_ids), poll_claim=claim).update(
-        poll_claim=run
+        poll_claim=run, next_poll_at=timezone.now() + timedelta(seconds=lease_seconds())
     )
     return run
 
@@ -278,8 +281,8 @@ def _poll_profile(
     profile: Profile, states: list[CalendarSyncState], claim: str
 ) -> list[engine.SyncOutcome]:
     """Each calendar in turn, within half the task timeout: a task the worker kills leaves the
-    calendars it had not reached claimed for CLAIM_SECONDS (10 minutes, past the 5-minute
-    promise), so past the budget the rest are handed back, due now, for the next claim."""
+    calendars it had not reached claimed until its claim lapses (_take_claim), so past the
+    budget the rest are handed back, due now, for the next claim."""
     deadline = time.monotonic() + settings.Q_CLUSTER["timeout"] / 2
     unchanged = _unchanged_at_provider(profile, states)
     outcomes = []

@@ -179,7 +179,6 @@ def reconcile_due_event_writes(
 # --- one write ---
 def _process(pk: int, token: str) -> _Outcome:
     write = (
-        # Not the event: it is read after the gate, which may have changed it (below).
         ManagedEventWrite.objects.select_related("calendar__profile__account", "application")
         .filter(pk=pk, lock_token=token, status=Status.PENDING)
         .first()
@@ -197,7 +196,8 @@ def _process(pk: int, token: str) -> _Outcome:
     gate = _enter(write, token)
     if gate is not None:
         return gate
-    # Read now, not with the write: a write of this event that just finished moved its etag.
+    # Read after the gate, not with the write: one of its writes that just finished moved the
+    # etag (or the gate folded older writes into this one).
     write.event = Event.objects.get(pk=write.event_id)
     event, calendar = write.event, write.calendar
     try:

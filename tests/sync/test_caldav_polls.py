@@ -246,6 +246,22 @@ def test_a_server_that_changes_its_scheme_is_answered_at_once(stub, before, afte
     assert stub.counts.authorizations == ["", before, before, after, after]
 
 
+def test_a_scheme_change_with_a_wrong_password_is_refused_and_not_remembered(stub):
+    """The other scheme is tried once; refused too, the 401 is the answer (the login waits for
+    a relink) and nothing is remembered: the next poll asks from the start."""
+    stub.members = {"/home/a/": {"ctag": "a1"}}
+    calendar, stored = stub.url("/home/a/"), cursor(ctag="a1")
+    stub.scheme = "digest"
+    assert caldav_at(stub).fetch_changes(calendar, stored).unchanged
+    stub.scheme, stub.password = "basic", "changed-at-the-server"
+
+    for _poll in range(2):
+        with pytest.raises(AuthExpired):
+            caldav_at(stub).fetch_changes(calendar, stored)
+
+    assert stub.counts.authorizations == ["", "Digest", "Digest", "Basic", "", "Basic"]
+
+
 def test_ics_polls_share_one_connection_and_no_cookies(settings):
     feed = DavStub(scheme=None)
     settings.CONNECT_ALLOWED_ORIGINS = [feed.origin]

@@ -1,8 +1,8 @@
 """Desired state -> iCalendar (sync.providers.icalendar.write): what we write, what we keep,
 what is a no-op."""
 
+import re
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
@@ -181,33 +181,41 @@ def test_merge_desired_finds_the_master_whatever_space_surrounds_its_uid():
     assert len(masters) == 1 and str(masters[0]["SUMMARY"]) == "Moved"
 
 
-def _vtimezone_offsets(ical: str, when: datetime) -> tuple[int, timedelta]:
-    """(first year the rendered VTIMEZONE describes, its UTC offset at `when`)."""
+def _zone(ical: str):
     [vtimezone] = icalendar.Calendar.from_ical(ical).walk("VTIMEZONE")
-    first = min(
-        c["DTSTART"].dt.year for c in vtimezone.walk() if c.name in ("STANDARD", "DAYLIGHT")
-    )
-    return first, when.astimezone(vtimezone.to_tz()).utcoffset()
+    return vtimezone
+
+
+def _first_year(ical: str) -> int:
+    observances = [c for c in _zone(ical).walk() if c.name in ("STANDARD", "DAYLIGHT")]
+    return min(c["DTSTART"].dt.year for c in observances)
+
+
+def _summer_offset(ical: str, year: int) -> timedelta:
+    """The UTC offset the VTIMEZONE itself gives in July of `year` (not zoneinfo's: the
+    component is what the server and other clients read)."""
+    zone = _zone(ical).to_tz(lookup_tzid=False)
+    return datetime(year, 7, 1, 9, 0, tzinfo=UTC).astimezone(zone).utcoffset()
+
+
+BERLIN_SUMMER = timedelta(hours=2)
 
 
 @pytest.mark.parametrize(
-    ("start", "recurrence"),
+    ("start", "recurrence", "summer"),
     [
-        (START, None),
-        (datetime(2045, 7, 1, 9, 0, tzinfo=UTC), None),  # past icalendar's default end (2038)
-        (START, {"frequency": "weekly"}),
+        (START, None, 2026),
+        (datetime(2045, 1, 10, 9, 0, tzinfo=UTC), None, 2045),  # past icalendar's default end
+        (START, {"frequency": "weekly"}, 2037),  # a series: years ahead
     ],
 )
-def test_merge_desired_vtimezone_covers_the_event_and_not_the_past_decades(start, recurrence):
-    data = desired(start, recurrence=recurrence)
-    ical = merge_desired(uid="u1", desired=data).payload
+def test_merge_desired_vtimezone_covers_the_event_and_not_the_past_decades(
+    start, recurrence, summer
+):
+    ical = merge_desired(uid="u1", desired=desired(start, recurrence=recurrence)).payload
 
-    first, offset = _vtimezone_offsets(ical, start)
-    assert first == start.year - 1  # not 1970: 2.6 KB of past transitions parsed on every read
-    assert offset == start.astimezone(ZoneInfo("Europe/Berlin")).utcoffset()
-    if recurrence:  # a series repeats for years: its zone still covers the summer of 2037
-        summer = datetime(2037, 7, 1, 9, 0, tzinfo=UTC)
-        assert _vtimezone_offsets(ical, summer)[1] == timedelta(hours=2)
+    assert _first_year(ical) == start.year - 1  # not 1970: 2.6 KB parsed on every read
+    assert _summer_offset(ical, summer) == BERLIN_SUMMER
     [event] = normalize_resource(
         ical,
         window=Window(start - timedelta(1), start + timedelta(1)),
@@ -217,3 +225,47 @@ def test_merge_desired_vtimezone_covers_the_event_and_not_the_past_decades(start
         self_emails=frozenset(),
     )[1][:1]
     assert event.start == start
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"start": "2029-07-01T09:00:00Z", "end": "2029-07-01T10:00:00Z"},  # moved years ahead
+        {"recurrence": {"frequency": "weekly"}},  # became a series
+    ],
+)
+def test_merge_desired_rebuilds_the_vtimezone_it_wrote_when_the_event_outgrows_it(change):
+    created = merge_desired(uid="u1", desired=desired(START)).payload
+    assert _summer_offset(created, 2026) == BERLIN_SUMMER
+
+    updated = merge_desired(uid="u1", desired={**desired(START), **change}, current=created)
+
+    assert updated.payload.count("BEGIN:VTIMEZONE") == 1
+    assert _summer_offset(updated.payload, 2029) == BERLIN_SUMMER
+    if "recurrence" in change:
+        assert _summer_offset(updated.payload, 2037) == BERLIN_SUMMER
+
+
+def test_merge_desired_keeps_a_vtimezone_the_provider_wrote():
+    provider_zone = (
+        "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nX-LIC-LOCATION:Europe/Berlin\r\n"
+        "BEGIN:DAYLIGHT\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nTZNAME:CEST\r\n"
+        "DTSTART:19700329T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\nEND:DAYLIGHT\r\n"
+        "BEGIN:STANDARD\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nTZNAME:CET\r\n"
+        "DTSTART:19701025T030000\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\n"
+        "END:STANDARD\r\nEND:VTIMEZONE\r\n"
+    )
+    created = merge_desired(uid="u1", desired=desired(START)).payload
+    theirs = re.sub(r"BEGIN:VTIMEZONE.*?END:VTIMEZONE\r\n", provider_zone, created, flags=re.S)
+
+    updated = merge_desired(uid="u1", desired=desired(START, summary="Moved"), current=theirs)
+
+    assert "X-LIC-LOCATION:Europe/Berlin" in updated.payload
+    assert updated.payload.count("BEGIN:VTIMEZONE") == 1
+
+
+def test_merge_desired_renders_an_event_at_the_end_of_the_calendar():
+    """Far-future dates (some exports end series on 9999-12-31) must not overflow the span."""
+    rendered = merge_desired(uid="u1", desired=desired(datetime(9998, 6, 1, 9, tzinfo=UTC)))
+
+    assert "DTSTART;TZID=Europe/Berlin:99980601T110000" in rendered.payload

@@ -13,7 +13,8 @@ from sync import services
 from sync.models import CalendarSyncState, ProfileSyncState
 from sync.providers import base, registry
 from sync.providers.ics import IcsProvider
-from sync.services import polling
+from sync.services import engine, polling
+from sync.services.governor import lease_seconds
 from sync.services.resources import current_window
 from tests.factories import make_calendar, make_profile
 from tests.sync.helpers import soon, vcalendar, vevent
@@ -307,6 +308,30 @@ def test_poll_calendars_past_its_time_budget_hands_the_rest_back_due_now(provide
     states = CalendarSyncState.objects.filter(calendar__in=calendars)
     assert claim not in {s.poll_claim for s in states}
     assert {s.poll_claim for s in states} != {""}
+
+
+@pytest.mark.django_db
+def test_poll_calendars_whose_worker_dies_are_polled_again_within_the_promise(
+    provider, monkeypatch
+):
+    """The worker is killed in the middle of the run (here: the first sync never returns):
+    the claim the run took lapses after the longest a task may run, not CLAIM_SECONDS
+    (10 minutes, which also covers the wait in the queue and broke the 5-minute promise)."""
+    calendars = _synced_calendars(2)
+    claim = _claim(calendars)
+
+    def killed(**kwargs):
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(engine, "sync_calendar", killed)
+    with pytest.raises(SystemExit):
+        _poll(calendars, claim)
+
+    lapse = timezone.now() + timedelta(seconds=lease_seconds())
+    assert lease_seconds() < 5 * 60 < polling.CLAIM_SECONDS
+    assert polling.claim_due(now=lapse - timedelta(seconds=5), tasks=10, calendars=100).groups == []
+    again = polling.claim_due(now=lapse + timedelta(seconds=1), tasks=10, calendars=100)
+    assert sorted(again.calendar_ids) == sorted(c.pk for c in calendars)
 
 
 @pytest.mark.django_db

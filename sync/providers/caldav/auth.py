@@ -101,7 +101,9 @@ class RememberedAuth(AuthBase):
         origin = (scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme))
         return (origin, *self._login)
 
-    def _answer_challenge(self, response, *, origin: tuple, refused: AuthBase | None = None, **kw):
+    def _answer_challenge(
+        self, response, *, origin: tuple, refused: AuthBase | None = None, **kwargs
+    ):
         """A 401 from `origin`: answered with the scheme it asks for. `refused`: the remembered
         auth this request carried, now forgotten; the same scheme is not tried again."""
         if response.status_code != 401 or not (self.username and self.password):
@@ -113,7 +115,7 @@ class RememberedAuth(AuthBase):
         auth = self._auth_for(response)
         if auth is None or (refused is not None and type(auth) is type(refused)):
             return response
-        retried = _resend(response, auth, **kw)
+        retried = _resend(response, auth, **kwargs)
         if retried.status_code != 401:
             self.schemes.remember(self._key(response.request.url), auth)
         return retried

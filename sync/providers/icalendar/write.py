@@ -14,6 +14,7 @@ render_participation).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -300,6 +301,14 @@ def _stamp(event, now: datetime, *, bump_sequence: bool) -> None:
         _replace(event, "SEQUENCE", sequence + 1)
 
 
+# The years a series' VTIMEZONE covers past its latest date (and at least icalendar's default
+# end, 2038): a series may repeat for ever, and a VTIMEZONE cannot.
+SERIES_ZONE_YEARS = 10
+# The COMMENT icalendar writes into a VTIMEZONE it builds, naming the dates it covers: how a
+# zone we wrote when the event was created is told from one the provider wrote.
+_BUILT_RANGE = re.compile(r"This timezone only works from (\d{4}-\d\d-\d\d) to (\d{4}-\d\d-\d\d)\.")
+
+
 @lru_cache(maxsize=256)
 def _vtimezone(tzid: str, first: date, last: date) -> icalendar.Timezone | None:
     """The VTIMEZONE of `tzid` covering [first, last) as icalendar builds it (None: a zone it
@@ -308,38 +317,77 @@ def _vtimezone(tzid: str, first: date, last: date) -> icalendar.Timezone | None:
     is safe because a rendered calendar is serialized at once and never changed after."""
     try:
         return icalendar.Timezone.from_tzid(tzid, first_date=first, last_date=last)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
+def _january(year: int) -> date:
+    return date(min(max(year, 1), 9999), 1, 1)
+
+
+def _years(event) -> list[int]:
+    """The years an event's own date-times name (a property given twice counts twice)."""
+    values = []
+    for name in ("DTSTART", "DTEND", "RECURRENCE-ID"):
+        found = event.get(name)
+        values += [
+            getattr(prop, "dt", None) for prop in (found if isinstance(found, list) else [found])
+        ]
+    start, duration = (
+        getattr(event.get("DTSTART"), "dt", None),
+        getattr(event.get("DURATION"), "dt", None),
+    )
+    if isinstance(start, date) and isinstance(duration, timedelta):
+        try:
+            values.append(start + duration)
+        except OverflowError:
+            values.append(date.max)
+    return [value.year for value in values if isinstance(value, date)]
+
+
 def _timezone_span(calendar: icalendar.Calendar) -> tuple[date, date]:
-    """The years the calendar's VTIMEZONEs must cover (RFC 5545 asks for the observances of
-    the time span its date-times use): from the January before its earliest start to two
-    Januaries after its latest end; a series, which may repeat for ever, up to icalendar's
-    default end. icalendar's default start (1970) made every VTIMEZONE 2.6 KB of past
-    transitions, which we and the server parse on every write and every read of the event."""
+    """The dates the calendar's VTIMEZONEs must cover (RFC 5545 asks for the observances of
+    the time span its date-times use): from the January before its earliest date to two
+    Januaries after its latest; a series SERIES_ZONE_YEARS past its latest date. icalendar's
+    default span (1970-2038) made every VTIMEZONE 2.6 KB of past transitions, which we and the
+    server parse on every write and every read of the event."""
     years: list[int] = []
     repeats = False
     for event in calendar.walk("VEVENT"):
-        for name in ("DTSTART", "DTEND", "RECURRENCE-ID"):
-            prop = event.get(name)
-            if prop is not None and isinstance(prop.dt, date):
-                years.append(prop.dt.year)
+        years += _years(event)
         repeats = repeats or event.get("RRULE") is not None or event.get("RDATE") is not None
     if not years:
         return icalendar.Timezone.DEFAULT_FIRST_DATE, icalendar.Timezone.DEFAULT_LAST_DATE
-    first = date(max(min(years) - 1, 1), 1, 1)
-    last = icalendar.Timezone.DEFAULT_LAST_DATE if repeats else date(max(years) + 2, 1, 1)
-    return first, max(last, date(first.year + 3, 1, 1))
+    first = _january(min(years) - 1)
+    last = _january(max(years) + 2)
+    if repeats:
+        last = max(icalendar.Timezone.DEFAULT_LAST_DATE, _january(max(years) + SERIES_ZONE_YEARS))
+    return first, max(last, _january(first.year + 3))
+
+
+def _built_range(timezone) -> tuple[date, date] | None:
+    """The span a VTIMEZONE icalendar built says it covers (None: not one icalendar built)."""
+    comments = timezone.get("COMMENT")
+    for comment in comments if isinstance(comments, list) else [comments]:
+        found = _BUILT_RANGE.fullmatch(str(comment or ""))
+        if found:
+            return date.fromisoformat(found[1]), date.fromisoformat(found[2])
+    return None
 
 
 def _add_missing_timezones(calendar: icalendar.Calendar) -> None:
     """calendar.add_missing_timezones() over the calendar's own span (_timezone_span), each
-    zone's VTIMEZONE built once per process and span."""
-    missing = calendar.get_missing_tzids()
-    if not missing:
-        return
+    zone's VTIMEZONE built once per process and span (icalendar's own builds it every time).
+
+    A zone icalendar built that no longer covers the span (we wrote it when the event was
+    created; an edit moved the event or made it a series) is built again; a zone the provider
+    wrote is kept as it is."""
     first, last = _timezone_span(calendar)
+    for timezone in [c for c in calendar.subcomponents if c.name == "VTIMEZONE"]:
+        covered = _built_range(timezone)
+        if covered is not None and not (covered[0] <= first and last <= covered[1]):
+            calendar.subcomponents.remove(timezone)
+    missing = calendar.get_missing_tzids()
     position = len(calendar.timezones)
     for tzid in sorted(missing):
         timezone = _vtimezone(tzid, first, last)
