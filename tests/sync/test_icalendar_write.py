@@ -258,10 +258,26 @@ def test_merge_desired_keeps_a_vtimezone_the_provider_wrote():
     created = merge_desired(uid="u1", desired=desired(START)).payload
     theirs = re.sub(r"BEGIN:VTIMEZONE.*?END:VTIMEZONE\r\n", provider_zone, created, flags=re.S)
 
-    updated = merge_desired(uid="u1", desired=desired(START, summary="Moved"), current=theirs)
+    # Made a series, so that a zone we had built would be rebuilt (see the test above).
+    series = desired(START, recurrence={"frequency": "weekly"})
+    updated = merge_desired(uid="u1", desired=series, current=theirs)
 
     assert "X-LIC-LOCATION:Europe/Berlin" in updated.payload
     assert updated.payload.count("BEGIN:VTIMEZONE") == 1
+
+
+def test_merge_desired_keeps_an_outgrown_built_zone_it_cannot_build_again():
+    """A zone icalendar built under a name tzdata does not know: rebuilding it would take
+    icalendar's cached, partial definition; it is kept as the provider sent it."""
+    created = merge_desired(uid="u1", desired=desired(START)).payload
+    custom = created.replace("Europe/Berlin", "Custom/Zone")
+
+    updated = merge_desired(
+        uid="u1", desired={**desired(START), "recurrence": {"frequency": "weekly"}}, current=custom
+    )
+
+    zones = {str(z["TZID"]): z for z in icalendar.Calendar.from_ical(updated.payload).timezones}
+    assert "only works from 2025-01-01 to 2028-01-01" in str(zones["Custom/Zone"]["COMMENT"])
 
 
 def test_merge_desired_renders_an_event_at_the_end_of_the_calendar():

@@ -304,6 +304,9 @@ def _stamp(event, now: datetime, *, bump_sequence: bool) -> None:
 # The years a series' VTIMEZONE covers past its latest date (and at least icalendar's default
 # end, 2038): a series may repeat for ever, and a VTIMEZONE cannot.
 SERIES_ZONE_YEARS = 10
+# The longest span a VTIMEZONE is built for: a provider's DTEND in 9999 would otherwise make
+# a 266 KB zone that takes 0.3 s to build.
+MAX_ZONE_YEARS = 60
 # The COMMENT icalendar writes into a VTIMEZONE it builds, naming the dates it covers: how a
 # zone we wrote when the event was created is told from one the provider wrote.
 _BUILT_RANGE = re.compile(r"This timezone only works from (\d{4}-\d\d-\d\d) to (\d{4}-\d\d-\d\d)\.")
@@ -311,13 +314,16 @@ _BUILT_RANGE = re.compile(r"This timezone only works from (\d{4}-\d\d-\d\d) to (
 
 @lru_cache(maxsize=256)
 def _vtimezone(tzid: str, first: date, last: date) -> icalendar.Timezone | None:
-    """The VTIMEZONE of `tzid` covering [first, last) as icalendar builds it (None: a zone it
-    does not know). Building one walks the zone's transitions (about 2 ms, once per write
-    before this was cached). The component is shared by every calendar that includes it, which
-    is safe because a rendered calendar is serialized at once and never changed after."""
+    """The VTIMEZONE of the IANA zone `tzid` covering [first, last), built from tzdata (None:
+    not an IANA zone). Not `Timezone.from_tzid`, which prefers a definition icalendar cached
+    from any calendar the process parsed, however partial. Building one walks the zone's
+    transitions (about 2 ms, once per write before this was cached). The component is shared
+    by every calendar that includes it, which is safe because a rendered calendar is
+    serialized at once and never changed after."""
     try:
-        return icalendar.Timezone.from_tzid(tzid, first_date=first, last_date=last)
-    except (ValueError, OverflowError):
+        zone = ZoneInfo(tzid)
+        return icalendar.Timezone.from_tzinfo(zone, tzid=tzid, first_date=first, last_date=last)
+    except (ZoneInfoNotFoundError, ValueError, OverflowError):
         return None
 
 
@@ -362,7 +368,8 @@ def _timezone_span(calendar: icalendar.Calendar) -> tuple[date, date]:
     last = _january(max(years) + 2)
     if repeats:
         last = max(icalendar.Timezone.DEFAULT_LAST_DATE, _january(max(years) + SERIES_ZONE_YEARS))
-    return first, max(last, _january(first.year + 3))
+    last = min(max(last, _january(first.year + 3)), _january(first.year + MAX_ZONE_YEARS))
+    return first, last
 
 
 def _built_range(timezone) -> tuple[date, date] | None:
@@ -385,7 +392,9 @@ def _add_missing_timezones(calendar: icalendar.Calendar) -> None:
     first, last = _timezone_span(calendar)
     for timezone in [c for c in calendar.subcomponents if c.name == "VTIMEZONE"]:
         covered = _built_range(timezone)
-        if covered is not None and not (covered[0] <= first and last <= covered[1]):
+        outgrown = covered is not None and not (covered[0] <= first and last <= covered[1])
+        # Only where a replacement can be built: a zone that is not an IANA one stays.
+        if outgrown and _vtimezone(str(timezone.get("TZID", "")), first, last) is not None:
             calendar.subcomponents.remove(timezone)
     missing = calendar.get_missing_tzids()
     position = len(calendar.timezones)
