@@ -109,21 +109,11 @@ class Target:
     token: str
 
 
-def connect_end_user(radicale, application, sync_services, make_account, make_access_token):
-    user = radicale.make_user()
-    calendar_url = radicale.make_calendar(user, name="Bookings")
-    account = make_account()
-    profile = sync_services.connect_profile(
-        account=account,
-        provider_key="caldav",
-        credentials_dict={
-            "url": radicale.base_url + "/",
-            "username": user,
-            "password": radicale.password(user),
-        },
+def connect_end_user(radicale, application, connect, make_access_token) -> Target:
+    user, calendar_url, calendar = connect(radicale)
+    token = make_access_token(
+        account=calendar.profile.account, application=application, scope="read_write"
     )
-    calendar = profile.calendars.get(provider_calendar_id=calendar_url)
-    token = make_access_token(account=account, application=application, scope="read_write")
     return Target(user, calendar_url, calendar.pk, calendar.public_id, token)
 
 
@@ -217,9 +207,9 @@ def main() -> None:
     from django.test import Client
 
     from calendars.models import Event, ManagedEventWrite
-    from sync import services as sync_services
-    from tests.factories import make_access_token, make_account, make_application
+    from tests.factories import make_access_token, make_application
     from tests.radicale import start_radicale, write_config
+    from tests.sync.writes_helpers import connect
 
     work = Path(tempfile.mkdtemp(prefix="bench-write-"))
     write_config(work)
@@ -232,7 +222,7 @@ def main() -> None:
     try:
         application = make_application(name="Bench")
         targets = [
-            connect_end_user(radicale, application, sync_services, make_account, make_access_token)
+            connect_end_user(radicale, application, connect, make_access_token)
             for _ in range(args.accounts)
         ]
 
