@@ -72,12 +72,11 @@ class Account(models.Model):
         One statement (UPDATE ... RETURNING; PostgreSQL, and SQLite since 3.35): every event
         write of every path runs it, and a second query to read the new value back cost a
         round trip each time."""
-        table, column = connection.ops.quote_name(Account._meta.db_table), '"last_change_seq"'
+        quote = connection.ops.quote_name  # identifiers quoted; the values are parameters
+        t, c, pk = quote(Account._meta.db_table), quote("last_change_seq"), quote("id")
+        sql = f"UPDATE {t} SET {c} = {c} + %s WHERE {pk} = %s RETURNING {c}"  # noqa: S608
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET {column} = {column} + %s WHERE id = %s RETURNING {column}",  # noqa: S608 (quoted identifiers)
-                [count, self.pk],
-            )
+            cursor.execute(sql, [count, self.pk])
             (last,) = cursor.fetchone()
         self.last_change_seq = last
         return range(last - count + 1, last + 1)

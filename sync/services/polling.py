@@ -267,7 +267,7 @@ def poll_calendars(*, calendar_ids: Sequence[int], claim: str) -> list[engine.Sy
 def _take_claim(calendar_ids: Sequence[int], claim: str) -> str:
     """Swap the tick's claim for this run's own token, in one conditional UPDATE: a copy of the
     task (queued twice, or redelivered by the broker) then finds nothing, and does not even
-    ask the provider. The claim now lasts only as long as a task may run (the worker stops it
+    ask the provider. The claim then lasts only as long as a task may run (the worker stops it
     at Q_TIMEOUT), not CLAIM_SECONDS, which also covers the wait in the queue: a run that
     dies gives its calendars back within about 2.5 minutes, inside the 5-minute promise (the
     one it was syncing when its worker was killed outright waits for the sync's own lease)."""

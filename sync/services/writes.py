@@ -255,7 +255,7 @@ def _enter(write: ManagedEventWrite, token: str) -> _Outcome | None:
     with transaction.atomic():
         lock_for_event_changes(account_id=write.account_id, event_ids=[write.event_id])
         siblings = _live_siblings(write, now)
-        if any(s.locked_until > now and s.lock_token for s in siblings if s.locked_until):
+        if any(s.lock_token and s.locked_until and s.locked_until > now for s in siblings):
             return _defer(write, token, seconds=5)
         newer = [s for s in siblings if s.pk > write.pk]
         newest = next((s for s in reversed(newer) if s.status == Status.PENDING), None)
