@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.http import Http404
 from django.utils import timezone
 
@@ -271,8 +272,14 @@ class Page:
 
 
 def _after(qs, start: datetime, pk: int):
-    """Keyset: rows after (start, id); the redundant start__gte lets the index seek to it."""
-    return qs.filter(start__gte=start).filter(Q(start__gt=start) | Q(id__gt=pk))
+    """Keyset: rows after (start, id), written as one row comparison so that PostgreSQL seeks
+    the (account, start, id) index to the cursor and reads it in order. Spelled as
+    `start > x OR id > y`, its rows were misestimated (88 for 4,449 in a 3-month window) and
+    the planner chose a bitmap scan of the whole rest of the window and a sort: 8.7 ms instead
+    of 0.7 ms (bench/read_events.py, api_quarter_next). SQLite gets the OR form (Django's
+    fallback), seeking by the redundant start__gte."""
+    after = TupleGreaterThan(Tuple(F("start"), F("id")), (start, pk))
+    return qs.filter(start__gte=start).filter(after)
 
 
 def _parts(qs, query: EventQuery) -> list:

@@ -2,9 +2,12 @@
 bounded on start from both sides and the events longer than a day are read apart
 (EventQuerySet.split_by_reach; docs/api.md, Reading events)."""
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from calendars.models import LONG_EVENT_SPAN, Event
 from calendars.reads import PAGE_SIZE
@@ -152,3 +155,40 @@ def test_availability_a_long_event_from_before_the_period_keeps_it_busy(client, 
     assert [(p["start"], p["end"]) for p in response.json()["available_periods"]] == [
         ("2026-11-23T10:00:00Z", "2026-11-23T12:00:00Z")
     ]
+
+
+def _plan_nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from _plan_nodes(child)
+
+
+@pytest.mark.postgres
+def test_a_later_page_seeks_the_index_to_its_cursor_and_reads_in_order(client, ctx):
+    """The keyset (start, id) > cursor is an index condition, so the page is read in index
+    order from the cursor and stops after a page: no scan of the rest of the window, no sort
+    (spelled as an OR, the planner scanned the rest of a 3-month window and sorted it)."""
+    apply_provider_events(
+        calendar=ctx.calendar,
+        upserts=[make_event_data(start=FROM + timedelta(minutes=i)) for i in range(PAGE_SIZE + 30)],
+    )
+    first = api_get(client, "/v1/events", ctx.token, WINDOW).json()
+    next_path = first["pages"]["next_page"].removeprefix("http://testserver")
+    with CaptureQueriesContext(connection) as captured:
+        assert api_get(client, next_path, ctx.token).status_code == 200
+    page_sql = [
+        q["sql"]
+        for q in captured
+        if 'FROM "calendars_event"' in q["sql"] and "COUNT" not in q["sql"]
+    ]
+    assert page_sql
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a test-sized table: look at indexes
+        for sql in page_sql:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+            plan = cursor.fetchone()[0]
+            plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
+            nodes = list(_plan_nodes(plan))
+            assert not [n for n in nodes if n["Node Type"] == "Sort"], plan
+            conditions = " ".join(n.get("Index Cond", "") for n in nodes)
+            assert "ROW(start, id) >" in conditions, plan
