@@ -287,3 +287,23 @@ def test_credentials_appear_in_no_log_line_even_at_debug(stub, caplog):
     assert caplog.records  # the library and urllib3 did log the requests
     for secret in ("alice-pw", "wrong-pw", encoded):
         assert secret not in caplog.text
+
+
+def test_remembered_digest_credentials_do_not_answer_a_redirect_targets_challenge(settings):
+    """Remembered Digest carries the library's own 401 hook, which niquests copies onto every
+    redirect hop: it must answer only the origin that asked, not a host a redirect leads to."""
+    home, elsewhere = DavStub(scheme="digest"), DavStub(scheme="digest")
+    settings.CONNECT_ALLOWED_ORIGINS = [home.origin, elsewhere.origin]
+    home.members = {"/home/a/": {"ctag": "a1"}}
+    elsewhere.members = {"/elsewhere/a/": {"ctag": "a1"}}
+    try:
+        assert caldav_at(home).fetch_changes(home.url("/home/a/"), cursor(ctag="a1")).unchanged
+        home.redirect_to = elsewhere.url("/elsewhere/a/")
+        with pytest.raises(AuthExpired):
+            caldav_at(home).fetch_changes(home.url("/home/a/"), cursor(ctag="a1"))
+    finally:
+        home.close()
+        elsewhere.close()
+    assert home.counts.authorizations[-1] == "Digest"
+    assert elsewhere.counts.challenges >= 1
+    assert set(elsewhere.counts.authorizations) == {""}

@@ -10,7 +10,10 @@ library guesses) answers it, and once that succeeds the origin and login are rem
 `AuthSchemes`. Later requests to that origin, from any adapter of the process, carry the
 credentials at once: Basic goes preemptively only to an origin that asked for Basic, never to
 another host the calendars live on; Digest keeps the library's auth object, whose nonce is
-per thread, so each thread pays one challenge. A remembered scheme that is refused is
+per thread, so each thread pays one challenge. Every 401 hook, the library's Digest one
+included, answers only the origin its request was sent to: niquests copies a request's hooks
+onto each redirect hop, and a host a redirect leads to gets no credentials unless it is asked
+directly. A remembered scheme that is refused is
 forgotten; if the 401 asks for another scheme (a server moved from Basic to Digest), that is
 answered at once, while the same scheme refused again means the password is wrong.
 
@@ -88,7 +91,13 @@ class RememberedAuth(AuthBase):
                 "response", lambda r, **kwargs: self._answer_challenge(r, origin=key, **kwargs)
             )
             return request
-        request = known(request)  # Digest registers its own 401 hook (a stale nonce)
+        # Digest registers its own 401 hook (a stale nonce), which niquests would copy onto a
+        # redirect hop like ours: it answers only the origin that asked, as ours does.
+        request = known(request)
+        request.hooks["response"] = [
+            _only_from(origin=key, key_of=self._key, hook=hook)
+            for hook in request.hooks["response"]
+        ]
         request.register_hook(
             "response",
             lambda r, **kwargs: self._answer_challenge(r, origin=key, refused=known, **kwargs),
@@ -131,6 +140,17 @@ class RememberedAuth(AuthBase):
             # A 401 naming no scheme (Yahoo): Basic, but never over plain HTTP.
             return HTTPBasicAuth(self.username, self.password)
         return None
+
+
+def _only_from(*, origin: tuple, key_of, hook):
+    """`hook`, run only on a response from `origin` (a redirect's target is passed over)."""
+
+    def guarded(response, **kwargs):
+        if key_of(response.request.url) != origin:
+            return response
+        return hook(response, **kwargs)
+
+    return guarded
 
 
 def _resend(response, auth: AuthBase, **kwargs):
