@@ -246,6 +246,29 @@ def test_merge_desired_rebuilds_the_vtimezone_it_wrote_when_the_event_outgrows_i
         assert _summer_offset(updated.payload, 2037) == BERLIN_SUMMER
 
 
+def test_merge_desired_drops_the_vtimezone_it_wrote_when_the_event_leaves_its_zone():
+    created = merge_desired(uid="u1", desired=desired(START)).payload
+
+    updated = merge_desired(
+        uid="u1", desired={**desired(START), "tzid": "America/New_York"}, current=created
+    )
+
+    zones = [str(z["TZID"]) for z in icalendar.Calendar.from_ical(updated.payload).timezones]
+    assert zones == ["America/New_York"]
+
+
+def test_merge_desired_keeps_an_unused_vtimezone_the_provider_wrote():
+    created = merge_desired(uid="u1", desired=desired(START)).payload
+    theirs = created.replace("COMMENT:This timezone only works", "X-NOTE:Ours, once")
+
+    updated = merge_desired(
+        uid="u1", desired={**desired(START), "tzid": "America/New_York"}, current=theirs
+    )
+
+    zones = {str(z["TZID"]) for z in icalendar.Calendar.from_ical(updated.payload).timezones}
+    assert zones == {"Europe/Berlin", "America/New_York"}
+
+
 def test_merge_desired_keeps_a_vtimezone_the_provider_wrote():
     provider_zone = (
         "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nX-LIC-LOCATION:Europe/Berlin\r\n"
@@ -268,9 +291,17 @@ def test_merge_desired_keeps_a_vtimezone_the_provider_wrote():
 
 def test_merge_desired_keeps_an_outgrown_built_zone_it_cannot_build_again():
     """A zone icalendar built under a name tzdata does not know: rebuilding it would take
-    icalendar's cached, partial definition; it is kept as the provider sent it."""
+    icalendar's cached, partial definition; it is kept as the provider sent it, for the moved
+    instance that still uses it."""
     created = merge_desired(uid="u1", desired=desired(START)).payload
-    custom = created.replace("Europe/Berlin", "Custom/Zone")
+    moved_instance = (
+        "BEGIN:VEVENT\r\nUID:u1\r\nRECURRENCE-ID;TZID=Custom/Zone:20260309T100000\r\n"
+        "DTSTART;TZID=Custom/Zone:20260309T120000\r\nDTEND;TZID=Custom/Zone:20260309T130000\r\n"
+        "DTSTAMP:20260101T000000Z\r\nSUMMARY:Moved\r\nEND:VEVENT\r\n"
+    )
+    custom = created.replace("Europe/Berlin", "Custom/Zone").replace(
+        "END:VCALENDAR", moved_instance + "END:VCALENDAR"
+    )
 
     updated = merge_desired(
         uid="u1", desired={**desired(START), "recurrence": {"frequency": "weekly"}}, current=custom

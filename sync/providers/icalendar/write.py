@@ -386,15 +386,20 @@ def _add_missing_timezones(calendar: icalendar.Calendar) -> None:
     """calendar.add_missing_timezones() over the calendar's own span (_timezone_span), each
     zone's VTIMEZONE built once per process and span (icalendar's own builds it every time).
 
-    A zone icalendar built that no longer covers the span (we wrote it when the event was
-    created; an edit moved the event or made it a series) is built again; a zone the provider
-    wrote is kept as it is."""
+    A zone icalendar built (we wrote it when the event was created) that no longer covers the
+    span (an edit moved the event or made it a series) is built again, and one that nothing
+    uses any more (an edit changed the zone) goes; a zone the provider wrote is kept as it
+    is."""
     first, last = _timezone_span(calendar)
+    used = calendar.get_used_tzids()
     for timezone in [c for c in calendar.subcomponents if c.name == "VTIMEZONE"]:
         covered = _built_range(timezone)
-        outgrown = covered is not None and not (covered[0] <= first and last <= covered[1])
+        if covered is None:
+            continue
+        tzid = str(timezone.get("TZID", ""))
+        outgrown = not (covered[0] <= first and last <= covered[1])
         # Only where a replacement can be built: a zone that is not an IANA one stays.
-        if outgrown and _vtimezone(str(timezone.get("TZID", "")), first, last) is not None:
+        if tzid not in used or (outgrown and _vtimezone(tzid, first, last) is not None):
             calendar.subcomponents.remove(timezone)
     missing = calendar.get_missing_tzids()
     position = len(calendar.timezones)
