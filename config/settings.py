@@ -225,6 +225,13 @@ Q_CLUSTER = {
     # at one poll task per account, 500 would leave a new set every minute or two.
     "recycle": env_int("Q_RECYCLE", 20000),
 }
+# Leases and claims are sized from the timeout (sync/services/governor.py, lease_seconds), and
+# a broker that re-delivers a task before it may have timed out runs it twice: refuse both.
+if not 0 < Q_CLUSTER["timeout"] < Q_CLUSTER["retry"]:
+    raise ImproperlyConfigured(
+        "Q_TIMEOUT must be a positive number of seconds, less than Q_RETRY "
+        f"(got {Q_CLUSTER['timeout']} and {Q_CLUSTER['retry']})."
+    )
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:

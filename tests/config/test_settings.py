@@ -40,6 +40,14 @@ def test_settings_missing_production_value_names_it(missing):
     assert missing in result.stderr
 
 
+@pytest.mark.parametrize(("timeout", "retry"), [("-1", "180"), ("0", "180"), ("300", "180")])
+def test_settings_refuse_a_task_timeout_that_leases_cannot_be_sized_from(timeout, retry):
+    result = load_settings({"Q_TIMEOUT": timeout, "Q_RETRY": retry})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "Q_TIMEOUT must be a positive number of seconds, less than Q_RETRY" in result.stderr
+
+
 def test_settings_development_defaults_need_nothing():
     assert load_settings({"DEBUG": "true"}).returncode == 0
 
