@@ -12,8 +12,8 @@ credentials at once: Basic goes preemptively only to an origin that asked for Ba
 another host the calendars live on; Digest keeps the library's auth object, whose nonce is
 per thread, so each thread pays one challenge. Every 401 hook, the library's Digest one
 included, answers only the origin its request was sent to: niquests copies a request's hooks
-onto each redirect hop, and a host a redirect leads to gets no credentials unless it is asked
-directly. A remembered scheme that is refused is
+onto each redirect hop, and another origin (scheme, host or port) a redirect leads to gets
+no credentials unless it is asked directly. A remembered scheme that is refused is
 forgotten; if the 401 asks for another scheme (a server moved from Basic to Digest), that is
 answered at once, while the same scheme refused again means the password is wrong.
 

@@ -391,6 +391,7 @@ def _add_missing_timezones(calendar: icalendar.Calendar) -> None:
     uses any more (an edit changed the zone) goes; a zone the provider wrote is kept as it
     is."""
     first, last = _timezone_span(calendar)
+    # TZID parameters of every property (X-WR-TIMEZONE, a name clients look up, needs none).
     used = calendar.get_used_tzids()
     for timezone in [c for c in calendar.subcomponents if c.name == "VTIMEZONE"]:
         covered = _built_range(timezone)
